@@ -1,0 +1,17 @@
+import { init, tensor, matmul, add, relu, sum, mean, softmaxCrossEntropy, scope, gpu, shutdown } from '/work/main/src/node.ts';
+await init();
+const a = tensor([1,2,3,4,5,6], [2,3]); a.requiresGrad = true;
+const b = tensor([1,0,0,1,1,1], [3,2]); b.requiresGrad = true;
+const c = matmul(a, b);
+console.log('c', await c.toArray());
+const s = sum(relu(add(c, tensor([-5], [1]))));
+console.log('s', await s.item());
+s.backward();
+console.log('da', await a.grad!.toArray(), 'db', await b.grad!.toArray());
+const logits = tensor([1,2,3, 1,1,1], [2,3]); logits.requiresGrad = true;
+const l = softmaxCrossEntropy(logits, tensor([2, 0], [2], 'u32'));
+console.log('loss', await l.item());
+l.backward();
+console.log('dlogits', await logits.grad!.toArray());
+console.log(gpu().stats());
+shutdown();

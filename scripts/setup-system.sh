@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what the engine needs from the system on Debian/Ubuntu: a Vulkan loader and Mesa's
+# lavapipe (software Vulkan), so Dawn finds an adapter without a GPU; with --browser also Chromium
+# for the browser tests. Idempotent: does nothing when an adapter is already found.
+set -euo pipefail
+
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    *) echo "setup-system.sh: unknown flag '$arg' (valid: --browser)" >&2; exit 2 ;;
+  esac
+done
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "setup-system.sh: needs root (or sudo) to install system packages" >&2; exit 1
+  fi
+fi
+
+have_adapter() {
+  [ -d "$here/../node_modules/webgpu" ] || return 1
+  node "$here/probe-adapter.mjs" >/dev/null 2>&1
+}
+
+apt_updated=0
+apt_update() {
+  if [ "$apt_updated" -eq 0 ]; then $sudo apt-get update -qq; apt_updated=1; fi
+}
+
+needs_vulkan=1
+if have_adapter; then
+  needs_vulkan=0
+elif dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 && dpkg -s libvulkan1 >/dev/null 2>&1; then
+  # Installed: only Mesa 22 (Debian 12's own) is too old for Dawn.
+  mesa_version="$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)"
+  if dpkg --compare-versions "$mesa_version" ge 24; then needs_vulkan=0; fi
+fi
+
+if [ "$needs_vulkan" -eq 1 ]; then
+  . /etc/os-release
+  if [ "${ID:-}" = "debian" ] && [ "${VERSION_CODENAME:-}" = "bookworm" ]; then
+    # Debian 12's Mesa 22 lacks shaderUniform*ArrayDynamicIndexing, which Dawn requires.
+    if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      $sudo tee /etc/apt/sources.list.d/backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    fi
+    apt_update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libvulkan1
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers
+  else
+    apt_update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libvulkan1 mesa-vulkan-drivers
+  fi
+fi
+
+if [ "$want_browser" -eq 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+fi
+echo "setup-system.sh: system packages ready"

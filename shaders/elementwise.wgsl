@@ -1,0 +1,108 @@
+// Elementwise kernels (see src/ops/elementwise.ts). One invocation per output element; the grid is
+// folded into two dimensions for large tensors, so the linear index is gid.x + gid.y * nwg.x * WG.
+// The op is an override constant, so each pipeline compiles to a single expression.
+
+struct Dims {
+  n: u32, alpha: f32,
+  out0: u32, out1: u32, out2: u32, out3: u32, out4: u32, out5: u32,
+  a0: u32, a1: u32, a2: u32, a3: u32, a4: u32, a5: u32,
+  b0: u32, b1: u32, b2: u32, b3: u32, b4: u32, b5: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+override WG: u32 = 256u;
+// Binary: 0 add, 1 sub, 2 mul, 3 div, 4 equal (1 or 0), 5 maximum, 6 a where b > 0 else 0 (relu backward),
+//         7 a (with b = a: broadcast a copy).
+// Unary:  0 relu, 1 exp, 2 log, 3 neg, 4 scale by alpha, 5 add alpha, 6 sqrt, 7 square, 8 reciprocal.
+override OP: u32 = 0u;
+
+fn binary_op(x: f32, z: f32) -> f32 {
+  switch OP {
+    case 0u: { return x + z; }
+    case 1u: { return x - z; }
+    case 2u: { return x * z; }
+    case 3u: { return x / z; }
+    case 4u: { return select(0.0, 1.0, x == z); }
+    case 5u: { return max(x, z); }
+    case 6u: { return select(0.0, x, z > 0.0); }
+    case 7u: { return x; }
+    default: { return 0.0; }
+  }
+}
+
+fn unary_op(x: f32) -> f32 {
+  switch OP {
+    case 0u: { return max(x, 0.0); }
+    case 1u: { return exp(x); }
+    case 2u: { return log(x); }
+    case 3u: { return -x; }
+    case 4u: { return x * dims.alpha; }
+    case 5u: { return x + dims.alpha; }
+    case 6u: { return sqrt(x); }
+    case 7u: { return x * x; }
+    case 8u: { return 1.0 / x; }
+    default: { return 0.0; }
+  }
+}
+
+fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
+  return gid.x + gid.y * nwg.x * WG;
+}
+
+// y = a op b, same shape: one invocation per element.
+@compute @workgroup_size(WG)
+fn binary_same(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y[i] = binary_op(a[i], b[i]);
+}
+
+// y = a op b with broadcasting: the output index is split into up to 6 coordinates and each input is
+// read through its strides (0 along a stretched dimension).
+@compute @workgroup_size(WG)
+fn binary_broadcast(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  let shape = array<u32, 6>(dims.out0, dims.out1, dims.out2, dims.out3, dims.out4, dims.out5);
+  let sa = array<u32, 6>(dims.a0, dims.a1, dims.a2, dims.a3, dims.a4, dims.a5);
+  let sb = array<u32, 6>(dims.b0, dims.b1, dims.b2, dims.b3, dims.b4, dims.b5);
+  var rest = i;
+  var ia = 0u;
+  var ib = 0u;
+  for (var d = 5i; d >= 0; d--) {
+    let size = shape[d];
+    let coord = rest % size;
+    rest = rest / size;
+    ia += coord * sa[d];
+    ib += coord * sb[d];
+  }
+  y[i] = binary_op(a[ia], b[ib]);
+}
+
+// y = f(a): one invocation per element.
+@compute @workgroup_size(WG)
+fn unary(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y[i] = unary_op(a[i]);
+}
+
+// y += a, in place (gradient accumulation).
+@compute @workgroup_size(WG)
+fn accumulate(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y[i] = y[i] + a[i];
+}
+
+// y = alpha everywhere.
+@compute @workgroup_size(WG)
+fn fill(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y[i] = dims.alpha;
+}

@@ -1,0 +1,86 @@
+/**
+ * Reverse-mode differentiation from a scalar: an iterative topological sort (a ResNet-110 graph is
+ * too deep for recursion), gradient accumulation with shape checks, and saved tensors freed as soon
+ * as their node has run.
+ */
+import { adopt, Tensor } from '../tensor/tensor.js';
+import { formatShape, sameShape } from '../tensor/shape.js';
+import { add, accumulate_, clone, fill } from '../ops/elementwise.js';
+import type { GradNode } from './node.js';
+import { noGrad } from './mode.js';
+
+export function backward(loss: Tensor, seed?: Tensor): void {
+  if (!loss.requiresGrad) throw new Error(`backward(): ${loss.describe()} does not require grad (no parameter took part in it)`);
+  if (!seed && loss.size !== 1) throw new Error(`backward() without a seed needs a scalar, got ${loss.describe()}`);
+  const order = topologicalOrder(loss);
+  noGrad(() => {
+    const grads = new Map<Tensor, Tensor>();
+    grads.set(loss, seed ?? fill(loss.shape, 1));
+    for (let i = order.length - 1; i >= 0; i--) {
+      const node = order[i];
+      const dy = grads.get(node.output);
+      const ctx = node.ctx;
+      if (!dy || !ctx) continue;
+      grads.delete(node.output);
+      const inputGrads = node.backwardFn(ctx, dy);
+      if (inputGrads.length !== node.inputs.length) {
+        throw new Error(`${node.name}.backward returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
+      }
+      // Each stored gradient must be a distinct tensor: leaf gradients are accumulated in place.
+      const stored = new Set<Tensor>();
+      const spent: Tensor[] = [];
+      node.inputs.forEach((input, k) => {
+        let g = inputGrads[k];
+        if (!g || !ctx.needsGrad[k]) return;
+        if (!sameShape(g.shape, input.shape)) {
+          throw new Error(`${node.name}.backward: gradient ${formatShape(g.shape)} for input ${k} of shape ${formatShape(input.shape)}`);
+        }
+        if (stored.has(g)) g = clone(g);
+        stored.add(g);
+        if (input.node) {
+          const previous = grads.get(input);
+          if (previous) {
+            grads.set(input, add(previous, g));
+            spent.push(previous, g);
+          } else {
+            grads.set(input, g);
+          }
+        } else if (input.grad) {
+          accumulate_(input.grad, g);
+          spent.push(g);
+        } else {
+          input.grad = input.kept ? adopt(g) : g;
+        }
+      });
+      if (!stored.has(dy) && dy !== seed) spent.push(dy);
+      for (const t of new Set(spent)) t.dispose();
+      ctx.release();
+      node.ctx = null;
+    }
+  });
+}
+
+function topologicalOrder(root: Tensor): GradNode[] {
+  const order: GradNode[] = [];
+  const visited = new Set<GradNode>();
+  if (!root.node) return order;
+  // Each stack entry is a node and the index of the next input to visit.
+  const stack: [GradNode, number][] = [[root.node, 0]];
+  visited.add(root.node);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [node, next] = top;
+    if (next < node.inputs.length) {
+      top[1]++;
+      const child = node.inputs[next].node;
+      if (child && child.ctx && !visited.has(child)) {
+        visited.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(node);
+    }
+  }
+  return order;
+}

@@ -1,0 +1,309 @@
+/**
+ * The GPU runtime: one open command encoder and compute pass that every dispatch is recorded into,
+ * a per-flush uniform arena, the buffer pool and readbacks. Nothing outside src/gpu touches WebGPU.
+ */
+import type { Platform } from '../platform/platform.js';
+import { acquireDevice, GpuError, type AcquiredDevice } from './device.js';
+import { BufferPool, sizeClass, type PoolStats } from './pool.js';
+import { buildKernel, kernelKey, UNIFORM_SLOT_BYTES, type Kernel, type KernelSpec } from './pipelines.js';
+import { KERNEL_FAMILIES, parseShader, type KernelFamily, type ShaderInfo } from './shaders.js';
+
+/** Uniform slots per flush; a step with more dispatches flushes early. */
+const ARENA_SLOTS = 2048;
+/** Dispatches recorded before a submit, so the GPU starts while the CPU still encodes. */
+const DISPATCHES_PER_SUBMIT = 256;
+
+export interface GpuStats extends PoolStats {
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  pipelines: number;
+}
+
+export class GpuRuntime {
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  readonly adapterInfo: AcquiredDevice['adapterInfo'];
+  readonly limits: GPUSupportedLimits;
+  private readonly shaders = new Map<string, ShaderInfo>();
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly uniformBuffer: GPUBuffer;
+  private readonly arena = new ArrayBuffer(ARENA_SLOTS * UNIFORM_SLOT_BYTES);
+  private readonly arenaU32 = new Uint32Array(this.arena);
+  private readonly arenaI32 = new Int32Array(this.arena);
+  private readonly arenaF32 = new Float32Array(this.arena);
+  private slotsUsed = 0;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private recorded = 0;
+  private lastLabel = '(nothing yet)';
+  private readonly staging = new Map<number, GPUBuffer[]>();
+  private counters = { dispatches: 0, submits: 0, readbacks: 0 };
+
+  private constructor(private readonly acquired: AcquiredDevice, private readonly platform: Platform) {
+    this.device = acquired.device;
+    this.adapterInfo = acquired.adapterInfo;
+    this.limits = acquired.device.limits;
+    this.pool = new BufferPool(this.device, Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize));
+    this.uniformBuffer = this.device.createBuffer({
+      label: 'uniform-arena',
+      size: this.arena.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  static async create(platform: Platform): Promise<GpuRuntime> {
+    const runtime = new GpuRuntime(await acquireDevice(platform), platform);
+    await runtime.loadShaders();
+    return runtime;
+  }
+
+  /** Loads and compiles every family in the manifest; a missing file or a WGSL error fails here. */
+  private async loadShaders(): Promise<void> {
+    for (const family of KERNEL_FAMILIES) {
+      const source = await this.platform.loadShader(family);
+      const parsed = parseShader(family, source);
+      const module = this.device.createShaderModule({ label: `${family}.wgsl`, code: source });
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === 'error');
+      if (errors.length) {
+        throw new GpuError(
+          `${family}.wgsl does not compile:\n` + errors.map((e) => `  line ${e.lineNum}:${e.linePos} ${e.message}`).join('\n'),
+        );
+      }
+      this.shaders.set(family, { ...parsed, module });
+    }
+  }
+
+  shader(family: KernelFamily): ShaderInfo {
+    const s = this.shaders.get(family);
+    if (!s) throw new Error(`shader family '${family}' is not loaded`);
+    return s;
+  }
+
+  /** A cached pipeline for the descriptor; built on first use. */
+  kernel(spec: KernelSpec): Kernel {
+    const key = kernelKey(spec);
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = buildKernel(this.device, this.shader(spec.family), spec);
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  /**
+   * Records one dispatch. `buffers` maps binding names to buffers; `params` gives every field of the
+   * uniform struct by name. Each dispatch gets its own uniform slot: queue.writeBuffer runs before
+   * any command buffer submitted after it, so one shared uniform rewritten per dispatch would be
+   * read with the last values by every dispatch.
+   */
+  dispatch(
+    kernel: Kernel,
+    buffers: Readonly<Record<string, GPUBuffer>>,
+    params: Readonly<Record<string, number>> | null,
+    workgroups: readonly [number, number?, number?],
+  ): void {
+    if (this.slotsUsed === ARENA_SLOTS || this.recorded >= DISPATCHES_PER_SUBMIT) this.flush();
+    const entries: GPUBindGroupEntry[] = [];
+    let offset = 0;
+    for (const slot of kernel.slots) {
+      if (slot.kind === 'uniform') {
+        offset = this.writeUniforms(kernel, params);
+        entries.push({ binding: slot.binding, resource: { buffer: this.uniformBuffer, size: UNIFORM_SLOT_BYTES } });
+      } else {
+        const buffer = buffers[slot.name];
+        if (!buffer) throw new Error(`${kernel.label}: no buffer given for binding '${slot.name}'`);
+        entries.push({ binding: slot.binding, resource: { buffer } });
+      }
+    }
+    const [x, y = 1, z = 1] = workgroups;
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new Error(`${kernel.label}: grid [${x}, ${y}, ${z}] exceeds ${max} workgroups per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const bindGroup = this.device.createBindGroup({ label: kernel.label, layout: kernel.layout, entries });
+    const pass = this.openPass();
+    pass.setPipeline(kernel.pipeline);
+    if (kernel.uniform) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.recorded++;
+    this.counters.dispatches++;
+    this.lastLabel = kernel.label;
+  }
+
+  private writeUniforms(kernel: Kernel, params: Readonly<Record<string, number>> | null): number {
+    const fields = kernel.shader.uniformFields;
+    if (!params) throw new Error(`${kernel.label}: the kernel takes uniforms (${fields.map((f) => f.name).join(', ')})`);
+    const base = this.slotsUsed * (UNIFORM_SLOT_BYTES / 4);
+    let given = 0;
+    for (let i = 0; i < fields.length; i++) {
+      const { name, type } = fields[i];
+      const value = params[name];
+      // Fields an entry point does not use may be left out; they read as 0.
+      if (value === undefined) {
+        this.arenaU32[base + i] = 0;
+        continue;
+      }
+      given++;
+      if (type === 'f32') this.arenaF32[base + i] = value;
+      else if (type === 'i32') this.arenaI32[base + i] = value;
+      else {
+        if (value < 0 || !Number.isInteger(value)) throw new Error(`${kernel.label}: uniform '${name}' = ${value} is not a u32`);
+        this.arenaU32[base + i] = value;
+      }
+    }
+    if (given !== Object.keys(params).length) {
+      const unknown = Object.keys(params).filter((k) => !fields.some((f) => f.name === k));
+      throw new Error(`${kernel.label}: unknown uniforms ${unknown.join(', ')} (the struct has ${fields.map((f) => f.name).join(', ')})`);
+    }
+    return this.slotsUsed++ * UNIFORM_SLOT_BYTES;
+  }
+
+  private openPass(): GPUComputePassEncoder {
+    this.encoder ??= this.device.createCommandEncoder({ label: 'step' });
+    this.pass ??= this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private closePass(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder({ label: 'step' });
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    return this.encoder;
+  }
+
+  /** Writes the uniform arena and submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    const encoder = this.closePass();
+    if (this.slotsUsed > 0) {
+      this.device.queue.writeBuffer(this.uniformBuffer, 0, this.arena, 0, this.slotsUsed * UNIFORM_SLOT_BYTES);
+    }
+    this.device.queue.submit([encoder.finish()]);
+    this.encoder = null;
+    this.slotsUsed = 0;
+    this.recorded = 0;
+    this.counters.submits++;
+    this.acquired.checkErrors(this.lastLabel);
+  }
+
+  /**
+   * Copies host data into a buffer. Recorded work is submitted first: writeBuffer would otherwise
+   * run before dispatches already recorded that still read the buffer's previous (pooled) contents.
+   */
+  upload(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    this.flush();
+    this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copies `bytes` from a buffer back to the host (one submit and one map). */
+  async download(buffer: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
+    const [result] = await this.downloadMany([{ buffer, bytes, byteOffset }]);
+    return result;
+  }
+
+  /** Several readbacks with one submit. */
+  async downloadMany(items: readonly { buffer: GPUBuffer; bytes: number; byteOffset?: number }[]): Promise<ArrayBuffer[]> {
+    const encoder = this.closePass();
+    const stagings = items.map(({ buffer, bytes, byteOffset = 0 }) => {
+      const padded = Math.ceil(bytes / 4) * 4;
+      const staging = this.acquireStaging(padded);
+      if (padded > 0) encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, padded);
+      return staging;
+    });
+    this.lastLabel = 'readback';
+    this.flush();
+    this.counters.readbacks++;
+    const results = await Promise.all(
+      stagings.map(async (staging, i) => {
+        await staging.mapAsync(GPUMapMode.READ);
+        const copy = staging.getMappedRange(0, Math.ceil(items[i].bytes / 4) * 4).slice(0, items[i].bytes);
+        staging.unmap();
+        this.releaseStaging(staging);
+        return copy;
+      }),
+    );
+    this.acquired.checkErrors('readback');
+    return results;
+  }
+
+  private acquireStaging(bytes: number): GPUBuffer {
+    const size = sizeClass(Math.max(bytes, 4));
+    const buffer = this.staging.get(size)?.pop();
+    return buffer ?? this.device.createBuffer({ label: 'staging', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  private releaseStaging(buffer: GPUBuffer): void {
+    let list = this.staging.get(buffer.size);
+    if (!list) this.staging.set(buffer.size, (list = []));
+    list.push(buffer);
+  }
+
+  /** Copies between buffers in the recorded stream (ends the open compute pass). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.closePass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Zero-fills a buffer range in the recorded stream. */
+  clear(buffer: GPUBuffer, byteOffset = 0, bytes?: number): void {
+    this.closePass().clearBuffer(buffer, byteOffset, bytes);
+  }
+
+  /** Submits and waits until the GPU has finished everything so far (for timing). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.acquired.checkErrors(this.lastLabel);
+  }
+
+  stats(): GpuStats {
+    return { ...this.pool.stats(), ...this.counters, pipelines: this.kernels.size };
+  }
+
+  destroy(): void {
+    this.flush();
+    this.pool.trim();
+    this.device.destroy();
+    this.platform.release?.();
+  }
+}
+
+let current: GpuRuntime | null = null;
+
+/** Starts the engine on a platform (src/node.ts and src/browser.ts do this for you). */
+export async function initGpu(platform: Platform): Promise<GpuRuntime> {
+  if (!current) current = await GpuRuntime.create(platform);
+  return current;
+}
+
+export function gpu(): GpuRuntime {
+  if (!current) throw new Error('the GPU is not initialised: call init() first');
+  return current;
+}
+
+export function hasGpu(): boolean {
+  return current !== null;
+}
+
+export function shutdownGpu(): void {
+  current?.destroy();
+  current = null;
+}
+
+/**
+ * Workgroup grid for `count` invocations of `workgroupSize` each, folded into two dimensions when
+ * it exceeds the 65,535-per-dimension limit (WebGPU's maxComputeWorkgroupsPerDimension default).
+ * Shaders recover the linear index as `gid.x + gid.y * nwg.x * WORKGROUP_SIZE`.
+ */
+export function grid1d(count: number, workgroupSize: number): [number, number] {
+  const groups = Math.ceil(count / workgroupSize);
+  if (groups <= 65535) return [groups, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y];
+}

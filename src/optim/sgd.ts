@@ -1,0 +1,80 @@
+/**
+ * SGD with momentum, dampening, Nesterov and weight decay, as torch.optim.SGD; one fused kernel per
+ * parameter updates weight and momentum in place (shaders/optim.wgsl).
+ */
+import { gpu, grid1d } from '../gpu/encoder.js';
+import { Tensor } from '../tensor/tensor.js';
+import { WG } from '../ops/kernels.js';
+
+export interface SGDOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
+
+export class SGD {
+  lr: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  /** Momentum buffers, one per parameter (created on the first step, as PyTorch does). */
+  readonly velocity = new Map<Tensor, Tensor>();
+  stepCount = 0;
+
+  constructor(readonly params: readonly Tensor[], options: SGDOptions) {
+    if (!(options.lr >= 0)) throw new Error(`SGD: lr must be ≥ 0, got ${options.lr}`);
+    this.lr = options.lr;
+    this.momentum = options.momentum ?? 0;
+    this.dampening = options.dampening ?? 0;
+    this.weightDecay = options.weightDecay ?? 0;
+    this.nesterov = options.nesterov ?? false;
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+      throw new Error('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
+    }
+  }
+
+  /** Applies one update to every parameter that has a gradient. */
+  step(): void {
+    const g = gpu();
+    for (const p of this.params) {
+      if (!p.grad) continue;
+      const params = {
+        n: p.size,
+        lr: this.lr,
+        momentum: this.momentum,
+        dampening: this.dampening,
+        weight_decay: this.weightDecay,
+        nesterov: Number(this.nesterov),
+        first_step: 0,
+      };
+      if (this.momentum === 0) {
+        g.dispatch(g.kernel({ family: 'optim', entry: 'sgd', bindings: ['dims', 'param', 'grad'] }), { param: p.buffer, grad: p.grad.buffer }, params, grid1d(p.size, WG));
+        continue;
+      }
+      let v = this.velocity.get(p);
+      if (!v) {
+        v = Tensor.empty(p.shape).keep();
+        this.velocity.set(p, v);
+        params.first_step = 1;
+      }
+      g.dispatch(
+        g.kernel({ family: 'optim', entry: 'sgd_momentum', bindings: ['dims', 'param', 'grad', 'velocity'] }),
+        { param: p.buffer, grad: p.grad.buffer, velocity: v.buffer },
+        params,
+        grid1d(p.size, WG),
+      );
+    }
+    this.stepCount++;
+  }
+
+  /** Releases the gradients (the next backward creates fresh ones, from the pool). */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+}

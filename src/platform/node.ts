@@ -1,0 +1,30 @@
+/** Node host: Dawn through the `webgpu` package, shaders read from the repository's shaders/ folder. */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { create, globals } from 'webgpu';
+import type { Platform } from './platform.js';
+
+const shaderDir = fileURLToPath(new URL('../../shaders/', import.meta.url));
+
+export function nodePlatform(): Platform {
+  Object.assign(globalThis, globals);
+  if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
+  let instance: GPU | null = create([]);
+  return {
+    name: 'node',
+    async requestAdapter(options) {
+      if (!instance) instance = create([]);
+      return instance.requestAdapter(options);
+    },
+    async loadShader(family) {
+      return readFile(`${shaderDir}${family}.wgsl`, 'utf8');
+    },
+    missingAdapterHelp:
+      'Dawn found no WebGPU adapter. On a machine without a GPU, install Mesa\'s software Vulkan driver ' +
+      '(lavapipe): run `bash scripts/setup-system.sh` (Debian 12 needs mesa-vulkan-drivers from ' +
+      'bookworm-backports; Ubuntu 24.04 and Debian 13 need libvulkan1 and mesa-vulkan-drivers).',
+    release() {
+      instance = null;
+    },
+  };
+}
