@@ -16,7 +16,7 @@ struct Dims {
 
 override WG: u32 = 256u;
 // Binary: 0 add, 1 sub, 2 mul, 3 div, 4 equal (1 or 0), 5 maximum, 6 a where b > 0 else 0 (relu backward),
-//         7 a (with b = a: broadcast a copy).
+//         7 a (with b = a: broadcast a copy), 8 max(a + b, 0) (residual add fused with ReLU).
 // Unary:  0 relu, 1 exp, 2 log, 3 neg, 4 scale by alpha, 5 add alpha, 6 sqrt, 7 square, 8 reciprocal.
 override OP: u32 = 0u;
 
@@ -30,6 +30,7 @@ fn binary_op(x: f32, z: f32) -> f32 {
     case 5u: { return max(x, z); }
     case 6u: { return select(0.0, x, z > 0.0); }
     case 7u: { return x; }
+    case 8u: { return max(x + z, 0.0); }
     default: { return 0.0; }
   }
 }

@@ -9,6 +9,10 @@ export const KERNEL_FAMILIES = [
   'elementwise',
   'reduce',
   'matmul',
+  'conv2d',
+  'batchnorm',
+  'pool',
+  'shortcut',
   'loss',
   'optim',
 ] as const;
@@ -58,7 +62,7 @@ export function parseShader(family: string, source: string): Omit<ShaderInfo, 'm
   if (uniformType) {
     const struct = new RegExp(`struct\\s+${uniformType}\\s*\\{([^}]*)\\}`).exec(source);
     if (!struct) throw new Error(`${family}.wgsl: uniform struct ${uniformType} not found`);
-    for (const field of struct[1].split(',')) {
+    for (const field of struct[1].replace(/\/\/[^\n]*/g, '').split(',')) {
       const f = field.trim();
       if (!f) continue;
       const fm = /^(\w+)\s*:\s*(u32|i32|f32)$/.exec(f);

@@ -9,7 +9,7 @@ import { broadcastShapes, broadcastStrides, sameShape, formatShape, type Shape }
 import { run1d } from './kernels.js';
 import { sumTo } from './reduce.js';
 
-const BINARY = { add: 0, sub: 1, mul: 2, div: 3, equal: 4, maximum: 5, reluMask: 6, copy: 7 } as const;
+const BINARY = { add: 0, sub: 1, mul: 2, div: 3, equal: 4, maximum: 5, reluMask: 6, copy: 7, addRelu: 8 } as const;
 const UNARY = { relu: 0, exp: 1, log: 2, neg: 3, scale: 4, addScalar: 5, sqrt: 6, square: 7, reciprocal: 8 } as const;
 type BinaryOp = keyof typeof BINARY;
 type UnaryOp = keyof typeof UNARY;
@@ -150,6 +150,20 @@ export const relu = defineOp('relu', {
     return y;
   },
   backward: (ctx, dy) => [binaryKernel('reluMask', dy, ctx.saved[0])],
+});
+
+/** relu(a + b) in one pass: the residual join of a ResNet block. Same shapes only. */
+export const addRelu = defineOp('addRelu', {
+  forward: (ctx, a: Tensor, b: Tensor) => {
+    if (!sameShape(a.shape, b.shape)) throw new Error(`addRelu: shapes differ: ${a.describe()} and ${b.describe()}`);
+    const y = binaryKernel('addRelu', a, b);
+    ctx.save(y);
+    return y;
+  },
+  backward: (ctx, dy) => {
+    const g = binaryKernel('reluMask', dy, ctx.saved[0]);
+    return [g, ctx.needsGrad[0] && ctx.needsGrad[1] ? clone(g) : g];
+  },
 });
 
 export const exp = defineOp('exp', {

@@ -15,6 +15,11 @@ const OPS: Record<ReduceOp, number> = { sum: 0, max: 1 };
 const FEW_OUTPUTS = 4096;
 const CHUNK = 256;
 
+/** Reduces a [outer, reduce, inner] view of `x` to [outer, inner] (no graph). */
+export function reduceAxisKernel(x: Tensor, outer: number, reduce: number, inner: number, op: ReduceOp, scale = 1): Tensor {
+  return reducePass(x, outer, reduce, inner, op, scale);
+}
+
 function reducePass(x: Tensor, outer: number, reduce: number, inner: number, op: ReduceOp, scale: number): Tensor {
   const spec = { family: 'reduce' as const, entry: 'reduce_axis', bindings: ['dims', 'x', 'y'], overrides: { OP: OPS[op] } };
   if (outer * inner < FEW_OUTPUTS && reduce > 2 * CHUNK) {

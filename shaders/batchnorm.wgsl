@@ -1,0 +1,162 @@
+// Batch normalisation over NCHW (see src/ops/batchnorm.ts), optionally fused with a following ReLU.
+// Per-channel sums are split reductions: `*_partial` entry points sum a chunk of samples of one channel
+// each, `*_final` entry points add the chunks up (one invocation per channel), so no invocation walks a
+// whole channel of a 128-image batch alone.
+
+struct Dims {
+  batch: u32, channels: u32, hw: u32, chunks: u32, samples_per_chunk: u32,
+  eps: f32, momentum: f32, update_running: u32, training: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+// stats[c] = mean, stats[C + c] = 1 / sqrt(var + eps)
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
+@group(0) @binding(6) var<storage, read> gamma: array<f32>;
+@group(0) @binding(7) var<storage, read> beta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> y: array<f32>;
+@group(0) @binding(9) var<storage, read> dy: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dx: array<f32>;
+// dparams[c] = dgamma, dparams[C + c] = dbeta
+@group(0) @binding(11) var<storage, read_write> dparams: array<f32>;
+@group(0) @binding(12) var<storage, read> saved_stats: array<f32>;
+
+override WG: u32 = 64u;
+override RELU: bool = false;
+
+// partial[(c * chunks + k) * 2 + {0, 1}] = Σ (x − shift), Σ (x − shift)² over chunk k of channel c.
+// The shift (the channel's first value) keeps Σx² − (Σx)²/n from cancelling when |mean| ≫ std.
+@compute @workgroup_size(WG)
+fn stats_partial(@builtin(global_invocation_id) gid: vec3u) {
+  let index = gid.x;
+  if (index >= dims.channels * dims.chunks) { return; }
+  let c = index / dims.chunks;
+  let k = index % dims.chunks;
+  let shift = x[c * dims.hw];
+  var s = 0.0;
+  var s2 = 0.0;
+  let n_end = min((k + 1u) * dims.samples_per_chunk, dims.batch);
+  for (var n = k * dims.samples_per_chunk; n < n_end; n++) {
+    let base = (n * dims.channels + c) * dims.hw;
+    for (var i = 0u; i < dims.hw; i++) {
+      let v = x[base + i] - shift;
+      s += v;
+      s2 += v * v;
+    }
+  }
+  partial[index * 2u] = s;
+  partial[index * 2u + 1u] = s2;
+}
+
+// Mean and 1/std per channel from the partial sums (biased variance, as PyTorch normalises); the running
+// statistics move by `momentum` towards the batch mean and the unbiased variance.
+@compute @workgroup_size(WG)
+fn stats_final(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= dims.channels) { return; }
+  var s = 0.0;
+  var s2 = 0.0;
+  for (var k = 0u; k < dims.chunks; k++) {
+    s += partial[(c * dims.chunks + k) * 2u];
+    s2 += partial[(c * dims.chunks + k) * 2u + 1u];
+  }
+  let count = f32(dims.batch * dims.hw);
+  let shifted_mean = s / count;
+  let variance = max(s2 / count - shifted_mean * shifted_mean, 0.0);
+  let mean = shifted_mean + x[c * dims.hw];
+  stats[c] = mean;
+  stats[dims.channels + c] = 1.0 / sqrt(variance + dims.eps);
+  if (dims.update_running != 0u) {
+    let unbiased = variance * count / max(count - 1.0, 1.0);
+    running_mean[c] = (1.0 - dims.momentum) * running_mean[c] + dims.momentum * mean;
+    running_var[c] = (1.0 - dims.momentum) * running_var[c] + dims.momentum * unbiased;
+  }
+}
+
+// Evaluation: the statistics are the running ones.
+@compute @workgroup_size(WG)
+fn eval_stats(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= dims.channels) { return; }
+  stats[c] = running_mean[c];
+  stats[dims.channels + c] = 1.0 / sqrt(running_var[c] + dims.eps);
+}
+
+// y = (x − mean) · invstd · γ + β, then ReLU when fused. One invocation per element.
+@compute @workgroup_size(WG)
+fn normalize(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= dims.batch * dims.channels * dims.hw) { return; }
+  let c = (i / dims.hw) % dims.channels;
+  var v = (x[i] - saved_stats[c]) * saved_stats[dims.channels + c] * gamma[c] + beta[c];
+  if (RELU) { v = max(v, 0.0); }
+  y[i] = v;
+}
+
+// The incoming gradient with the fused ReLU's mask applied (the mask is recomputed from x).
+fn masked_dy(i: u32, c: u32, xhat: f32) -> f32 {
+  if (RELU && xhat * gamma[c] + beta[c] <= 0.0) { return 0.0; }
+  return dy[i];
+}
+
+// partial[(c * chunks + k) * 2 + {0, 1}] = Σ dy, Σ dy · x̂ over chunk k of channel c.
+@compute @workgroup_size(WG)
+fn backward_partial(@builtin(global_invocation_id) gid: vec3u) {
+  let index = gid.x;
+  if (index >= dims.channels * dims.chunks) { return; }
+  let c = index / dims.chunks;
+  let k = index % dims.chunks;
+  let mean = saved_stats[c];
+  let invstd = saved_stats[dims.channels + c];
+  var sdy = 0.0;
+  var sdyx = 0.0;
+  let n_end = min((k + 1u) * dims.samples_per_chunk, dims.batch);
+  for (var n = k * dims.samples_per_chunk; n < n_end; n++) {
+    let base = (n * dims.channels + c) * dims.hw;
+    for (var i = 0u; i < dims.hw; i++) {
+      let xhat = (x[base + i] - mean) * invstd;
+      let g = masked_dy(base + i, c, xhat);
+      sdy += g;
+      sdyx += g * xhat;
+    }
+  }
+  partial[index * 2u] = sdy;
+  partial[index * 2u + 1u] = sdyx;
+}
+
+// dγ = Σ dy · x̂ and dβ = Σ dy per channel.
+@compute @workgroup_size(WG)
+fn backward_final(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= dims.channels) { return; }
+  var sdy = 0.0;
+  var sdyx = 0.0;
+  for (var k = 0u; k < dims.chunks; k++) {
+    sdy += partial[(c * dims.chunks + k) * 2u];
+    sdyx += partial[(c * dims.chunks + k) * 2u + 1u];
+  }
+  dparams[c] = sdyx;
+  dparams[dims.channels + c] = sdy;
+}
+
+// Training: dx = γ · invstd / M · (M · dy − Σdy − x̂ · Σdy·x̂), M = batch · hw (the batch statistics depend
+// on x too). Evaluation: dx = γ · invstd · dy.
+@compute @workgroup_size(WG)
+fn backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= dims.batch * dims.channels * dims.hw) { return; }
+  let c = (i / dims.hw) % dims.channels;
+  let invstd = saved_stats[dims.channels + c];
+  let xhat = (x[i] - saved_stats[c]) * invstd;
+  let g = masked_dy(i, c, xhat);
+  let scale = gamma[c] * invstd;
+  if (dims.training == 0u) {
+    dx[i] = scale * g;
+    return;
+  }
+  let m = f32(dims.batch * dims.hw);
+  dx[i] = scale * (g - (dparams[dims.channels + c] + xhat * dparams[c]) / m);
+}

@@ -1,0 +1,92 @@
+/**
+ * The CIFAR ResNets of the SFP paper (ResNet-20/32/56/110: 3 stages of 16/32/64 channels, n = (depth−2)/6
+ * basic blocks each, option-A shortcuts) with PyTorch's torchvision-style names, and the channel
+ * couplings that pruning and compaction read: each block's conv1 → bn1 → conv2 (input), and conv2 →
+ * bn2 → the residual stream.
+ */
+import { Module } from '../nn/module.js';
+import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../tensor/random.js';
+import { addRelu } from '../ops/elementwise.js';
+import { shortcutA } from '../ops/shortcut.js';
+import { globalAvgPool } from '../ops/pool.js';
+
+export const CIFAR_DEPTHS = { resnet20: 20, resnet32: 32, resnet56: 56, resnet110: 110 } as const;
+export type CifarResNetName = keyof typeof CIFAR_DEPTHS;
+
+export class BasicBlock extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  /** Option A: subsample and zero-pad channels when the shape changes (no parameters). */
+  readonly downsample: { outChannels: number; stride: number } | null;
+
+  constructor(inChannels: number, channels: number, stride: number, rng: Rng) {
+    super();
+    this.conv1 = this.registerModule('conv1', new Conv2d(inChannels, channels, 3, { stride, padding: 1 }, rng));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d(channels, { relu: true }));
+    this.conv2 = this.registerModule('conv2', new Conv2d(channels, channels, 3, { padding: 1 }, rng));
+    this.bn2 = this.registerModule('bn2', new BatchNorm2d(channels));
+    this.downsample = stride !== 1 || inChannels !== channels ? { outChannels: channels, stride } : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = this.bn1.forward(this.conv1.forward(x));
+    const out = this.bn2.forward(this.conv2.forward(h));
+    const residual = this.downsample ? shortcutA(x, this.downsample.outChannels, this.downsample.stride) : x;
+    return addRelu(out, residual);
+  }
+}
+
+export class Stage extends Module {
+  readonly blocks: BasicBlock[] = [];
+
+  constructor(inChannels: number, channels: number, count: number, stride: number, rng: Rng) {
+    super();
+    for (let i = 0; i < count; i++) {
+      this.blocks.push(this.registerModule(String(i), new BasicBlock(i === 0 ? inChannels : channels, channels, i === 0 ? stride : 1, rng)));
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const block of this.blocks) h = block.forward(h);
+    return h;
+  }
+}
+
+export class CifarResNet extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly stages: Stage[];
+  readonly fc: Linear;
+
+  constructor(readonly depth: number, readonly numClasses = 10, seed = 0, readonly widths: readonly number[] = [16, 32, 64]) {
+    super();
+    if ((depth - 2) % 6 !== 0 || depth < 8) throw new Error(`CIFAR ResNet depth must be 6n+2 (20, 32, 56, 110), got ${depth}`);
+    const n = (depth - 2) / 6;
+    const rng = new Rng(seed);
+    this.conv1 = this.registerModule('conv1', new Conv2d(3, widths[0], 3, { padding: 1 }, rng));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d(widths[0], { relu: true }));
+    this.stages = widths.map((w, i) => this.registerModule(`layer${i + 1}`, new Stage(i === 0 ? widths[0] : widths[i - 1], w, n, i === 0 ? 1 : 2, rng)));
+    this.fc = this.registerModule('fc', new Linear(widths[widths.length - 1], numClasses, {}, rng));
+    this.nameTensors();
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = this.bn1.forward(this.conv1.forward(x));
+    for (const stage of this.stages) h = stage.forward(h);
+    return this.fc.forward(globalAvgPool(h));
+  }
+
+  /** Every conv layer by name, in forward order. */
+  convs(): [string, Conv2d][] {
+    return this.namedModules().filter((e): e is [string, Conv2d] => e[1] instanceof Conv2d);
+  }
+}
+
+export function cifarResNet(name: CifarResNetName, seed = 0, numClasses = 10): CifarResNet {
+  return new CifarResNet(CIFAR_DEPTHS[name], numClasses, seed);
+}

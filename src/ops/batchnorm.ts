@@ -1,0 +1,149 @@
+/**
+ * batchNorm2d over NCHW, training (batch statistics; running statistics updated in place with
+ * PyTorch's momentum and unbiased variance) and evaluation (running statistics), optionally fused
+ * with the ReLU that follows it. Backward gets Σdy and Σdy·x̂ per channel from one reduction pass
+ * (shaders/batchnorm.wgsl). x̂ is recomputed from x in backward rather than stored.
+ */
+import { defineOp } from '../autograd/function.js';
+import { gpu, grid1d } from '../gpu/encoder.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface BatchNormOptions {
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+  /** Apply ReLU to the output in the same pass. */
+  relu?: boolean;
+}
+
+const WG = 64;
+/** Elements of one channel summed by one invocation in the split reductions. */
+const CHUNK_ELEMENTS = 4096;
+
+interface Layout {
+  batch: number;
+  channels: number;
+  hw: number;
+  chunks: number;
+  samplesPerChunk: number;
+}
+
+function layoutOf(x: Tensor): Layout {
+  if (x.rank !== 4 && x.rank !== 2) throw new Error(`batchNorm2d: expected [batch, channels, h, w], got ${x.describe()}`);
+  const [batch, channels] = x.shape;
+  const hw = x.rank === 4 ? x.shape[2] * x.shape[3] : 1;
+  const samplesPerChunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / hw));
+  return { batch, channels, hw, chunks: Math.ceil(batch / samplesPerChunk), samplesPerChunk };
+}
+
+function params(l: Layout, extra: Record<string, number> = {}): Record<string, number> {
+  return { batch: l.batch, channels: l.channels, hw: l.hw, chunks: l.chunks, samples_per_chunk: l.samplesPerChunk, ...extra };
+}
+
+const spec = (entry: string, bindings: string[], relu = false) => ({
+  family: 'batchnorm' as const,
+  entry,
+  bindings,
+  overrides: { RELU: Number(relu) },
+});
+
+export const batchNorm2d = defineOp('batchNorm2d', {
+  forward: (
+    ctx,
+    x: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    runningMean: Tensor,
+    runningVar: Tensor,
+    options: BatchNormOptions,
+  ) => {
+    const l = layoutOf(x);
+    for (const [name, t] of [['weight', gamma], ['bias', beta], ['running_mean', runningMean], ['running_var', runningVar]] as const) {
+      if (t.rank !== 1 || t.shape[0] !== l.channels) {
+        throw new Error(`batchNorm2d: ${name} must have shape [${l.channels}] for input ${x.describe()}, got ${t.describe()}`);
+      }
+    }
+    const eps = options.eps ?? 1e-5;
+    const momentum = options.momentum ?? 0.1;
+    const relu = options.relu ?? false;
+    const rt = gpu();
+    const stats = Tensor.empty([2, l.channels]);
+    if (options.training) {
+      if (l.batch * l.hw < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got ${x.describe()}`);
+      const partial = Tensor.empty([l.channels, l.chunks, 2]);
+      rt.dispatch(rt.kernel(spec('stats_partial', ['dims', 'x', 'partial'])), { x: x.buffer, partial: partial.buffer }, params(l), [
+        Math.ceil((l.channels * l.chunks) / WG),
+      ]);
+      rt.dispatch(
+        rt.kernel(spec('stats_final', ['dims', 'x', 'partial', 'stats', 'running_mean', 'running_var'])),
+        { x: x.buffer, partial: partial.buffer, stats: stats.buffer, running_mean: runningMean.buffer, running_var: runningVar.buffer },
+        params(l, { eps, momentum, update_running: 1 }),
+        [Math.ceil(l.channels / WG)],
+      );
+      partial.dispose();
+    } else {
+      rt.dispatch(
+        rt.kernel(spec('eval_stats', ['dims', 'stats', 'running_mean', 'running_var'])),
+        { stats: stats.buffer, running_mean: runningMean.buffer, running_var: runningVar.buffer },
+        params(l, { eps }),
+        [Math.ceil(l.channels / WG)],
+      );
+    }
+    const y = Tensor.empty(x.shape);
+    rt.dispatch(
+      rt.kernel(spec('normalize', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'y'], relu)),
+      { x: x.buffer, saved_stats: stats.buffer, gamma: gamma.buffer, beta: beta.buffer, y: y.buffer },
+      params(l),
+      grid1d(x.size, WG),
+    );
+    ctx.save(x, gamma, beta);
+    ctx.own(stats);
+    ctx.info.layout = l;
+    ctx.info.relu = relu;
+    ctx.info.training = options.training;
+    return y;
+  },
+  backward: (ctx, dy) => {
+    const [x, gamma, beta] = ctx.saved;
+    const [stats] = ctx.ownedTensors;
+    const l = ctx.info.layout as Layout;
+    const relu = ctx.info.relu as boolean;
+    const rt = gpu();
+    const partial = Tensor.empty([l.channels, l.chunks, 2]);
+    const dparams = Tensor.empty([2, l.channels]);
+    const common = { x: x.buffer, saved_stats: stats.buffer, gamma: gamma.buffer, beta: beta.buffer, dy: dy.buffer };
+    rt.dispatch(
+      rt.kernel(spec('backward_partial', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'dy', 'partial'], relu)),
+      { ...common, partial: partial.buffer },
+      params(l),
+      [Math.ceil((l.channels * l.chunks) / WG)],
+    );
+    rt.dispatch(rt.kernel(spec('backward_final', ['dims', 'partial', 'dparams'])), { partial: partial.buffer, dparams: dparams.buffer }, params(l), [
+      Math.ceil(l.channels / WG),
+    ]);
+    partial.dispose();
+    let dx: Tensor | null = null;
+    if (ctx.needsGrad[0]) {
+      dx = Tensor.empty(x.shape);
+      rt.dispatch(
+        rt.kernel(spec('backward_input', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'dy', 'dparams', 'dx'], relu)),
+        { ...common, dparams: dparams.buffer, dx: dx.buffer },
+        params(l, { training: Number(ctx.info.training) }),
+        grid1d(x.size, WG),
+      );
+    }
+    const dgamma = dparams.viewAs([2 * l.channels]);
+    dparams.dispose();
+    // dγ and dβ are the two halves of one buffer: copy them out so each is its own tensor.
+    const dg = ctx.needsGrad[1] ? sliceCopy(dgamma, 0, l.channels) : null;
+    const db = ctx.needsGrad[2] ? sliceCopy(dgamma, l.channels, l.channels) : null;
+    dgamma.dispose();
+    return [dx, dg, db, null, null];
+  },
+});
+
+function sliceCopy(t: Tensor, start: number, length: number): Tensor {
+  const out = Tensor.empty([length]);
+  gpu().copy(t.buffer, start * 4, out.buffer, 0, length * 4);
+  return out;
+}
