@@ -19,6 +19,11 @@ const WANTED_LIMITS = [
 export interface AcquiredDevice {
   adapter: GPUAdapter;
   device: GPUDevice;
+  /**
+   * The subgroup size when the device has subgroups of one fixed size (8 on lavapipe with 256-bit SIMD),
+   * else 0. Kernels that exchange values across a subgroup are only used when it is fixed.
+   */
+  subgroupSize: number;
   adapterInfo: { vendor: string; architecture: string; description: string };
   /** Throws the first error WebGPU reported since the last call, naming what was running. */
   checkErrors(context: string): void;
@@ -39,7 +44,14 @@ export async function acquireDevice(platform: Platform): Promise<AcquiredDevice>
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
-  const device = await adapter.requestDevice({ requiredLimits, label: 'sfp-gpu' });
+  const requiredFeatures: GPUFeatureName[] = [];
+  const sizes = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const fixedSubgroup =
+    adapter.features.has('subgroups') && sizes.subgroupMinSize !== undefined && sizes.subgroupMinSize === sizes.subgroupMaxSize
+      ? sizes.subgroupMinSize
+      : 0;
+  if (fixedSubgroup) requiredFeatures.push('subgroups' as GPUFeatureName);
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'sfp-gpu' });
 
   let pending: string | null = null;
   let lost: string | null = null;
@@ -53,6 +65,7 @@ export async function acquireDevice(platform: Platform): Promise<AcquiredDevice>
   return {
     adapter,
     device,
+    subgroupSize: fixedSubgroup,
     adapterInfo,
     checkErrors(context) {
       if (lost) throw new GpuError(`GPU device lost (${lost}) while running ${context}`);

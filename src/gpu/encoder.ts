@@ -6,7 +6,7 @@ import type { Platform } from '../platform/platform.js';
 import { acquireDevice, GpuError, type AcquiredDevice } from './device.js';
 import { BufferPool, sizeClass, type PoolStats } from './pool.js';
 import { buildKernel, kernelKey, UNIFORM_SLOT_BYTES, type Kernel, type KernelSpec } from './pipelines.js';
-import { KERNEL_FAMILIES, parseShader, type KernelFamily, type ShaderInfo } from './shaders.js';
+import { KERNEL_FAMILIES, SUBGROUP_FAMILIES, parseShader, type KernelFamily, type ShaderInfo } from './shaders.js';
 
 /** Uniform slots per flush; a step with more dispatches flushes early. */
 const ARENA_SLOTS = 2048;
@@ -25,6 +25,8 @@ export class GpuRuntime {
   readonly pool: BufferPool;
   readonly adapterInfo: AcquiredDevice['adapterInfo'];
   readonly limits: GPUSupportedLimits;
+  /** Fixed subgroup size, or 0 when the subgroup kernels cannot be used. */
+  readonly subgroupSize: number;
   private readonly shaders = new Map<string, ShaderInfo>();
   private readonly kernels = new Map<string, Kernel>();
   private readonly uniformBuffer: GPUBuffer;
@@ -44,6 +46,7 @@ export class GpuRuntime {
     this.device = acquired.device;
     this.adapterInfo = acquired.adapterInfo;
     this.limits = acquired.device.limits;
+    this.subgroupSize = acquired.subgroupSize;
     this.pool = new BufferPool(this.device, Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize));
     this.uniformBuffer = this.device.createBuffer({
       label: 'uniform-arena',
@@ -60,7 +63,8 @@ export class GpuRuntime {
 
   /** Loads and compiles every family in the manifest; a missing file or a WGSL error fails here. */
   private async loadShaders(): Promise<void> {
-    for (const family of KERNEL_FAMILIES) {
+    const families: readonly KernelFamily[] = this.subgroupSize ? [...KERNEL_FAMILIES, ...SUBGROUP_FAMILIES] : KERNEL_FAMILIES;
+    for (const family of families) {
       const source = await this.platform.loadShader(family);
       const parsed = parseShader(family, source);
       const module = this.device.createShaderModule({ label: `${family}.wgsl`, code: source });
@@ -73,6 +77,11 @@ export class GpuRuntime {
       }
       this.shaders.set(family, { ...parsed, module });
     }
+  }
+
+  /** Whether a kernel family was loaded (subgroup families need a fixed subgroup size). */
+  hasFamily(family: KernelFamily): boolean {
+    return this.shaders.has(family);
   }
 
   shader(family: KernelFamily): ShaderInfo {

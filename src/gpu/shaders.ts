@@ -16,7 +16,13 @@ export const KERNEL_FAMILIES = [
   'loss',
   'optim',
 ] as const;
-export type KernelFamily = (typeof KERNEL_FAMILIES)[number];
+/**
+ * Families whose kernels exchange values within a subgroup (`enable subgroups;`). They are loaded only
+ * when the device has subgroups of one fixed size; ops fall back to the portable family otherwise.
+ */
+export const SUBGROUP_FAMILIES = [] as const;
+
+export type KernelFamily = (typeof KERNEL_FAMILIES)[number] | (typeof SUBGROUP_FAMILIES)[number];
 
 export type BindingKind = 'uniform' | 'read' | 'read_write';
 

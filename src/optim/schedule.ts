@@ -1,0 +1,88 @@
+/**
+ * Learning-rate schedules as pure functions of training progress, so a resumed run gets exactly the
+ * rate it would have had: multi-step (the SFP paper's), cosine and one-cycle, each with optional
+ * linear warm-up. Progress is measured in epochs as a real number (epoch + step / stepsPerEpoch).
+ */
+
+export type ScheduleKind = 'multistep' | 'cosine' | 'onecycle' | 'constant';
+
+export interface ScheduleOptions {
+  kind: ScheduleKind;
+  /** Peak (base) learning rate. */
+  lr: number;
+  epochs: number;
+  /** multistep: epochs at which the rate is multiplied by gamma (cumulatively). */
+  milestones?: readonly number[];
+  /** multistep: one factor for every milestone, or one per milestone (SFP: 0.2 at 60, 120, 160). */
+  gamma?: number | readonly number[];
+  /** Linear warm-up from lr·warmupStart to lr over this many epochs (may be fractional). */
+  warmupEpochs?: number;
+  warmupStart?: number;
+  /** cosine / onecycle: final rate as a fraction of lr. */
+  finalFraction?: number;
+  /** onecycle: fraction of training spent rising to the peak. */
+  peakAt?: number;
+  /** onecycle: starting rate as a fraction of lr. */
+  startFraction?: number;
+}
+
+export class LrSchedule {
+  constructor(readonly options: ScheduleOptions) {
+    const { lr, epochs } = options;
+    if (!(lr > 0)) throw new Error(`learning rate must be > 0, got ${lr}`);
+    if (!(epochs > 0)) throw new Error(`epochs must be > 0, got ${epochs}`);
+    const gamma = options.gamma;
+    if (Array.isArray(gamma) && gamma.length !== (options.milestones ?? []).length) {
+      throw new Error(`multistep: ${gamma.length} gammas for ${(options.milestones ?? []).length} milestones`);
+    }
+  }
+
+  /** The rate at `progress` epochs into training. */
+  at(progress: number): number {
+    const o = this.options;
+    const warmup = o.warmupEpochs ?? 0;
+    if (warmup > 0 && progress < warmup && o.kind !== 'onecycle') {
+      const start = o.warmupStart ?? 0.1;
+      return o.lr * (start + (1 - start) * (progress / warmup));
+    }
+    switch (o.kind) {
+      case 'constant':
+        return o.lr;
+      case 'multistep': {
+        let rate = o.lr;
+        (o.milestones ?? []).forEach((m, i) => {
+          if (progress >= m) rate *= typeof o.gamma === 'number' || o.gamma === undefined ? (o.gamma ?? 0.1) : o.gamma[i];
+        });
+        return rate;
+      }
+      case 'cosine': {
+        const final = o.lr * (o.finalFraction ?? 0);
+        const t = Math.min(1, Math.max(0, (progress - warmup) / Math.max(o.epochs - warmup, 1e-9)));
+        return final + 0.5 * (o.lr - final) * (1 + Math.cos(Math.PI * t));
+      }
+      case 'onecycle': {
+        // Linear rise to the peak, then cosine annealing down (as torch's OneCycleLR, anneal 'cos').
+        const peakAt = o.peakAt ?? 0.25;
+        const start = o.lr * (o.startFraction ?? 0.04);
+        const final = o.lr * (o.finalFraction ?? 1e-3);
+        const t = Math.min(1, Math.max(0, progress / o.epochs));
+        if (t < peakAt) return start + (o.lr - start) * (t / peakAt);
+        const u = (t - peakAt) / (1 - peakAt);
+        return final + 0.5 * (o.lr - final) * (1 + Math.cos(Math.PI * u));
+      }
+    }
+  }
+}
+
+/** The SFP paper's CIFAR schedule: 0.01 for the first epoch, then 0.1, ×0.2 at epochs 60, 120 and 160. */
+export function sfpPaperSchedule(epochs = 200): LrSchedule {
+  return new LrSchedule({
+    kind: 'multistep',
+    lr: 0.1,
+    epochs,
+    milestones: [60, 120, 160].filter((m) => m < epochs),
+    gamma: 0.2,
+    warmupEpochs: 1,
+    warmupStart: 0.1,
+  });
+}
