@@ -1,0 +1,42 @@
+/** The command line: `sfp-gpu <command> [flags]`. */
+import { init, shutdown } from '../node.js';
+import { runDemo } from './demo.js';
+
+const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void> }> = {
+  demo: {
+    help: 'train a small MLP on a synthetic spiral and print the loss going down',
+    async run() {
+      await init();
+      await runDemo();
+    },
+  },
+};
+
+function usage(): string {
+  return 'usage: sfp-gpu <command> [flags]\n\ncommands:\n' + Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`).join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h') {
+    console.log(usage());
+    return command ? 0 : 2;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) {
+    console.error(`unknown command '${command}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    await entry.run(rest);
+    return 0;
+  } catch (error) {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+    if (process.env.SFP_DEBUG) console.error(error);
+    return 1;
+  } finally {
+    shutdown();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,249 @@
+/**
+ * The training loop: epochs of SGD steps on host batches, evaluation on the test set, metrics per
+ * epoch, checkpoints that resume exactly, and hooks where pruning acts (before training and at the end
+ * of every epoch). Loss and accuracy accumulate on the GPU and are read back every `logEvery` steps.
+ * File access goes through a RunStore, so the loop runs in Node and in a browser alike.
+ */
+import type { Module } from '../nn/module.js';
+import { Tensor, scope } from '../tensor/tensor.js';
+import { gpu } from '../gpu/encoder.js';
+import { noGrad } from '../autograd/mode.js';
+import { softmaxCrossEntropy, correctCount } from '../ops/loss.js';
+import { accumulate_, zeros } from '../ops/elementwise.js';
+import { SGD } from '../optim/sgd.js';
+import { LrSchedule } from '../optim/schedule.js';
+import { formatDuration, progressBar, type ProgressSink } from './progress.js';
+
+/** One batch on the host: images [size, 3, 32, 32] normalised, labels [size]. */
+export interface HostBatch {
+  x: Float32Array;
+  y: Uint32Array;
+  size: number;
+}
+
+/** Where batches come from. An epoch's batches are a pure function of (epoch, start), so runs resume exactly. */
+export interface BatchSource {
+  readonly stepsPerEpoch: number;
+  readonly imageShape: readonly [number, number, number];
+  epoch(epoch: number, start?: number): Iterable<HostBatch>;
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  count: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  lr: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  seconds: number;
+  imagesPerSecond: number;
+  [extra: string]: unknown;
+}
+
+export interface RunStore {
+  appendMetrics(record: EpochRecord): Promise<void>;
+  saveCheckpoint(state: TrainerState): Promise<void>;
+}
+
+/** What a checkpoint holds besides the model: enough to continue as if never stopped. */
+export interface TrainerState {
+  model: Module;
+  optimizer: SGD;
+  /** Epoch and step of the next batch to train on. */
+  epoch: number;
+  step: number;
+  extra: Record<string, unknown>;
+}
+
+export interface TrainerHooks {
+  /** Before the first step of a fresh run (SFP masks the initial weights here). */
+  beforeTraining?(trainer: Trainer): Promise<void>;
+  /** After an epoch's steps and its evaluation; returns extra metrics for the epoch's record. */
+  afterEpoch?(trainer: Trainer, epoch: number, record: EpochRecord): Promise<Record<string, unknown>>;
+}
+
+export interface TrainerOptions {
+  epochs: number;
+  schedule: LrSchedule;
+  logEvery?: number;
+  /** Also checkpoint every this many steps inside an epoch (0: only at epoch ends). */
+  checkpointEvery?: number;
+  evalBatchSize?: number;
+  /** Stop after this many steps in total (for smoke runs); the epoch is cut short. */
+  maxSteps?: number;
+}
+
+export class Trainer {
+  epoch = 0;
+  step = 0;
+  extra: Record<string, unknown> = {};
+  private readonly lossSum: Tensor;
+  private readonly correctSum: Tensor;
+
+  constructor(
+    readonly model: Module & { forward(x: Tensor): Tensor },
+    readonly optimizer: SGD,
+    readonly train: BatchSource,
+    readonly test: BatchSource | null,
+    readonly options: TrainerOptions,
+    readonly store: RunStore | null,
+    readonly sink: ProgressSink,
+    readonly hooks: TrainerHooks = {},
+  ) {
+    this.lossSum = zeros([1]).keep();
+    this.correctSum = zeros([1]).keep();
+  }
+
+  /** Continues from a restored position (see io/checkpoint.ts). */
+  resumeAt(epoch: number, step: number, extra: Record<string, unknown> = {}): void {
+    this.epoch = epoch;
+    this.step = step;
+    this.extra = extra;
+  }
+
+  /** One SGD step on a host batch; loss and correct count are added up on the GPU. */
+  trainStep(batch: HostBatch, lr: number): void {
+    this.optimizer.lr = lr;
+    scope(() => {
+      const [c, h, w] = this.train.imageShape;
+      const x = Tensor.fromArray(batch.x, [batch.size, c, h, w]);
+      const y = Tensor.fromArray(batch.y, [batch.size], 'u32');
+      const logits = this.model.forward(x);
+      const loss = softmaxCrossEntropy(logits, y, 'sum');
+      noGrad(() => {
+        accumulate_(this.lossSum, loss);
+        accumulate_(this.correctSum, correctCount(logits, y));
+      });
+      // The sum's gradient is scaled to the mean's by the seed.
+      loss.backward(Tensor.fromArray([1 / batch.size], [1]));
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+    });
+  }
+
+  /** Mean loss and accuracy over a batch source, in evaluation mode. */
+  async evaluate(source: BatchSource): Promise<EvalResult> {
+    this.model.eval();
+    const lossSum = zeros([1]);
+    const correct = zeros([1]);
+    let count = 0;
+    for (const batch of source.epoch(0)) {
+      noGrad(() =>
+        scope(() => {
+          const [c, h, w] = source.imageShape;
+          const x = Tensor.fromArray(batch.x, [batch.size, c, h, w]);
+          const y = Tensor.fromArray(batch.y, [batch.size], 'u32');
+          const logits = this.model.forward(x);
+          accumulate_(lossSum, softmaxCrossEntropy(logits, y, 'sum'));
+          accumulate_(correct, correctCount(logits, y));
+        }),
+      );
+      count += batch.size;
+    }
+    const [l, a] = await Promise.all([lossSum.item(), correct.item()]);
+    lossSum.dispose();
+    correct.dispose();
+    this.model.train();
+    return { loss: l / count, accuracy: a / count, count };
+  }
+
+  /** Trains from the current position to the last epoch. */
+  async run(): Promise<EpochRecord[]> {
+    const { epochs, schedule } = this.options;
+    const logEvery = this.options.logEvery ?? 20;
+    const checkpointEvery = this.options.checkpointEvery ?? 0;
+    const steps = this.train.stepsPerEpoch;
+    const records: EpochRecord[] = [];
+    if (this.epoch === 0 && this.step === 0) await this.hooks.beforeTraining?.(this);
+    this.model.train();
+    let totalSteps = 0;
+    while (this.epoch < epochs) {
+      const epoch = this.epoch;
+      const started = performance.now();
+      let images = 0;
+      let seen = 0;
+      await this.resetCounters();
+      let lr = schedule.at(epoch);
+      let lastLog = performance.now();
+      let imagesSinceLog = 0;
+      for (const batch of this.train.epoch(epoch, this.step)) {
+        lr = schedule.at(epoch + this.step / steps);
+        this.trainStep(batch, lr);
+        this.step++;
+        totalSteps++;
+        images += batch.size;
+        imagesSinceLog += batch.size;
+        seen += batch.size;
+        if (this.step % logEvery === 0 || this.step === steps) {
+          const [loss, correct] = await this.readCounters();
+          const now = performance.now();
+          const rate = (imagesSinceLog / (now - lastLog)) * 1000;
+          lastLog = now;
+          imagesSinceLog = 0;
+          const remaining = ((steps - this.step) * (images / this.step || 0)) / (rate || 1);
+          this.sink.status(
+            `epoch ${epoch + 1}/${epochs} ${progressBar(this.step, steps)} ${this.step}/${steps} ` +
+              `loss ${(loss / seen).toFixed(4)} acc ${((100 * correct) / seen).toFixed(2)}% ` +
+              `${rate.toFixed(1)} img/s lr ${lr.toPrecision(3)} ETA ${formatDuration(remaining)}`,
+          );
+        }
+        if (checkpointEvery > 0 && this.step % checkpointEvery === 0 && this.step < steps) await this.checkpoint();
+        if (this.options.maxSteps && totalSteps >= this.options.maxSteps) break;
+      }
+      const [trainLossSum, trainCorrect] = await this.readCounters();
+      const seconds = (performance.now() - started) / 1000;
+      const evaluation = this.test ? await this.evaluate(this.test) : { loss: NaN, accuracy: NaN, count: 0 };
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        lr,
+        trainLoss: trainLossSum / Math.max(seen, 1),
+        trainAccuracy: trainCorrect / Math.max(seen, 1),
+        testLoss: evaluation.loss,
+        testAccuracy: evaluation.accuracy,
+        seconds,
+        imagesPerSecond: images / seconds,
+      };
+      Object.assign(record, await this.hooks.afterEpoch?.(this, epoch, record));
+      this.epoch++;
+      this.step = 0;
+      records.push(record);
+      this.sink.line(
+        `epoch ${record.epoch}/${epochs}: train loss ${record.trainLoss.toFixed(4)} acc ${(100 * record.trainAccuracy).toFixed(2)}% | ` +
+          `test loss ${record.testLoss.toFixed(4)} acc ${(100 * record.testAccuracy).toFixed(2)}% | ` +
+          `${record.imagesPerSecond.toFixed(1)} img/s, ${formatDuration(seconds)}`,
+      );
+      await this.store?.appendMetrics(record);
+      await this.checkpoint();
+      if (this.options.maxSteps && totalSteps >= this.options.maxSteps) break;
+    }
+    return records;
+  }
+
+  async checkpoint(): Promise<void> {
+    await this.store?.saveCheckpoint({ model: this.model, optimizer: this.optimizer, epoch: this.epoch, step: this.step, extra: this.extra });
+  }
+
+  private async resetCounters(): Promise<void> {
+    gpu().clear(this.lossSum.buffer);
+    gpu().clear(this.correctSum.buffer);
+  }
+
+  private async readCounters(): Promise<[number, number]> {
+    const [l, c] = await gpu().downloadMany([
+      { buffer: this.lossSum.buffer, bytes: 4 },
+      { buffer: this.correctSum.buffer, bytes: 4 },
+    ]);
+    return [new Float32Array(l)[0], new Float32Array(c)[0]];
+  }
+
+  dispose(): void {
+    this.lossSum.dispose();
+    this.correctSum.dispose();
+  }
+}
