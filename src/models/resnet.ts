@@ -10,7 +10,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { addRelu } from '../ops/elementwise.js';
 import { shortcutA } from '../ops/shortcut.js';
-import { globalAvgPool } from '../ops/pool.js';
+import { globalAvgPool, maxPool2d } from '../ops/pool.js';
 
 export const CIFAR_DEPTHS = { resnet20: 20, resnet32: 32, resnet56: 56, resnet110: 110 } as const;
 export type CifarResNetName = keyof typeof CIFAR_DEPTHS;
@@ -89,4 +89,134 @@ export class CifarResNet extends Module {
 
 export function cifarResNet(name: CifarResNetName, seed = 0, numClasses = 10): CifarResNet {
   return new CifarResNet(CIFAR_DEPTHS[name], numClasses, seed);
+}
+
+/** A 1×1 projection shortcut with its BN (torchvision's `downsample.0` / `downsample.1`). */
+export class Projection extends Module {
+  readonly conv: Conv2d;
+  readonly bn: BatchNorm2d;
+
+  constructor(inChannels: number, outChannels: number, stride: number, rng: Rng) {
+    super();
+    this.conv = this.registerModule('0', new Conv2d(inChannels, outChannels, 1, { stride }, rng));
+    this.bn = this.registerModule('1', new BatchNorm2d(outChannels));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.bn.forward(this.conv.forward(x));
+  }
+}
+
+/** torchvision's BasicBlock (ResNet-18/34): two 3×3 convs, projection shortcut where the shape changes. */
+export class ImageNetBasicBlock extends Module {
+  static readonly expansion = 1;
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly downsample: Projection | null;
+
+  constructor(inChannels: number, channels: number, stride: number, rng: Rng) {
+    super();
+    this.conv1 = this.registerModule('conv1', new Conv2d(inChannels, channels, 3, { stride, padding: 1 }, rng));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d(channels, { relu: true }));
+    this.conv2 = this.registerModule('conv2', new Conv2d(channels, channels, 3, { padding: 1 }, rng));
+    this.bn2 = this.registerModule('bn2', new BatchNorm2d(channels));
+    this.downsample = stride !== 1 || inChannels !== channels ? this.registerModule('downsample', new Projection(inChannels, channels, stride, rng)) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x))));
+    return addRelu(out, this.downsample ? this.downsample.forward(x) : x);
+  }
+}
+
+/** torchvision's Bottleneck (ResNet-50): 1×1 reduce, 3×3 (stride here, as torchvision v1.5), 1×1 expand ×4. */
+export class Bottleneck extends Module {
+  static readonly expansion = 4;
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly conv3: Conv2d;
+  readonly bn3: BatchNorm2d;
+  readonly downsample: Projection | null;
+
+  constructor(inChannels: number, channels: number, stride: number, rng: Rng) {
+    super();
+    const out = channels * Bottleneck.expansion;
+    this.conv1 = this.registerModule('conv1', new Conv2d(inChannels, channels, 1, {}, rng));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d(channels, { relu: true }));
+    this.conv2 = this.registerModule('conv2', new Conv2d(channels, channels, 3, { stride, padding: 1 }, rng));
+    this.bn2 = this.registerModule('bn2', new BatchNorm2d(channels, { relu: true }));
+    this.conv3 = this.registerModule('conv3', new Conv2d(channels, out, 1, {}, rng));
+    this.bn3 = this.registerModule('bn3', new BatchNorm2d(out));
+    this.downsample = stride !== 1 || inChannels !== out ? this.registerModule('downsample', new Projection(inChannels, out, stride, rng)) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x))));
+    const out = this.bn3.forward(this.conv3.forward(h));
+    return addRelu(out, this.downsample ? this.downsample.forward(x) : x);
+  }
+}
+
+export const IMAGENET_LAYOUTS = {
+  resnet18: { block: 'basic', counts: [2, 2, 2, 2] },
+  resnet34: { block: 'basic', counts: [3, 4, 6, 3] },
+  resnet50: { block: 'bottleneck', counts: [3, 4, 6, 3] },
+} as const;
+export type ImageNetResNetName = keyof typeof IMAGENET_LAYOUTS;
+
+/** The ImageNet ResNets' shapes (torchvision names), for benchmarks at 224×224. */
+export class ImageNetResNet extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly layers: Module[][] = [];
+  readonly fc: Linear;
+
+  constructor(readonly arch: ImageNetResNetName, numClasses = 1000, seed = 0) {
+    super();
+    const rng = new Rng(seed);
+    const layout = IMAGENET_LAYOUTS[arch];
+    const Block = layout.block === 'basic' ? ImageNetBasicBlock : Bottleneck;
+    this.conv1 = this.registerModule('conv1', new Conv2d(3, 64, 7, { stride: 2, padding: 3 }, rng));
+    this.bn1 = this.registerModule('bn1', new BatchNorm2d(64, { relu: true }));
+    let inChannels = 64;
+    layout.counts.forEach((count, stage) => {
+      const channels = 64 * 2 ** stage;
+      const container = this.registerModule(`layer${stage + 1}`, new Sequential());
+      const blocks: Module[] = [];
+      for (let i = 0; i < count; i++) {
+        const block = new Block(inChannels, channels, i === 0 && stage > 0 ? 2 : 1, rng);
+        container.add(String(i), block);
+        blocks.push(block);
+        inChannels = channels * Block.expansion;
+      }
+      this.layers.push(blocks);
+    });
+    this.fc = this.registerModule('fc', new Linear(inChannels, numClasses, {}, rng));
+    this.nameTensors();
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = maxPool2d(this.bn1.forward(this.conv1.forward(x)), 3, { stride: 2, padding: 1 });
+    for (const stage of this.layers) for (const block of stage) h = block.forward(h);
+    return this.fc.forward(globalAvgPool(h));
+  }
+}
+
+/** A named container whose children run in order. */
+class Sequential extends Module {
+  private readonly order: Module[] = [];
+
+  add(name: string, m: Module): void {
+    this.order.push(this.registerModule(name, m));
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const m of this.order) h = m.forward(h);
+    return h;
+  }
 }

@@ -19,6 +19,8 @@ export abstract class Module {
   private readonly buffers = new Map<string, Tensor>();
   private readonly children = new Map<string, Module>();
 
+  abstract forward(x: Tensor): Tensor;
+
   protected registerParameter(name: string, t: Tensor): Tensor {
     t.requiresGrad = true;
     t.keep();

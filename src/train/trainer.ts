@@ -87,7 +87,7 @@ export class Trainer {
   private readonly correctSum: Tensor;
 
   constructor(
-    readonly model: Module & { forward(x: Tensor): Tensor },
+    readonly model: Module,
     readonly optimizer: SGD,
     readonly train: BatchSource,
     readonly test: BatchSource | null,
