@@ -13,6 +13,7 @@ export const KERNEL_FAMILIES = [
   'batchnorm',
   'pool',
   'shortcut',
+  'mask',
   'loss',
   'optim',
 ] as const;

@@ -220,3 +220,45 @@ class Sequential extends Module {
     return h;
   }
 }
+
+/** What a conv does in a ResNet, as pruning options name it. */
+export type ConvRole = 'stem' | 'inner' | 'last' | 'projection';
+
+export interface ConvInfo {
+  name: string;
+  conv: Conv2d;
+  role: ConvRole;
+  /** 0-based stage (the stem counts as stage 0). */
+  stage: number;
+  /** The residual stream the conv writes into (stem, last and projection convs), as an id. */
+  stream: number | null;
+}
+
+/**
+ * Every conv of a ResNet with its role, declared from the architecture rather than traced: the stem
+ * writes the first residual stream; a block's last conv (and its projection) writes its stage's stream.
+ */
+export function describeConvs(model: CifarResNet | ImageNetResNet): ConvInfo[] {
+  const out: ConvInfo[] = [{ name: 'conv1', conv: model.conv1, role: 'stem', stage: 0, stream: 0 }];
+  const stages: Module[][] = model instanceof CifarResNet ? model.stages.map((s) => s.blocks) : model.layers;
+  stages.forEach((blocks, stage) => {
+    blocks.forEach((block, i) => {
+      const prefix = `layer${stage + 1}.${i}`;
+      if (block instanceof BasicBlock || block instanceof ImageNetBasicBlock) {
+        out.push({ name: `${prefix}.conv1`, conv: block.conv1, role: 'inner', stage, stream: null });
+        out.push({ name: `${prefix}.conv2`, conv: block.conv2, role: 'last', stage, stream: stage });
+      } else if (block instanceof Bottleneck) {
+        out.push({ name: `${prefix}.conv1`, conv: block.conv1, role: 'inner', stage, stream: null });
+        out.push({ name: `${prefix}.conv2`, conv: block.conv2, role: 'inner', stage, stream: null });
+        out.push({ name: `${prefix}.conv3`, conv: block.conv3, role: 'last', stage, stream: stage });
+      }
+      const projection = (block as ImageNetBasicBlock | Bottleneck).downsample;
+      if (projection instanceof Projection) {
+        out.push({ name: `${prefix}.downsample.0`, conv: projection.conv, role: 'projection', stage, stream: stage });
+      }
+    });
+  });
+  // When the first block projects the stem's output (ResNet-50), the stem has a stream of its own.
+  if (out.some((c) => c.role === 'projection' && c.stage === 0)) out[0].stream = -1;
+  return out;
+}

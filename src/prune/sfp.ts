@@ -1,0 +1,184 @@
+/**
+ * Soft Filter Pruning (He et al., IJCAI 2018) and hard pruning, as masks over the conv filters of a
+ * ResNet. Soft (the paper's and official code's behaviour): masks are recomputed from the current
+ * weights before training and at the end of every `pruneEvery` epochs (and after the last), and only
+ * the weights are zeroed — gradients, momentum and BN are untouched, so zeroed filters keep training
+ * and can come back. Hard: masks are chosen once and pruned filters are re-zeroed (weights and
+ * momentum) after every optimizer step, so they never come back.
+ */
+import { Tensor, scope } from '../tensor/tensor.js';
+import { gpu } from '../gpu/encoder.js';
+import { noGrad } from '../autograd/mode.js';
+import { applyFilterMask, filterScores, type NormCriterion } from '../ops/mask.js';
+import type { SGD } from '../optim/sgd.js';
+import { describeConvs, type CifarResNet, type ConvInfo, type ImageNetResNet } from '../models/resnet.js';
+import { asymptoticRate, maskChanges, maskFromScores, prunedCount } from './criteria.js';
+
+export interface PruneOptions {
+  /** The fraction P of filters pruned in each pruned layer, or one rate per stage. */
+  rate: number | readonly number[];
+  mode?: 'soft' | 'hard';
+  criterion?: NormCriterion;
+  /** Leave the stem conv unpruned. */
+  skipStem?: boolean;
+  /** Leave each block's last conv (the one that writes the residual stream) unpruned. */
+  skipLast?: boolean;
+  /** Leave projection shortcuts unpruned (the ImageNet default of the SFP code). */
+  skipProjection?: boolean;
+  /** Convs writing into the same residual stream share one mask, ranked by their summed scores. */
+  coupled?: boolean;
+  /** ASFP: the rate grows from 0 to P over training. */
+  asymptotic?: boolean;
+}
+
+export interface LayerMask {
+  name: string;
+  /** 1 = kept, 0 = pruned; one entry per output filter. */
+  mask: Uint32Array;
+  /** The largest pruned score (the threshold), or NaN when nothing is pruned. */
+  threshold: number;
+}
+
+/** The masks of every pruned conv; prints as one line per layer. */
+export class FilterMasks {
+  constructor(readonly layers: Map<string, LayerMask>) {}
+
+  get(name: string): Uint32Array | undefined {
+    return this.layers.get(name)?.mask;
+  }
+
+  /** Filters whose state differs from `previous` in total (soft pruning's regrowth). */
+  changesFrom(previous: FilterMasks | null): number {
+    if (!previous) return 0;
+    let changed = 0;
+    for (const [name, layer] of this.layers) {
+      const before = previous.get(name);
+      if (before) changed += maskChanges(before, layer.mask);
+    }
+    return changed;
+  }
+
+  kept(name: string): number {
+    const m = this.get(name);
+    return m ? m.reduce((a, b) => a + b, 0) : 0;
+  }
+
+  toString(): string {
+    return [...this.layers.values()]
+      .map((l) => `${l.name.padEnd(20)} kept ${this.kept(l.name)}/${l.mask.length}  threshold ${Number.isNaN(l.threshold) ? '-' : l.threshold.toExponential(3)}`)
+      .join('\n');
+  }
+
+  toJSON(): Record<string, number[]> {
+    return Object.fromEntries([...this.layers].map(([n, l]) => [n, [...l.mask]]));
+  }
+}
+
+export class FilterPruner {
+  readonly targets: ConvInfo[];
+  readonly mode: 'soft' | 'hard';
+  readonly criterion: NormCriterion;
+  masks: FilterMasks | null = null;
+  private gpuMasks = new Map<string, Tensor>();
+
+  constructor(
+    model: CifarResNet | ImageNetResNet,
+    readonly options: PruneOptions,
+  ) {
+    this.mode = options.mode ?? 'soft';
+    this.criterion = options.criterion ?? 'l2';
+    this.targets = describeConvs(model).filter(
+      (c) =>
+        !(options.skipStem && c.role === 'stem') &&
+        !(options.skipLast && c.role === 'last') &&
+        !((options.skipProjection ?? true) && c.role === 'projection'),
+    );
+    if (Array.isArray(options.rate)) {
+      const stages = Math.max(...this.targets.map((t) => t.stage)) + 1;
+      if (options.rate.length !== stages) throw new Error(`one pruning rate per stage: ${stages} needed, got ${options.rate.length}`);
+    }
+  }
+
+  /** The rate for a layer at a point of training (ASFP grows it; otherwise constant). */
+  rateFor(target: ConvInfo, epoch: number, epochs: number): number {
+    const base = typeof this.options.rate === 'number' ? this.options.rate : this.options.rate[target.stage];
+    return this.options.asymptotic ? asymptoticRate(base, epoch, epochs) : base;
+  }
+
+  /** Scores every target on the GPU (one readback for all layers) and picks the masks. */
+  async computeMasks(epoch = 0, epochs = 1): Promise<FilterMasks> {
+    const scoreTensors = scope(() => this.targets.map((t) => filterScores(t.conv.weight, this.criterion)));
+    const raw = await gpu().downloadMany(scoreTensors.map((s) => ({ buffer: s.buffer, bytes: s.size * 4 })));
+    scoreTensors.forEach((s) => s.dispose());
+    const scores = new Map(this.targets.map((t, i) => [t.name, new Float32Array(raw[i])]));
+    const layers = new Map<string, LayerMask>();
+    const groups = this.options.coupled ? this.couplingGroups() : this.targets.map((t) => [t]);
+    for (const group of groups) {
+      // A group shares one ranking: the sum of its members' scores per filter.
+      const width = group[0].conv.outChannels;
+      const summed = new Float64Array(width);
+      for (const t of group) scores.get(t.name)!.forEach((v, i) => (summed[i] += v));
+      const count = prunedCount(width, this.rateFor(group[0], epoch, epochs));
+      const mask = maskFromScores(summed, count);
+      let threshold = NaN;
+      for (let i = 0; i < width; i++) if (!mask[i]) threshold = Number.isNaN(threshold) ? summed[i] : Math.max(threshold, summed[i]);
+      for (const t of group) layers.set(t.name, { name: t.name, mask, threshold });
+    }
+    return new FilterMasks(layers);
+  }
+
+  /** Convs that write the same residual stream form one group; the others are groups of one. */
+  couplingGroups(): ConvInfo[][] {
+    const byStream = new Map<number, ConvInfo[]>();
+    const groups: ConvInfo[][] = [];
+    for (const t of this.targets) {
+      if (t.stream === null) {
+        groups.push([t]);
+        continue;
+      }
+      let g = byStream.get(t.stream);
+      if (!g) {
+        byStream.set(t.stream, (g = []));
+        groups.push(g);
+      }
+      g.push(t);
+    }
+    return groups;
+  }
+
+  /** Zeroes the pruned filters' weights in place (and, for hard pruning, their momentum). */
+  apply(masks: FilterMasks, optimizer?: SGD): void {
+    this.masks = masks;
+    for (const t of this.targets) {
+      const mask = masks.get(t.name);
+      if (!mask) continue;
+      let m = this.gpuMasks.get(t.name);
+      if (!m) {
+        m = Tensor.fromArray(mask, [mask.length], 'u32').keep();
+        this.gpuMasks.set(t.name, m);
+      } else {
+        gpu().upload(m.buffer, mask);
+      }
+    }
+    this.zeroPruned(optimizer);
+  }
+
+  /** Hard pruning calls this after every optimizer step; soft pruning only when masks change. */
+  zeroPruned(optimizer?: SGD): void {
+    noGrad(() => {
+      for (const t of this.targets) {
+        const m = this.gpuMasks.get(t.name);
+        if (!m) continue;
+        applyFilterMask(t.conv.weight, m);
+        const velocity = optimizer?.velocity.get(t.conv.weight);
+        if (velocity && this.mode === 'hard') applyFilterMask(velocity, m);
+      }
+    });
+  }
+
+  dispose(): void {
+    for (const m of this.gpuMasks.values()) m.dispose();
+    this.gpuMasks.clear();
+  }
+}
+
