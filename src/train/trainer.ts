@@ -64,6 +64,8 @@ export interface TrainerState {
 export interface TrainerHooks {
   /** Before the first step of a fresh run (SFP masks the initial weights here). */
   beforeTraining?(trainer: Trainer): Promise<void>;
+  /** After every optimizer step (hard pruning re-zeroes its filters here). */
+  afterStep?(trainer: Trainer): void;
   /** After an epoch's steps and its evaluation; returns extra metrics for the epoch's record. */
   afterEpoch?(trainer: Trainer, epoch: number, record: EpochRecord): Promise<Record<string, unknown>>;
 }
@@ -124,6 +126,7 @@ export class Trainer {
       loss.backward(Tensor.fromArray([1 / batch.size], [1]));
       this.optimizer.step();
       this.optimizer.zeroGrad();
+      this.hooks.afterStep?.(this);
     });
   }
 

@@ -1,0 +1,67 @@
+/**
+ * Trainer hooks that run a FilterPruner as the SFP code does: masks computed and applied once before
+ * training, then at the end of every `pruneEvery` epochs and after the last one; the epoch's record
+ * gets the accuracy after masking, how many filters changed (regrowth) and the pruned FLOPs. Hard
+ * pruning keeps the first masks and re-zeroes the pruned filters after every step.
+ */
+import type { FilterPruner, FilterMasks } from '../prune/sfp.js';
+import type { Trainer, TrainerHooks, BatchSource } from './trainer.js';
+import { compactFlops, paperConvFlops } from '../prune/flops.js';
+import { CifarResNet } from '../models/resnet.js';
+
+export interface PruningSchedule {
+  epochs: number;
+  pruneEvery?: number;
+  /** Called with a printable summary each time masks change. */
+  log?(text: string): void;
+}
+
+export interface PruningState {
+  masks: Record<string, number[]> | null;
+}
+
+export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, test: BatchSource | null): TrainerHooks {
+  const every = schedule.pruneEvery ?? 1;
+  const maskNow = async (trainer: Trainer, epoch: number): Promise<FilterMasks> => {
+    const masks = await pruner.computeMasks(epoch, schedule.epochs);
+    pruner.apply(masks, trainer.optimizer);
+    trainer.extra.masks = masks.toJSON();
+    return masks;
+  };
+  return {
+    async beforeTraining(trainer) {
+      const masks = await maskNow(trainer, 0);
+      schedule.log?.(`initial masks (${pruner.mode}, ${pruner.criterion}):\n${masks.toString()}`);
+    },
+    afterStep(trainer) {
+      if (pruner.mode === 'hard') pruner.zeroPruned(trainer.optimizer);
+    },
+    async afterEpoch(trainer, epoch) {
+      const last = epoch === schedule.epochs - 1;
+      const extra: Record<string, unknown> = {};
+      if (pruner.mode === 'soft' && (epoch % every === 0 || last)) {
+        const previous = pruner.masks;
+        const masks = await maskNow(trainer, epoch + 1);
+        extra.regrown = masks.changesFrom(previous);
+      } else {
+        extra.regrown = 0;
+      }
+      if (test) {
+        const evaluation = await trainer.evaluate(test);
+        extra.testAccuracyMasked = evaluation.accuracy;
+        extra.testLossMasked = evaluation.loss;
+      }
+      const model = trainer.model;
+      if (model instanceof CifarResNet && pruner.masks) {
+        const kept = new Map(pruner.targets.map((t) => [t.name, pruner.masks!.kept(t.name)]));
+        const full = compactFlops(model).total;
+        const pruned = compactFlops(model, kept).total;
+        extra.flops = pruned;
+        extra.flopsReduction = 1 - pruned / full;
+        const rate = typeof pruner.options.rate === 'number' ? pruner.options.rate : NaN;
+        if (Number.isFinite(rate)) extra.paperConvFlops = paperConvFlops(model.depth, rate, model.widths);
+      }
+      return extra;
+    },
+  };
+}
