@@ -1,0 +1,391 @@
+/**
+ * Command-line flags: ONE typed table per command, from which come the parser, the validation messages, the
+ * `--help` text and the TypeScript type of the parsed object (`--batch-size` becomes `batchSize: number`).
+ * Accepted forms: `--flag value`, `--flag=value`, and for booleans `--flag` / `--no-flag`. An unknown flag is an
+ * error that suggests the closest name and lists the valid ones.
+ */
+
+/** An interval as written in the help: `[0, 1)`, `(0, inf)`, `[1, 10]`. The type checker rejects anything else. */
+export type Range = `${'[' | '('}${number | '-inf'}, ${number | 'inf'}${']' | ')'}`;
+
+const program = 'sfp-gpu';
+// Plain decimal or exponent notation only: Number() would also accept '', ' ', '0x10' and 'Infinity'.
+const decimal = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+interface Common {
+  help: string;
+}
+interface MaybeRequired {
+  /** No default: the flag must be given. */
+  required?: boolean;
+}
+export type FlagSpec =
+  | (Common & MaybeRequired & { type: 'number' | 'int'; default?: number; range?: Range })
+  | (Common & MaybeRequired & { type: 'string'; default?: string; /** shown in the help, e.g. <path> */ placeholder?: string })
+  | (Common & { type: 'boolean'; default?: boolean })
+  | (Common & MaybeRequired & { type: 'enum'; choices: readonly string[]; default?: string })
+  | (Common & MaybeRequired & { type: 'numbers'; default?: readonly number[]; range?: Range; increasing?: boolean });
+
+export interface CommandSpec {
+  summary: string;
+  flags: Record<string, FlagSpec>;
+}
+
+type ValueOf<S> = S extends { type: 'number' | 'int' }
+  ? number
+  : S extends { type: 'string' }
+    ? string
+    : S extends { type: 'boolean' }
+      ? boolean
+      : S extends { type: 'enum'; choices: readonly (infer C)[] }
+        ? C
+        : S extends { type: 'numbers' }
+          ? number[]
+          : never;
+/** Booleans, flags with a default and required flags always have a value; the others may be undefined. */
+type AlwaysSet<S> = S extends { type: 'boolean' } | { default: unknown } | { required: true } ? true : false;
+type CamelCase<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S;
+
+/** The parsed object for a flag table: kebab-case flags become camelCase keys. */
+export type ArgsOf<F extends Record<string, FlagSpec>> = {
+  [K in keyof F & string as CamelCase<K>]: AlwaysSet<F[K]> extends true ? ValueOf<F[K]> : ValueOf<F[K]> | undefined;
+};
+
+/** Wrong usage: the message says what was wrong and what is valid. The CLI prints it and exits with status 2. */
+export class ArgsError extends Error {
+  override name = 'ArgsError';
+}
+
+/** `--help` was given: `text` is the help for the command. The CLI prints it and exits with status 0. */
+export class HelpRequested extends Error {
+  override name = 'HelpRequested';
+  constructor(readonly text: string) {
+    super(text);
+  }
+}
+
+/** Declares a command's table, keeping its literal types (enum choices) and checking every default against its own flag. */
+function defineCommand<const F extends Record<string, FlagSpec>>(spec: { summary: string; flags: F }): { summary: string; flags: F } {
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    if (flag.type !== 'boolean' && flag.default !== undefined) {
+      const text = Array.isArray(flag.default) ? flag.default.join(',') : String(flag.default);
+      const problem = parseValue(name, flag, text);
+      if (typeof problem === 'string') throw new Error(`flag table: default of --${name} is invalid: ${problem}`);
+    }
+  }
+  return spec;
+}
+
+// Flags that several commands share are declared once.
+const shared = {
+  model: {
+    type: 'enum',
+    choices: ['resnet20', 'resnet32', 'resnet56', 'resnet110'],
+    default: 'resnet20',
+    help: 'CIFAR ResNet depth, option-A shortcuts',
+  },
+  data: { type: 'string', default: 'data/cifar10', placeholder: '<dir>', help: 'folder with the CIFAR-10 binary batches, data_batch_1.bin ... test_batch.bin' },
+  seed: { type: 'int', default: 0, range: '[0, 4294967295]', help: 'seed for initialisation, shuffling and augmentation' },
+  checkpoint: { type: 'string', required: true, placeholder: '<file>', help: 'checkpoint to read, .safetensors' },
+} as const satisfies Record<string, FlagSpec>;
+
+export type CommandName = 'train' | 'eval' | 'compact' | 'bench' | 'export' | 'data' | 'demo';
+
+/** Every command's flags, in one place. Help lists flags in this order. */
+export const commands = {
+  train: defineCommand({
+    summary: 'Train a CIFAR ResNet, optionally with Soft Filter Pruning (defaults follow the SFP paper)',
+    flags: {
+      model: shared.model,
+      epochs: { type: 'int', default: 200, range: '[1, inf)', help: 'epochs to train' },
+      'batch-size': { type: 'int', default: 128, range: '[1, inf)', help: 'images per step' },
+      lr: { type: 'number', default: 0.1, range: '(0, inf)', help: 'peak learning rate' },
+      momentum: { type: 'number', default: 0.9, range: '[0, 1)', help: 'SGD momentum' },
+      nesterov: { type: 'boolean', default: true, help: 'Nesterov momentum, as in the SFP code' },
+      'weight-decay': { type: 'number', default: 5e-4, range: '[0, inf)', help: 'L2 weight decay, applied to every parameter' },
+      schedule: { type: 'enum', choices: ['multistep', 'cosine', 'onecycle'], default: 'multistep', help: 'learning-rate schedule' },
+      milestones: {
+        type: 'numbers',
+        default: [60, 120, 160],
+        range: '[0, inf)',
+        increasing: true,
+        help: 'multistep: epochs at which the rate is multiplied by --gamma',
+      },
+      gamma: { type: 'number', default: 0.2, range: '(0, 1]', help: 'multistep: factor applied at each milestone' },
+      'warmup-epochs': { type: 'number', default: 1, range: '[0, inf)', help: 'linear warm-up from lr/10; the SFP code runs epoch 0 at lr/10' },
+      seed: shared.seed,
+      data: shared.data,
+      out: { type: 'string', default: 'runs/train', placeholder: '<dir>', help: 'folder for checkpoints and metrics' },
+      resume: { type: 'string', placeholder: '<file>', help: 'checkpoint to resume from: weights, optimizer, masks, epoch, RNG and schedule' },
+      'checkpoint-every': { type: 'int', default: 1, range: '[1, inf)', help: 'save a checkpoint every this many epochs, and after the last' },
+      'sfp-rate': {
+        type: 'number',
+        default: 0,
+        range: '[0, 1)',
+        help: 'fraction of filters zeroed in every pruned conv; the paper\'s "SFP 30%" is 0.3, and 0 trains a dense baseline',
+      },
+      'prune-every': { type: 'int', default: 1, range: '[1, inf)', help: 'prune at the end of every this many epochs, and after the last' },
+      criterion: { type: 'enum', choices: ['l2', 'l1', 'fpgm'], default: 'l2', help: 'filter ranking: L2 norm, L1 norm, or geometric median (FPGM)' },
+      'hard-prune': { type: 'boolean', default: false, help: 'keep pruned filters at zero instead of letting them regrow (the hard pruning baseline)' },
+    },
+  }),
+  eval: defineCommand({
+    summary: 'Evaluate a checkpoint on the CIFAR-10 test set',
+    flags: {
+      checkpoint: shared.checkpoint,
+      data: shared.data,
+      'batch-size': { type: 'int', default: 500, range: '[1, inf)', help: 'images per forward pass' },
+    },
+  }),
+  compact: defineCommand({
+    summary: 'Remove the zeroed filters of a pruned checkpoint and write the smaller dense model',
+    flags: {
+      checkpoint: shared.checkpoint,
+      out: { type: 'string', required: true, placeholder: '<file>', help: 'compact checkpoint to write, .safetensors' },
+    },
+  }),
+  bench: defineCommand({
+    summary: 'Time every layer and the whole network, dense and compact',
+    flags: {
+      model: shared.model,
+      checkpoint: { type: 'string', placeholder: '<file>', help: 'benchmark this pruned checkpoint instead of a fresh dense model' },
+      'batch-size': { type: 'int', default: 64, range: '[1, inf)', help: 'images per forward pass; the SFP paper times batch 64' },
+      out: { type: 'string', placeholder: '<file>', help: 'results file to write' },
+    },
+  }),
+  export: defineCommand({
+    summary: 'Export a checkpoint to ONNX',
+    flags: {
+      checkpoint: shared.checkpoint,
+      out: { type: 'string', required: true, placeholder: '<file>', help: 'ONNX file to write' },
+    },
+  }),
+  data: defineCommand({
+    summary: 'Check the CIFAR-10 files',
+    flags: { data: shared.data },
+  }),
+  demo: defineCommand({
+    summary: 'A short training run with SFP, then compaction and a timing',
+    flags: {
+      model: shared.model,
+      epochs: { type: 'int', default: 1, range: '[1, inf)', help: 'epochs to train' },
+      data: shared.data,
+      seed: shared.seed,
+    },
+  }),
+} satisfies Record<CommandName, CommandSpec>;
+
+export type Args<C extends CommandName> = ArgsOf<(typeof commands)[C]['flags']>;
+
+/** Parses `argv` (without the command name) for `command`. Throws ArgsError on bad usage and HelpRequested for --help / -h. */
+export function parseArgs<C extends CommandName>(command: C, argv: readonly string[]): Args<C> {
+  const spec: CommandSpec = commands[command];
+  if (!spec) throw new ArgsError(`unknown command '${String(command)}'; valid commands: ${Object.keys(commands).join(', ')}`);
+  const flags = spec.flags;
+  const seen = new Set<string>();
+  const values: Record<string, unknown> = {};
+
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i];
+    if (token === '--help' || token === '-h') throw new HelpRequested(helpText(command));
+    if (!token.startsWith('--')) {
+      const hint = token.startsWith('-') && token.length > 1 ? ` (flags start with two dashes: --${token.replace(/^-+/, '')})` : '';
+      throw new ArgsError(`${command}: unexpected argument '${token}'${hint}. ${seeHelp(command)}`);
+    }
+    const eq = token.indexOf('=');
+    let name = eq >= 0 ? token.slice(2, eq) : token.slice(2);
+    let inline: string | undefined = eq >= 0 ? token.slice(eq + 1) : undefined;
+    let flag: FlagSpec | undefined = Object.hasOwn(flags, name) ? flags[name] : undefined;
+
+    if (!flag && name.startsWith('no-') && Object.hasOwn(flags, name.slice(3))) {
+      const positive = name.slice(3);
+      if (flags[positive].type !== 'boolean') {
+        throw new ArgsError(`${command}: --${name}: only boolean flags take a --no- form, and --${positive} is ${describeType(flags[positive])}`);
+      }
+      if (inline !== undefined) throw new ArgsError(`${command}: --${name} takes no value, got '${inline}'`);
+      name = positive;
+      flag = flags[positive];
+      inline = 'false';
+    }
+    if (!flag) throw new ArgsError(unknownFlag(command, name, Object.keys(flags)));
+    if (seen.has(name)) throw new ArgsError(`${command}: --${name} was given more than once`);
+    seen.add(name);
+
+    let text: string;
+    if (inline !== undefined) {
+      text = inline;
+    } else if (flag.type === 'boolean') {
+      text = 'true';
+    } else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) {
+      text = argv[++i];
+    } else {
+      throw new ArgsError(`${command}: --${name} needs a value: ${describeType(flag)}`);
+    }
+    const parsed = parseValue(name, flag, text);
+    if (typeof parsed === 'string') throw new ArgsError(`${command}: ${parsed}`);
+    values[name] = parsed.value;
+  }
+
+  const result: Record<string, unknown> = {};
+  const missing: string[] = [];
+  for (const [name, flag] of Object.entries(flags)) {
+    let value = Object.hasOwn(values, name) ? values[name] : flag.default;
+    if (value === undefined && flag.type === 'boolean') value = false;
+    if (value === undefined && 'required' in flag && flag.required) missing.push(`--${name} (${describeType(flag)})`);
+    result[camelCase(name)] = Array.isArray(value) ? [...value] : value;
+  }
+  if (missing.length > 0) throw new ArgsError(`${command}: missing required ${missing.join(', ')}. ${seeHelp(command)}`);
+  return result as Args<C>;
+}
+
+/** The --help text of a command, generated from its table. */
+export function helpText(command: CommandName): string {
+  const spec: CommandSpec = commands[command];
+  const rows: [string, string][] = Object.entries(spec.flags).map(([name, flag]) => {
+    const left = flag.type === 'boolean' ? `--[no-]${name}` : `--${name} ${placeholder(flag)}`;
+    const notes: string[] = [];
+    if ((flag.type === 'number' || flag.type === 'int' || flag.type === 'numbers') && flag.range) notes.push(`in ${flag.range}`);
+    if (flag.type === 'numbers' && flag.increasing) notes.push('increasing');
+    if (flag.default !== undefined) {
+      notes.push(`default: ${Array.isArray(flag.default) ? flag.default.join(',') : String(flag.default)}`);
+    } else if ('required' in flag && flag.required) {
+      notes.push('required');
+    }
+    return [left, notes.length ? `${flag.help} (${notes.join('; ')})` : flag.help];
+  });
+  rows.push(['--help', 'show this help']);
+  const width = Math.max(...rows.map(([left]) => left.length));
+  return [
+    `Usage: ${program} ${command} [flags]`,
+    '',
+    spec.summary,
+    '',
+    'Flags:',
+    ...rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`),
+    '',
+  ].join('\n');
+}
+
+/** Converts one flag's text; returns the value, or the message that says what is valid. */
+function parseValue(name: string, flag: FlagSpec, text: string): { value: unknown } | string {
+  const bad = `--${name} must be ${describeType(flag)}, got '${text}'`;
+  switch (flag.type) {
+    case 'string':
+      return text === '' ? `--${name} must not be empty` : { value: text };
+    case 'boolean':
+      return text === 'true' ? { value: true } : text === 'false' ? { value: false } : `--${name} is a switch: use --${name} or --no-${name}, got '${text}'`;
+    case 'enum': {
+      if (flag.choices.includes(text)) return { value: text };
+      const near = closest(text, flag.choices);
+      return bad + (near ? ` (did you mean '${near}'?)` : '');
+    }
+    case 'number':
+    case 'int': {
+      const value = parseNumber(text, flag.type === 'int');
+      return value !== undefined && inRange(value, flag.range) ? { value } : bad;
+    }
+    case 'numbers': {
+      if (text.trim() === '') return { value: [] };
+      const items = text.split(',').map((item) => item.trim());
+      const list: number[] = [];
+      for (const [i, item] of items.entries()) {
+        const value = parseNumber(item, false);
+        if (value === undefined || !inRange(value, flag.range)) return `${bad} (item ${i + 1}: '${item}')`;
+        if (flag.increasing && i > 0 && value <= list[i - 1]) return `${bad} (item ${i + 1}: ${value} does not increase on ${list[i - 1]})`;
+        list.push(value);
+      }
+      return { value: list };
+    }
+  }
+}
+
+function describeType(flag: FlagSpec): string {
+  const range = 'range' in flag && flag.range ? ` in ${flag.range}` : '';
+  switch (flag.type) {
+    case 'number':
+      return `a number${range}`;
+    case 'int':
+      return `an integer${range}`;
+    case 'string':
+      return 'a non-empty string';
+    case 'boolean':
+      return 'a switch (--flag or --no-flag)';
+    case 'enum':
+      return `one of ${flag.choices.join(', ')}`;
+    case 'numbers':
+      return `a comma-separated list of ${flag.increasing ? 'increasing ' : ''}numbers${range}`;
+  }
+}
+
+function placeholder(flag: FlagSpec): string {
+  switch (flag.type) {
+    case 'enum':
+      return flag.choices.join('|');
+    case 'string':
+      return flag.placeholder ?? '<text>';
+    case 'numbers':
+      return '<n,n,...>';
+    case 'int':
+      return '<int>';
+    default:
+      return '<number>';
+  }
+}
+
+function parseNumber(text: string, integer: boolean): number | undefined {
+  if (!decimal.test(text)) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value)) return undefined;
+  if (integer && !Number.isSafeInteger(value)) return undefined;
+  return value;
+}
+
+function inRange(value: number, range: Range | undefined): boolean {
+  if (!range) return true;
+  const [lowText, highText] = range.slice(1, -1).split(', ');
+  const low = lowText === '-inf' ? -Infinity : Number(lowText);
+  const high = highText === 'inf' ? Infinity : Number(highText);
+  const aboveLow = range.startsWith('[') ? value >= low : value > low;
+  const belowHigh = range.endsWith(']') ? value <= high : value < high;
+  return aboveLow && belowHigh;
+}
+
+function unknownFlag(command: string, name: string, valid: string[]): string {
+  const near = closest(name, valid);
+  const hint = near ? ` Did you mean --${near}?` : '';
+  return `${command}: unknown flag --${name}.${hint} Valid flags: ${valid.map((v) => `--${v}`).join(', ')}, --help`;
+}
+
+/** The candidate nearest to `text`: a unique one it is a prefix of, else the least edit distance if that is small. */
+function closest(text: string, candidates: readonly string[]): string | undefined {
+  const prefixed = candidates.filter((c) => text.length > 0 && c.startsWith(text));
+  if (prefixed.length === 1) return prefixed[0];
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(text.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(text, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+function camelCase(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function seeHelp(command: string): string {
+  return `Run '${program} ${command} --help' for the flags.`;
+}

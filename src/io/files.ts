@@ -1,0 +1,63 @@
+/**
+ * Node-only file helpers for checkpoints: an atomic write (temporary file in the same directory, fsync, rename), so
+ * a crash mid-write leaves the previous file intact rather than half a checkpoint, and a read whose errors say
+ * which file and why. The core imports these lazily, so browser bundles never load `node:fs`.
+ */
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Writes `bytes` to `path` so that readers see either the old file or the whole new one. rename() within one
+ * directory is atomic on POSIX; the fsync before it makes sure the data is on disk before the name points to it,
+ * and the fsync of the directory after it makes the rename itself durable.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const temporary = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  let handle;
+  try {
+    handle = await open(temporary, 'wx');
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `directory ${dir} does not exist` : reason(error);
+    throw new Error(`cannot write ${path}: ${why}`, { cause: error });
+  }
+  try {
+    for (let written = 0; written < bytes.length; ) {
+      const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, written);
+      written += bytesWritten;
+    }
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(temporary, path);
+  } catch (error) {
+    await handle?.close().catch(() => {});
+    await unlink(temporary).catch(() => {});
+    throw new Error(`cannot write ${path}: ${reason(error)} (the previous file, if any, is unchanged)`, { cause: error });
+  }
+  await syncDirectory(dir);
+}
+
+/** Reads a whole file; a missing file, a directory or a permission problem gives a one-line error naming `what` and the path. */
+export async function readFileChecked(path: string, what = 'file'): Promise<Uint8Array> {
+  try {
+    const buffer = await readFile(path);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`${what} not found: ${path}`, { cause: error });
+    if (code === 'EISDIR') throw new Error(`${what} ${path} is a directory, not a file`, { cause: error });
+    throw new Error(`cannot read ${what} ${path}: ${reason(error)}`, { cause: error });
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  // Some platforms (Windows) and file systems refuse to open or fsync a directory; the rename has happened anyway.
+  const handle = await open(dir, 'r').catch(() => undefined);
+  await handle?.sync().catch(() => {});
+  await handle?.close().catch(() => {});
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
