@@ -49,3 +49,17 @@ fn forward(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
 }
+
+// For comparison only (bench/matmul.bench.ts): the textbook kernel, one invocation per element of C,
+// workgroup 8 × 8, every operand read straight from memory.
+@compute @workgroup_size(8, 8)
+fn naive(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.y;
+  let j = gid.x;
+  if (i >= dims.m || j >= dims.n) { return; }
+  var acc = 0.0;
+  for (var k = 0u; k < dims.k; k++) {
+    acc = fma(load_a(i, k), load_b(k, j), acc);
+  }
+  c[i * dims.n + j] = acc;
+}

@@ -15,7 +15,8 @@ export function backward(loss: Tensor, seed?: Tensor): void {
   const order = topologicalOrder(loss);
   noGrad(() => {
     const grads = new Map<Tensor, Tensor>();
-    grads.set(loss, seed ?? fill(loss.shape, 1));
+    // A copy of the caller's seed: it may become a leaf's .grad (accumulated into in place) or be disposed as spent.
+    grads.set(loss, seed ? clone(seed) : fill(loss.shape, 1));
     for (let i = order.length - 1; i >= 0; i--) {
       const node = order[i];
       const dy = grads.get(node.output);
@@ -64,6 +65,7 @@ function topologicalOrder(root: Tensor): GradNode[] {
   const order: GradNode[] = [];
   const visited = new Set<GradNode>();
   if (!root.node) return order;
+  assertNotFreed(root.node, root);
   // Each stack entry is a node and the index of the next input to visit.
   const stack: [GradNode, number][] = [[root.node, 0]];
   visited.add(root.node);
@@ -73,7 +75,8 @@ function topologicalOrder(root: Tensor): GradNode[] {
     if (next < node.inputs.length) {
       top[1]++;
       const child = node.inputs[next].node;
-      if (child && child.ctx && !visited.has(child)) {
+      if (child) assertNotFreed(child, node.inputs[next]);
+      if (child && !visited.has(child)) {
         visited.add(child);
         stack.push([child, 0]);
       }
@@ -83,4 +86,14 @@ function topologicalOrder(root: Tensor): GradNode[] {
     }
   }
   return order;
+}
+
+/** A node whose saved tensors an earlier backward() freed would silently contribute no gradient. */
+function assertNotFreed(node: GradNode, output: Tensor): void {
+  if (!node.ctx) {
+    throw new Error(
+      `backward(): ${node.name} (output ${output.describe()}) was already differentiated and its saved tensors freed; ` +
+        'run the forward again to backpropagate a second time',
+    );
+  }
 }

@@ -61,3 +61,24 @@ export const matmul = defineOp('matmul', {
     return [da, db];
   },
 });
+
+/**
+ * C = op(A)·op(B) with the naive kernel (one invocation per output, no register blocking), no graph.
+ * Only for benchmarks, as the baseline the tiled kernel is measured against.
+ */
+export function matmulNaive(a: Tensor, b: Tensor, transposeA = false, transposeB = false): Tensor {
+  if (a.rank !== 2 || b.rank !== 2) throw new Error(`matmulNaive: expected 2-D tensors, got ${a.describe()} and ${b.describe()}`);
+  const [m, ka] = transposeA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+  const [kb, n] = transposeB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+  if (ka !== kb) throw new Error(`matmulNaive: inner sizes differ: ${a.describe()} · ${b.describe()} (${ka} vs ${kb})`);
+  const c = Tensor.empty([m, n]);
+  const g = gpu();
+  const kernel = g.kernel({
+    family: 'matmul',
+    entry: 'naive',
+    bindings: ['dims', 'a', 'b', 'c'],
+    overrides: { TRANS_A: Number(transposeA), TRANS_B: Number(transposeB) },
+  });
+  g.dispatch(kernel, { a: a.buffer, b: b.buffer, c: c.buffer }, { m, n, k: ka }, [Math.ceil(n / 8), Math.ceil(m / 8)]);
+  return c;
+}

@@ -1,0 +1,191 @@
+/**
+ * Benchmark runner: `npm run bench [-- --json] [-- --filter <name>]`. Discovers bench/*.bench.ts, each
+ * of which exports `register(add)` adding entries; times every entry with tinybench, synchronising the
+ * GPU around a batch of dispatches, and reports the median time per repetition with its FLOPs and
+ * GFLOP/s. Benchmarks never assert.
+ */
+import { readdirSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Bench } from 'tinybench';
+import { gpu, init, scope, shutdown } from '../src/node.js';
+
+/** The machine's fp32 peak (GFLOP/s) the results are compared with. */
+export const PEAK_GFLOPS = 230;
+
+export interface BenchEntry {
+  /** Kernel or layer, e.g. `matmul.tiled`. */
+  name: string;
+  /** Human-readable problem size, e.g. `[128×64]·[64×10]`. */
+  shape: string;
+  /** Where the problem comes from, e.g. `final linear layer`. */
+  note?: string;
+  /** Floating-point operations of one repetition (a multiply-add counts 2). */
+  flops: number;
+  /** Allocates inputs (kept tensors), before timing. */
+  setup(): void | Promise<void>;
+  /** Records one repetition's dispatches; the runner synchronises. Tensors it makes are released by the runner. */
+  run(): void;
+  /** Releases what setup allocated. */
+  teardown(): void;
+}
+
+export interface BenchOptions {
+  /** Fewer and smaller problems (for a quick look). */
+  quick: boolean;
+}
+
+/** What a bench/<name>.bench.ts file exports. */
+export type RegisterBenches = (add: (entry: BenchEntry) => void, options: BenchOptions) => void;
+
+export interface BenchResult {
+  name: string;
+  shape: string;
+  note?: string;
+  flops: number;
+  medianMs: number;
+  gflops: number;
+  fractionOfPeak: number;
+}
+
+const FLAGS = {
+  '--json': 'one JSON object per line instead of a table',
+  '--filter <text>': 'only bench files (or entries) whose name contains <text>',
+  '--quick': 'fewer and smaller problems',
+  '--help': 'this list',
+} as const;
+
+interface Args {
+  json: boolean;
+  filter: string | null;
+  quick: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { json: false, filter: null, quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--json') args.json = true;
+    else if (arg === '--quick') args.quick = true;
+    else if (arg === '--filter' || arg.startsWith('--filter=')) {
+      const value = arg === '--filter' ? argv[++i] : arg.slice('--filter='.length);
+      if (!value) throw new Error('--filter needs a value, e.g. --filter matmul');
+      args.filter = value;
+    } else if (arg === '--help') {
+      console.log(usage());
+      process.exit(0);
+    } else throw new Error(`unknown flag '${arg}'\n${usage()}`);
+  }
+  return args;
+}
+
+function usage(): string {
+  return 'usage: npm run bench -- [flags]\n' + Object.entries(FLAGS).map(([flag, what]) => `  ${flag.padEnd(18)} ${what}`).join('\n');
+}
+
+/** bench/*.bench.ts files, by stem (`matmul` for matmul.bench.ts). */
+function benchFiles(): { stem: string; url: string }[] {
+  const dir = fileURLToPath(new URL('.', import.meta.url));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.bench.ts'))
+    .sort()
+    .map((f) => ({ stem: f.slice(0, -'.bench.ts'.length), url: pathToFileURL(dir + f).href }));
+}
+
+async function collect(args: Args): Promise<BenchEntry[]> {
+  const entries: BenchEntry[] = [];
+  for (const { stem, url } of benchFiles()) {
+    const module = (await import(url)) as { register?: RegisterBenches };
+    if (typeof module.register !== 'function') throw new Error(`bench/${stem}.bench.ts does not export register(add, options)`);
+    const fileMatches = !args.filter || stem.includes(args.filter);
+    module.register((entry) => {
+      if (fileMatches || entry.name.includes(args.filter!)) entries.push(entry);
+    }, { quick: args.quick });
+  }
+  if (entries.length === 0) throw new Error(`no benchmark matches --filter ${args.filter} (files: ${benchFiles().map((f) => f.stem).join(', ')})`);
+  return entries;
+}
+
+/** Records `repeats` repetitions and waits for the GPU; the tensors they made return to the pool. */
+async function repeat(entry: BenchEntry, repeats: number): Promise<void> {
+  scope(() => {
+    for (let r = 0; r < repeats; r++) entry.run();
+  });
+  await gpu().sync();
+}
+
+async function measure(entry: BenchEntry): Promise<BenchResult> {
+  await entry.setup();
+  try {
+    await repeat(entry, 1); // compiles the pipeline, warms the pool
+    const start = performance.now();
+    await repeat(entry, 1);
+    const once = performance.now() - start;
+    // Enough repetitions per sample that the sync and submit overhead is small against the work.
+    const repeats = Math.min(64, Math.max(1, Math.ceil(50 / Math.max(once, 1e-3))));
+    const bench = new Bench({
+      // Seconds-long problems (2048³ on a CPU driver) get two samples; the rest at least 8 or half a second.
+      time: once > 1000 ? 0 : 500,
+      iterations: once > 1000 ? 2 : 8,
+      warmup: false,
+      throws: true,
+    });
+    bench.add(`${entry.name} ${entry.shape}`, () => repeat(entry, repeats));
+    await bench.run();
+    const result = bench.tasks[0].result;
+    if (!('latency' in result)) throw new Error(`${entry.name} ${entry.shape}: no result (${result.state})`);
+    const medianMs = result.latency.p50 / repeats;
+    const gflops = entry.flops / (medianMs * 1e6);
+    return { name: entry.name, shape: entry.shape, ...(entry.note ? { note: entry.note } : {}), flops: entry.flops, medianMs, gflops, fractionOfPeak: gflops / PEAK_GFLOPS };
+  } finally {
+    entry.teardown();
+  }
+}
+
+function formatRow(cells: string[], widths: number[]): string {
+  const left = (i: number) => i < 2 || i === cells.length - 1;
+  return cells.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+}
+
+function printTable(results: BenchResult[]): void {
+  const header = ['name', 'shape', 'GFLOP', 'median ms', 'GFLOP/s', `% of ${PEAK_GFLOPS}`, 'note'];
+  const rows = results.map((r) => [
+    r.name,
+    r.shape,
+    (r.flops / 1e9).toFixed(3),
+    r.medianMs.toFixed(3),
+    r.gflops.toFixed(2),
+    (100 * r.fractionOfPeak).toFixed(1),
+    r.note ?? '',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  console.log(formatRow(header, widths));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(formatRow(row, widths));
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const runtime = await init();
+  try {
+    const entries = await collect(args);
+    if (!args.json) console.log(`${runtime.adapterInfo.description} — ${entries.length} entries; peak ${PEAK_GFLOPS} GFLOP/s\n`);
+    const results: BenchResult[] = [];
+    for (const entry of entries) {
+      const result = await measure(entry);
+      results.push(result);
+      if (args.json) console.log(JSON.stringify(result));
+      else process.stderr.write(`  ${result.name} ${result.shape}: ${result.gflops.toFixed(2)} GFLOP/s\n`);
+    }
+    if (!args.json) {
+      console.log('');
+      printTable(results);
+    }
+  } finally {
+    shutdown();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
