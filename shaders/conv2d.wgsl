@@ -1,6 +1,12 @@
-// 2-D convolution, NCHW, f32, any kernel size, stride and padding (see src/ops/conv2d.ts).
-// Implicit GEMM: no im2col buffer; each invocation keeps a small block of outputs in registers.
-// Shapes come in `dims`, so one pipeline serves every layer, compacted ones included.
+// 2-D convolution, NCHW, f32, on any WebGPU device (see src/ops/conv2d.ts). conv2d_subgroup.wgsl has
+// the same kernels with the shared operand exchanged by subgroup shuffles; these load it in every lane.
+// Implicit GEMM: rows are channels, columns are positions (or weight taps for backward_weight); each
+// invocation keeps a TM × TN block of outputs in registers. No workgroup memory: on CPU drivers
+// (lavapipe) it costs as much as a storage load, and the caches already do its job.
+//
+// Kernel size and stride are override constants, so the tap loops have constant trip counts and the
+// compiler unrolls them; channel counts and spatial sizes stay uniforms (one pipeline per kernel shape
+// serves every width, compacted ones included).
 
 struct Dims {
   batch: u32, in_channels: u32, out_channels: u32,
@@ -17,148 +23,205 @@ struct Dims {
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(7) var<storage, read_write> wt: array<f32>;
 
 override WG: u32 = 64u;
-// Outputs per invocation: CO_BLOCK channels × X_BLOCK consecutive columns.
-const CO_BLOCK = 4u;
-const X_BLOCK = 4u;
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override STRIDE: u32 = 1u;
+// Consecutive output columns per invocation (≤ TN_MAX); forward needs (TN − 1)·STRIDE + KW ≤ X_MAX.
+override TN: u32 = 8u;
+// Channel rows per invocation (≤ TM_MAX); every lane loads all of them.
+override TM: u32 = 4u;
+const TM_MAX = 8u;
+const TN_MAX = 8u;
+const X_MAX = 32u;
+const KW_MAX = 8u;
 
-fn x_at(n: u32, c: u32, iy: i32, ix: i32) -> f32 {
-  if (iy < 0 || ix < 0 || iy >= i32(dims.in_h) || ix >= i32(dims.in_w)) { return 0.0; }
-  return x[((n * dims.in_channels + c) * dims.in_h + u32(iy)) * dims.in_w + u32(ix)];
-}
-
-fn w_at(co: u32, ci: u32, ky: u32, kx: u32) -> f32 {
-  if (co >= dims.out_channels) { return 0.0; }
-  return w[((co * dims.in_channels + ci) * dims.kernel_h + ky) * dims.kernel_w + kx];
-}
-
-// y[n, co, oy, ox]: invocation = (n, oy, a block of X_BLOCK columns, a block of CO_BLOCK channels).
+// y[n, co, oy, ox0 .. ox0+TN) for co in a block of TM. Workgroup = TM output channels (wid.y) × WG
+// tiles of TN columns of one output row. Per (ci, ky) a lane loads the (TN−1)·STRIDE + KW inputs its
+// tile touches once and reuses them across the KW taps.
 @compute @workgroup_size(WG)
-fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let x_blocks = (dims.out_w + X_BLOCK - 1u) / X_BLOCK;
-  let co_blocks = (dims.out_channels + CO_BLOCK - 1u) / CO_BLOCK;
-  let index = gid.x + gid.y * nwg.x * WG;
-  if (index >= dims.batch * dims.out_h * x_blocks * co_blocks) { return; }
-  let xb = index % x_blocks;
-  var rest = index / x_blocks;
-  let oy = rest % dims.out_h;
-  rest = rest / dims.out_h;
-  let cb = rest % co_blocks;
-  let n = rest / co_blocks;
-  let ox0 = xb * X_BLOCK;
-  let co0 = cb * CO_BLOCK;
-  var acc: array<vec4<f32>, 4>;
-  let s = i32(dims.stride);
-  let iy0 = i32(oy) * s - i32(dims.padding);
-  let ix0 = i32(ox0) * s - i32(dims.padding);
-  for (var ci = 0u; ci < dims.in_channels; ci++) {
-    for (var ky = 0u; ky < dims.kernel_h; ky++) {
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let tiles_w = (dims.out_w + TN - 1u) / TN;
+  let tiles = dims.batch * dims.out_h * tiles_w;
+  let index = wid.x * WG + li;
+  let tile = min(index, tiles - 1u);
+  let ox0 = (tile % tiles_w) * TN;
+  let oy = (tile / tiles_w) % dims.out_h;
+  let n = tile / (tiles_w * dims.out_h);
+  let m0 = wid.y * TM;
+  let cin = dims.in_channels;
+  let iy0 = i32(oy * STRIDE) - i32(dims.padding);
+  let ix0 = i32(ox0 * STRIDE) - i32(dims.padding);
+  let xn = (TN - 1u) * STRIDE + KW;
+  var wrow: array<u32, TM_MAX>;
+  for (var q = 0u; q < TM; q++) {
+    wrow[q] = min(m0 + q, dims.out_channels - 1u) * cin * KH * KW;
+  }
+  var acc: array<array<f32, TN_MAX>, TM_MAX>;
+  for (var ci = 0u; ci < cin; ci++) {
+    for (var ky = 0u; ky < KH; ky++) {
       let iy = iy0 + i32(ky);
-      for (var kx = 0u; kx < dims.kernel_w; kx++) {
-        let ix = ix0 + i32(kx);
-        let xv = vec4<f32>(x_at(n, ci, iy, ix), x_at(n, ci, iy, ix + s), x_at(n, ci, iy, ix + 2 * s), x_at(n, ci, iy, ix + 3 * s));
-        for (var j = 0u; j < CO_BLOCK; j++) {
-          acc[j] = fma(vec4<f32>(w_at(co0 + j, ci, ky, kx)), xv, acc[j]);
+      let row_ok = iy >= 0 && iy < i32(dims.in_h);
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * dims.in_w;
+      var xv: array<f32, X_MAX>;
+      for (var j = 0u; j < xn; j++) {
+        let ix = ix0 + i32(j);
+        let ok = row_ok && ix >= 0 && ix < i32(dims.in_w);
+        xv[j] = select(0.0, x[select(0u, row + u32(ix), ok)], ok);
+      }
+      let tap = (ci * KH + ky) * KW;
+      for (var kx = 0u; kx < KW; kx++) {
+        var wl: array<f32, TM_MAX>;
+        for (var q = 0u; q < TM; q++) { wl[q] = w[wrow[q] + tap + kx]; }
+        for (var r = 0u; r < TM; r++) {
+          let a = wl[r];
+          for (var t = 0u; t < TN; t++) { acc[r][t] = fma(a, xv[t * STRIDE + kx], acc[r][t]); }
         }
       }
     }
   }
-  for (var j = 0u; j < CO_BLOCK; j++) {
-    let co = co0 + j;
+  if (index >= tiles) { return; }
+  for (var r = 0u; r < TM; r++) {
+    let co = m0 + r;
     if (co >= dims.out_channels) { break; }
     let base = ((n * dims.out_channels + co) * dims.out_h + oy) * dims.out_w;
-    for (var t = 0u; t < X_BLOCK; t++) {
-      if (ox0 + t < dims.out_w) { y[base + ox0 + t] = acc[j][t]; }
+    for (var t = 0u; t < TN; t++) {
+      if (ox0 + t < dims.out_w) { y[base + ox0 + t] = acc[r][t]; }
     }
   }
 }
 
-fn dy_at(n: u32, co: u32, oy: i32, ox: i32) -> f32 {
-  if (oy < 0 || ox < 0 || oy >= i32(dims.out_h) || ox >= i32(dims.out_w)) { return 0.0; }
-  return dy[((n * dims.out_channels + co) * dims.out_h + u32(oy)) * dims.out_w + u32(ox)];
-}
-
-// dx[n, ci, iy, ix] = Σ dy[n, co, oy, ox] · w[co, ci, ky, kx] over iy = oy·s + ky − p (the transposed
-// convolution). Invocation = (n, iy, X_BLOCK columns, one input channel); taps whose oy or ox is not
-// an integer are skipped.
+// dx[n, ci, iy, ix0 .. ix0+TN) = Σ dy[n, co, oy, ox] · w[co, ci, ky, kx] over iy = oy·STRIDE + ky − p
+// (any stride; stride 1 goes through forward with flipped weights instead). Workgroup = TM input
+// channels (wid.y) × WG tiles of TN columns of one input row; taps whose oy or ox is not an integer
+// read zero.
 @compute @workgroup_size(WG)
-fn backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let x_blocks = (dims.in_w + X_BLOCK - 1u) / X_BLOCK;
-  let index = gid.x + gid.y * nwg.x * WG;
-  if (index >= dims.batch * dims.in_h * x_blocks * dims.in_channels) { return; }
-  let xb = index % x_blocks;
-  var rest = index / x_blocks;
-  let iy = rest % dims.in_h;
-  rest = rest / dims.in_h;
-  let ci = rest % dims.in_channels;
-  let n = rest / dims.in_channels;
-  let ix0 = xb * X_BLOCK;
-  let s = i32(dims.stride);
-  var acc = vec4<f32>(0.0);
-  for (var ky = 0u; ky < dims.kernel_h; ky++) {
-    let ty = i32(iy) + i32(dims.padding) - i32(ky);
-    if (ty < 0 || ty % s != 0) { continue; }
-    let oy = ty / s;
-    if (oy >= i32(dims.out_h)) { continue; }
-    for (var kx = 0u; kx < dims.kernel_w; kx++) {
-      var ox: array<i32, 4>;
-      for (var t = 0u; t < X_BLOCK; t++) {
-        let tx = i32(ix0 + t) + i32(dims.padding) - i32(kx);
-        ox[t] = select(-1, tx / s, tx >= 0 && tx % s == 0);
-      }
-      for (var co = 0u; co < dims.out_channels; co++) {
-        let wv = w[((co * dims.in_channels + ci) * dims.kernel_h + ky) * dims.kernel_w + kx];
-        let dv = vec4<f32>(dy_at(n, co, oy, ox[0]), dy_at(n, co, oy, ox[1]), dy_at(n, co, oy, ox[2]), dy_at(n, co, oy, ox[3]));
-        acc = fma(vec4<f32>(wv), dv, acc);
+fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let tiles_w = (dims.in_w + TN - 1u) / TN;
+  let tiles = dims.batch * dims.in_h * tiles_w;
+  let index = wid.x * WG + li;
+  let tile = min(index, tiles - 1u);
+  let ix0 = (tile % tiles_w) * TN;
+  let iy = (tile / tiles_w) % dims.in_h;
+  let n = tile / (tiles_w * dims.in_h);
+  let m0 = wid.y * TM;
+  let cin = dims.in_channels;
+  let cout = dims.out_channels;
+  var wrow: array<u32, TM_MAX>;
+  for (var q = 0u; q < TM; q++) {
+    wrow[q] = min(m0 + q, cin - 1u) * KH * KW;
+  }
+  var acc: array<array<f32, TN_MAX>, TM_MAX>;
+  for (var co = 0u; co < cout; co++) {
+    let plane = (n * cout + co) * dims.out_h;
+    for (var ky = 0u; ky < KH; ky++) {
+      let ty = i32(iy + dims.padding) - i32(ky);
+      let oy = ty / i32(STRIDE);
+      let row_ok = ty >= 0 && oy * i32(STRIDE) == ty && oy < i32(dims.out_h);
+      let row = (plane + u32(clamp(oy, 0, i32(dims.out_h) - 1))) * dims.out_w;
+      for (var kx = 0u; kx < KW; kx++) {
+        var dv: array<f32, TN_MAX>;
+        for (var t = 0u; t < TN; t++) {
+          let tx = i32(ix0 + t + dims.padding) - i32(kx);
+          let ox = tx / i32(STRIDE);
+          let ok = row_ok && tx >= 0 && ox * i32(STRIDE) == tx && ox < i32(dims.out_w);
+          dv[t] = select(0.0, dy[select(0u, row + u32(ox), ok)], ok);
+        }
+        var wl: array<f32, TM_MAX>;
+        for (var q = 0u; q < TM; q++) { wl[q] = w[co * cin * KH * KW + wrow[q] + ky * KW + kx]; }
+        for (var r = 0u; r < TM; r++) {
+          let a = wl[r];
+          for (var t = 0u; t < TN; t++) { acc[r][t] = fma(a, dv[t], acc[r][t]); }
+        }
       }
     }
   }
-  let base = ((n * dims.in_channels + ci) * dims.in_h + iy) * dims.in_w;
-  for (var t = 0u; t < X_BLOCK; t++) {
-    if (ix0 + t < dims.in_w) { dx[base + ix0 + t] = acc[t]; }
+  if (index >= tiles) { return; }
+  for (var r = 0u; r < TM; r++) {
+    let ci = m0 + r;
+    if (ci >= cin) { break; }
+    let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w;
+    for (var t = 0u; t < TN; t++) {
+      if (ix0 + t < dims.in_w) { dx[base + ix0 + t] = acc[r][t]; }
+    }
   }
 }
 
-// Partial weight gradients: dw_part[split, co, ci, ky, kx] = Σ over the split's samples and all output
-// positions of dy[n, co, oy, ox] · x[n, ci, oy·s + ky − p, ox·s + kx − p]. Invocation = (split, CO_BLOCK
-// output channels, ci, ky, kx). A second pass (reduce.wgsl) sums the splits, deterministically.
+// Partial weight gradients dw_part[split, co, ci, ky, kx] = Σ over the split's samples and all output
+// positions of dy[n, co, oy, ox] · x[n, ci, oy·STRIDE + ky − p, ox·STRIDE + kx − p]. Workgroup = TM
+// output channels (wid.y) × WG columns (ci, ky), each holding the KW taps of one kernel row, for split
+// wid.z. Walking ox in order, a lane keeps the KW inputs of its row in a sliding window and loads only
+// the STRIDE new ones per position. src/ops/conv2d.ts sums the splits in a fixed order (reduce.wgsl).
 @compute @workgroup_size(WG)
-fn backward_weight(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let co_blocks = (dims.out_channels + CO_BLOCK - 1u) / CO_BLOCK;
-  let taps = dims.in_channels * dims.kernel_h * dims.kernel_w;
-  let splits = (dims.batch + dims.samples_per_split - 1u) / dims.samples_per_split;
-  let index = gid.x + gid.y * nwg.x * WG;
-  if (index >= splits * co_blocks * taps) { return; }
-  let tap = index % taps;
-  var rest = index / taps;
-  let cb = rest % co_blocks;
-  let split = rest / co_blocks;
-  let kx = tap % dims.kernel_w;
-  let ky = (tap / dims.kernel_w) % dims.kernel_h;
-  let ci = tap / (dims.kernel_w * dims.kernel_h);
-  let co0 = cb * CO_BLOCK;
-  let s = i32(dims.stride);
-  var acc = vec4<f32>(0.0);
-  let n_end = min((split + 1u) * dims.samples_per_split, dims.batch);
-  for (var n = split * dims.samples_per_split; n < n_end; n++) {
+fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let cin = dims.in_channels;
+  let cout = dims.out_channels;
+  let columns = cin * KH;
+  let index = wid.x * WG + li;
+  let column = min(index, columns - 1u);
+  let ci = column / KH;
+  let ky = column % KH;
+  let m0 = wid.y * TM;
+  var rows: array<u32, TM_MAX>;
+  for (var q = 0u; q < TM; q++) { rows[q] = min(m0 + q, cout - 1u); }
+  let s = i32(STRIDE);
+  let p = i32(dims.padding);
+  var acc: array<array<f32, KW_MAX>, TM_MAX>;
+  let n_end = min((wid.z + 1u) * dims.samples_per_split, dims.batch);
+  for (var n = wid.z * dims.samples_per_split; n < n_end; n++) {
     for (var oy = 0u; oy < dims.out_h; oy++) {
-      let iy = i32(oy) * s + i32(ky) - i32(dims.padding);
-      if (iy < 0 || iy >= i32(dims.in_h)) { continue; }
+      let iy = i32(oy) * s + i32(ky) - p;
+      let row_ok = iy >= 0 && iy < i32(dims.in_h);
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * dims.in_w;
+      // The window for "ox = −1", so that the first step shifts in the inputs of ox = 0.
+      var xw: array<f32, KW_MAX>;
+      for (var kx = 0u; kx < KW; kx++) {
+        let ix = i32(kx) - s - p;
+        let ok = row_ok && ix >= 0 && ix < i32(dims.in_w);
+        xw[kx] = select(0.0, x[select(0u, row + u32(ix), ok)], ok);
+      }
       for (var ox = 0u; ox < dims.out_w; ox++) {
-        let xv = x_at(n, ci, iy, i32(ox) * s + i32(kx) - i32(dims.padding));
-        let dv = vec4<f32>(dy_at(n, co0, i32(oy), i32(ox)),
-                           select(0.0, dy_at(n, co0 + 1u, i32(oy), i32(ox)), co0 + 1u < dims.out_channels),
-                           select(0.0, dy_at(n, co0 + 2u, i32(oy), i32(ox)), co0 + 2u < dims.out_channels),
-                           select(0.0, dy_at(n, co0 + 3u, i32(oy), i32(ox)), co0 + 3u < dims.out_channels));
-        acc = fma(vec4<f32>(xv), dv, acc);
+        for (var kx = 0u; kx < KW; kx++) {
+          if (kx + STRIDE < KW) {
+            xw[kx] = xw[kx + STRIDE];
+          } else {
+            let ix = i32(ox) * s + i32(kx) - p;
+            let ok = row_ok && ix >= 0 && ix < i32(dims.in_w);
+            xw[kx] = select(0.0, x[select(0u, row + u32(ix), ok)], ok);
+          }
+        }
+        var dl: array<f32, TM_MAX>;
+        for (var q = 0u; q < TM; q++) {
+          dl[q] = dy[((n * cout + rows[q]) * dims.out_h + oy) * dims.out_w + ox];
+        }
+        for (var r = 0u; r < TM; r++) {
+          let d = dl[r];
+          for (var kx = 0u; kx < KW; kx++) { acc[r][kx] = fma(d, xw[kx], acc[r][kx]); }
+        }
       }
     }
   }
-  let per_co = taps;
-  let base = split * dims.out_channels * per_co;
-  for (var j = 0u; j < CO_BLOCK; j++) {
-    let co = co0 + j;
-    if (co < dims.out_channels) { dw[base + co * per_co + tap] = acc[j]; }
+  if (index >= columns) { return; }
+  let taps = cin * KH * KW;
+  for (var r = 0u; r < TM; r++) {
+    let co = m0 + r;
+    if (co >= cout) { break; }
+    let base = (wid.z * cout + co) * taps + column * KW;
+    for (var kx = 0u; kx < KW; kx++) { dw[base + kx] = acc[r][kx]; }
   }
+}
+
+// wt[ci, co, ky, kx] = w[co, ci, KH−1−ky, KW−1−kx]: the weights of the stride-1 backward_input, which
+// is then a forward convolution of dy with wt and padding KH−1−p. One invocation per element.
+@compute @workgroup_size(WG)
+fn backward_input_weights(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  let kk = KH * KW;
+  if (i >= dims.out_channels * dims.in_channels * kk) { return; }
+  let tap = i % kk;
+  let co = (i / kk) % dims.out_channels;
+  let ci = i / (kk * dims.out_channels);
+  wt[i] = w[(co * dims.in_channels + ci) * kk + kk - 1u - tap];
 }

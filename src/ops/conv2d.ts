@@ -1,7 +1,8 @@
 /**
  * 2-D convolution, NCHW, f32: forward and both gradients (shaders/conv2d.wgsl, entry points forward,
  * backward_input, backward_weight). The weight gradient is a split reduction: partial sums per group of
- * samples, then a deterministic sum of the partials (reduce.wgsl).
+ * samples, then a deterministic sum of the partials (reduce.wgsl). Where the device has subgroups of
+ * one fixed size, the kernels of shaders/conv2d_subgroup.wgsl are used instead (same entry points).
  */
 import { defineOp } from '../autograd/function.js';
 import { gpu, grid1d } from '../gpu/encoder.js';
@@ -30,9 +31,48 @@ export interface Conv2dGeometry {
   padding: number;
 }
 
+/** Which kernels conv2d uses: the subgroup ones where the device allows, or always the portable ones. */
+export type Conv2dKernelPath = 'auto' | 'portable';
+let kernelPath: Conv2dKernelPath = 'auto';
+
+/** Forces the portable kernels (tests and benchmarks compare both paths); returns the previous setting. */
+export function setConv2dKernelPath(path: Conv2dKernelPath): Conv2dKernelPath {
+  const previous = kernelPath;
+  kernelPath = path;
+  return previous;
+}
+
+/** Whether the next conv2d dispatch uses shaders/conv2d_subgroup.wgsl. */
+export function conv2dUsesSubgroups(): boolean {
+  const rt = gpu();
+  return kernelPath === 'auto' && rt.subgroupSize > 0 && rt.hasFamily('conv2d_subgroup');
+}
+
 const WG = 64;
-const CO_BLOCK = 4;
-const X_BLOCK = 4;
+// Must match the shaders: X_MAX inputs per row in forward, KW_MAX taps per row in backward_weight,
+// TN_MAX columns per invocation, and the subgroup kernels' TM.
+const X_MAX = 32;
+const KW_MAX = 8;
+const SUBGROUP_TM = 16;
+
+interface Tiling {
+  family: 'conv2d' | 'conv2d_subgroup';
+  /** Channel rows per workgroup. */
+  tm: number;
+  overrides: Record<string, number>;
+}
+
+/** Pipeline constants for one entry point; `tn` columns per invocation, `tm` rows for the portable path. */
+function tiling(g: Conv2dGeometry, tn: number, portableTm: number): Tiling {
+  if (g.kernelW > KW_MAX) throw new Error(`conv2d: kernels wider than ${KW_MAX} are not supported (got ${g.kernelH}×${g.kernelW})`);
+  // The forward keeps (tn − 1)·stride + kw inputs of a row in registers.
+  while (tn > 1 && (tn - 1) * g.stride + g.kernelW > X_MAX) tn--;
+  const shape = { WG, KH: g.kernelH, KW: g.kernelW, STRIDE: g.stride, TN: tn };
+  if (conv2dUsesSubgroups()) {
+    return { family: 'conv2d_subgroup', tm: SUBGROUP_TM, overrides: { ...shape, SG: gpu().subgroupSize } };
+  }
+  return { family: 'conv2d', tm: portableTm, overrides: { ...shape, TM: portableTm } };
+}
 
 export function conv2dGeometry(x: Shape, w: Shape, options: Conv2dOptions = {}): Conv2dGeometry {
   const stride = options.stride ?? 1;
@@ -64,39 +104,77 @@ function uniforms(g: Conv2dGeometry, samplesPerSplit = 1): Record<string, number
   };
 }
 
-const spec = (entry: string, bindings: string[]) => ({ family: 'conv2d' as const, entry, bindings });
-
 export function conv2dForwardKernel(x: Tensor, w: Tensor, g: Conv2dGeometry): Tensor {
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
-  const count = g.batch * g.outH * Math.ceil(g.outW / X_BLOCK) * Math.ceil(g.outChannels / CO_BLOCK);
+  const t = tiling(g, conv2dUsesSubgroups() ? 4 : 8, 4);
+  const tn = t.overrides.TN;
+  const tiles = g.batch * g.outH * Math.ceil(g.outW / tn);
   const rt = gpu();
-  rt.dispatch(rt.kernel(spec('forward', ['dims', 'x', 'w', 'y'])), { x: x.buffer, w: w.buffer, y: y.buffer }, uniforms(g), grid1d(count, WG));
+  const kernel = rt.kernel({ family: t.family, entry: 'forward', bindings: ['dims', 'x', 'w', 'y'], overrides: t.overrides });
+  rt.dispatch(kernel, { x: x.buffer, w: w.buffer, y: y.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.outChannels / t.tm)]);
   return y;
 }
 
 export function conv2dBackwardInputKernel(dy: Tensor, w: Tensor, g: Conv2dGeometry): Tensor {
-  const dx = Tensor.empty([g.batch, g.inChannels, g.inH, g.inW]);
-  const count = g.batch * g.inH * Math.ceil(g.inW / X_BLOCK) * g.inChannels;
   const rt = gpu();
-  rt.dispatch(rt.kernel(spec('backward_input', ['dims', 'dy', 'w', 'dx'])), { dy: dy.buffer, w: w.buffer, dx: dx.buffer }, uniforms(g), grid1d(count, WG));
+  const transposedPadding = g.kernelH - 1 - g.padding;
+  if (g.stride === 1 && g.kernelH === g.kernelW && transposedPadding >= 0) {
+    // At stride 1, dx is the forward convolution of dy with wt[ci, co] = w[co, ci] rotated by 180°
+    // and padding k − 1 − p: the fast forward kernel does the work.
+    const wt = Tensor.empty([g.inChannels, g.outChannels, g.kernelH, g.kernelW]);
+    const flip = rt.kernel({
+      family: 'conv2d', entry: 'backward_input_weights', bindings: ['dims', 'w', 'wt'],
+      overrides: { WG, KH: g.kernelH, KW: g.kernelW },
+    });
+    rt.dispatch(flip, { w: w.buffer, wt: wt.buffer }, uniforms(g), grid1d(wt.size, WG));
+    const transposed: Conv2dGeometry = {
+      ...g, inChannels: g.outChannels, outChannels: g.inChannels,
+      inH: g.outH, inW: g.outW, outH: g.inH, outW: g.inW, padding: transposedPadding,
+    };
+    const dx = conv2dForwardKernel(dy, wt, transposed);
+    wt.dispose();
+    return dx;
+  }
+  const dx = Tensor.empty([g.batch, g.inChannels, g.inH, g.inW]);
+  const t = tiling(g, 4, 4);
+  const tiles = g.batch * g.inH * Math.ceil(g.inW / t.overrides.TN);
+  const kernel = rt.kernel({ family: t.family, entry: 'backward_input', bindings: ['dims', 'dy', 'w', 'dx'], overrides: t.overrides });
+  rt.dispatch(kernel, { dy: dy.buffer, w: w.buffer, dx: dx.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.inChannels / t.tm)]);
   return dx;
 }
 
+/** Workgroups (of any kernel) that keep both CPU threads, or a GPU's cores, busy. */
+const TARGET_WORKGROUPS = 64;
+
 export function conv2dBackwardWeightKernel(dy: Tensor, x: Tensor, g: Conv2dGeometry): Tensor {
-  const taps = g.inChannels * g.kernelH * g.kernelW;
-  const weights = g.outChannels * taps;
-  // Enough partial sums to keep every core busy, each over at least a few samples.
-  const samplesPerSplit = Math.max(1, Math.ceil(g.batch / Math.max(1, Math.floor(8192 / (Math.ceil(g.outChannels / CO_BLOCK) * taps)))));
-  const splits = Math.ceil(g.batch / samplesPerSplit);
-  const partial = Tensor.empty([splits, weights]);
-  const count = splits * Math.ceil(g.outChannels / CO_BLOCK) * taps;
   const rt = gpu();
+  const t = tiling(g, 1, 8);
+  // Columns are (ci, ky) kernel rows: pick the workgroup size that wastes the fewest lanes.
+  const columns = g.inChannels * g.kernelH;
+  const minimum = Math.max(8, t.family === 'conv2d_subgroup' ? rt.subgroupSize : 1);
+  let wg = 64;
+  for (const size of [32, 16, 8]) {
+    if (size >= minimum && Math.ceil(columns / size) * size < Math.ceil(columns / wg) * wg) wg = size;
+  }
+  const blocks = Math.ceil(columns / wg) * Math.ceil(g.outChannels / t.tm);
+  const samplesPerSplit = Math.ceil(g.batch / Math.min(g.batch, Math.ceil(TARGET_WORKGROUPS / blocks)));
+  const splits = Math.ceil(g.batch / samplesPerSplit);
+  const weights = g.outChannels * g.inChannels * g.kernelH * g.kernelW;
+  const partial = Tensor.empty([splits, weights]);
+  const kernel = rt.kernel({
+    family: t.family, entry: 'backward_weight', bindings: ['dims', 'dy', 'x', 'dw'], overrides: { ...t.overrides, WG: wg },
+  });
   rt.dispatch(
-    rt.kernel(spec('backward_weight', ['dims', 'dy', 'x', 'dw'])),
+    kernel,
     { dy: dy.buffer, x: x.buffer, dw: partial.buffer },
     uniforms(g, samplesPerSplit),
-    grid1d(count, WG),
+    [Math.ceil(columns / wg), Math.ceil(g.outChannels / t.tm), splits],
   );
+  if (splits === 1) {
+    const dw = partial.viewAs([g.outChannels, g.inChannels, g.kernelH, g.kernelW]);
+    partial.dispose();
+    return dw;
+  }
   const summed = reduceAxisKernel(partial, 1, splits, weights, 'sum');
   partial.dispose();
   const dw = summed.viewAs([g.outChannels, g.inChannels, g.kernelH, g.kernelW]);

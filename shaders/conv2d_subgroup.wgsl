@@ -1,0 +1,222 @@
+// 2-D convolution, NCHW, f32, with subgroup shuffles (see src/ops/conv2d.ts; the portable fallback is
+// conv2d.wgsl). Implicit GEMM: rows are channels, columns are positions (or weight taps for
+// backward_weight). The operand shared by a row block (weights, or dy for backward_weight) is loaded
+// once per subgroup, one row per lane, and handed to every lane with subgroupShuffle: on lavapipe a
+// load whose index is not a compile-time constant costs a loop over the SIMD lanes, a shuffle with a
+// constant lane after unrolling costs a register permute.
+//
+// Kernel size and stride are override constants, so the tap loops have constant trip counts and the
+// compiler unrolls them; channel counts and spatial sizes stay uniforms (one pipeline per kernel shape
+// serves every width, compacted ones included). Correct for any subgroup size SG, which must equal the
+// device's; every subgroup op sits in uniform control flow (no early return).
+enable subgroups;
+
+struct Dims {
+  batch: u32, in_channels: u32, out_channels: u32,
+  in_h: u32, in_w: u32, out_h: u32, out_w: u32,
+  kernel_h: u32, kernel_w: u32, stride: u32, padding: u32,
+  // backward_weight: how many samples each partial sum covers.
+  samples_per_split: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dw: array<f32>;
+
+override WG: u32 = 64u;
+override SG: u32 = 8u;
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override STRIDE: u32 = 1u;
+// Consecutive output columns per invocation (≤ TN_MAX); forward needs (TN − 1)·STRIDE + KW ≤ X_MAX.
+override TN: u32 = 4u;
+// Channel rows per workgroup; each lane loads ceil(TM / SG) of them.
+const TM = 16u;
+const TN_MAX = 4u;
+const X_MAX = 32u;
+const KW_MAX = 8u;
+
+// y[n, co, oy, ox0 .. ox0+TN) for co in a block of TM. Workgroup = TM output channels (wid.y) × WG
+// tiles of TN columns of one output row. Per (ci, ky) a lane loads the (TN−1)·STRIDE + KW inputs its
+// tile touches once and reuses them across the KW taps.
+@compute @workgroup_size(WG)
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+           @builtin(subgroup_invocation_id) lane: u32) {
+  let tiles_w = (dims.out_w + TN - 1u) / TN;
+  let tiles = dims.batch * dims.out_h * tiles_w;
+  let index = wid.x * WG + li;
+  let tile = min(index, tiles - 1u);
+  let ox0 = (tile % tiles_w) * TN;
+  let oy = (tile / tiles_w) % dims.out_h;
+  let n = tile / (tiles_w * dims.out_h);
+  let m0 = wid.y * TM;
+  let cin = dims.in_channels;
+  let iy0 = i32(oy * STRIDE) - i32(dims.padding);
+  let ix0 = i32(ox0 * STRIDE) - i32(dims.padding);
+  let xn = (TN - 1u) * STRIDE + KW;
+  let loads = (TM + SG - 1u) / SG;
+  var wrow: array<u32, TM>;
+  for (var q = 0u; q < loads; q++) {
+    wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * KH * KW;
+  }
+  var acc: array<array<f32, TN_MAX>, TM>;
+  for (var ci = 0u; ci < cin; ci++) {
+    for (var ky = 0u; ky < KH; ky++) {
+      let iy = iy0 + i32(ky);
+      let row_ok = iy >= 0 && iy < i32(dims.in_h);
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * dims.in_w;
+      var xv: array<f32, X_MAX>;
+      for (var j = 0u; j < xn; j++) {
+        let ix = ix0 + i32(j);
+        let ok = row_ok && ix >= 0 && ix < i32(dims.in_w);
+        xv[j] = select(0.0, x[select(0u, row + u32(ix), ok)], ok);
+      }
+      let tap = (ci * KH + ky) * KW;
+      for (var kx = 0u; kx < KW; kx++) {
+        var wl: array<f32, TM>;
+        for (var q = 0u; q < loads; q++) { wl[q] = w[wrow[q] + tap + kx]; }
+        for (var r = 0u; r < TM; r++) {
+          let a = subgroupShuffle(wl[r / SG], r % SG);
+          for (var t = 0u; t < TN; t++) { acc[r][t] = fma(a, xv[t * STRIDE + kx], acc[r][t]); }
+        }
+      }
+    }
+  }
+  if (index >= tiles) { return; }
+  for (var r = 0u; r < TM; r++) {
+    let co = m0 + r;
+    if (co >= dims.out_channels) { break; }
+    let base = ((n * dims.out_channels + co) * dims.out_h + oy) * dims.out_w;
+    for (var t = 0u; t < TN; t++) {
+      if (ox0 + t < dims.out_w) { y[base + ox0 + t] = acc[r][t]; }
+    }
+  }
+}
+
+// dx[n, ci, iy, ix0 .. ix0+TN) = Σ dy[n, co, oy, ox] · w[co, ci, ky, kx] over iy = oy·STRIDE + ky − p
+// (any stride; stride 1 goes through forward with flipped weights instead). Workgroup = TM input
+// channels (wid.y) × WG tiles of TN columns of one input row; taps whose oy or ox is not an integer
+// read zero.
+@compute @workgroup_size(WG)
+fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+                  @builtin(subgroup_invocation_id) lane: u32) {
+  let tiles_w = (dims.in_w + TN - 1u) / TN;
+  let tiles = dims.batch * dims.in_h * tiles_w;
+  let index = wid.x * WG + li;
+  let tile = min(index, tiles - 1u);
+  let ix0 = (tile % tiles_w) * TN;
+  let iy = (tile / tiles_w) % dims.in_h;
+  let n = tile / (tiles_w * dims.in_h);
+  let m0 = wid.y * TM;
+  let cin = dims.in_channels;
+  let cout = dims.out_channels;
+  let loads = (TM + SG - 1u) / SG;
+  var wrow: array<u32, TM>;
+  for (var q = 0u; q < loads; q++) {
+    wrow[q] = min(m0 + q * SG + lane, cin - 1u) * KH * KW;
+  }
+  var acc: array<array<f32, TN_MAX>, TM>;
+  for (var co = 0u; co < cout; co++) {
+    let plane = (n * cout + co) * dims.out_h;
+    for (var ky = 0u; ky < KH; ky++) {
+      let ty = i32(iy + dims.padding) - i32(ky);
+      let oy = ty / i32(STRIDE);
+      let row_ok = ty >= 0 && oy * i32(STRIDE) == ty && oy < i32(dims.out_h);
+      let row = (plane + u32(clamp(oy, 0, i32(dims.out_h) - 1))) * dims.out_w;
+      for (var kx = 0u; kx < KW; kx++) {
+        var dv: array<f32, TN_MAX>;
+        for (var t = 0u; t < TN; t++) {
+          let tx = i32(ix0 + t + dims.padding) - i32(kx);
+          let ox = tx / i32(STRIDE);
+          let ok = row_ok && tx >= 0 && ox * i32(STRIDE) == tx && ox < i32(dims.out_w);
+          dv[t] = select(0.0, dy[select(0u, row + u32(ox), ok)], ok);
+        }
+        var wl: array<f32, TM>;
+        for (var q = 0u; q < loads; q++) { wl[q] = w[co * cin * KH * KW + wrow[q] + ky * KW + kx]; }
+        for (var r = 0u; r < TM; r++) {
+          let a = subgroupShuffle(wl[r / SG], r % SG);
+          for (var t = 0u; t < TN; t++) { acc[r][t] = fma(a, dv[t], acc[r][t]); }
+        }
+      }
+    }
+  }
+  if (index >= tiles) { return; }
+  for (var r = 0u; r < TM; r++) {
+    let ci = m0 + r;
+    if (ci >= cin) { break; }
+    let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w;
+    for (var t = 0u; t < TN; t++) {
+      if (ix0 + t < dims.in_w) { dx[base + ix0 + t] = acc[r][t]; }
+    }
+  }
+}
+
+// Partial weight gradients dw_part[split, co, ci, ky, kx] = Σ over the split's samples and all output
+// positions of dy[n, co, oy, ox] · x[n, ci, oy·STRIDE + ky − p, ox·STRIDE + kx − p]. Workgroup = TM
+// output channels (wid.y) × WG columns (ci, ky), each holding the KW taps of one kernel row, for split
+// wid.z. Walking ox in order, a lane keeps the KW inputs of its row in a sliding window and loads only
+// the STRIDE new ones per position. src/ops/conv2d.ts sums the splits in a fixed order (reduce.wgsl).
+@compute @workgroup_size(WG)
+fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+  let cin = dims.in_channels;
+  let cout = dims.out_channels;
+  let columns = cin * KH;
+  let index = wid.x * WG + li;
+  let column = min(index, columns - 1u);
+  let ci = column / KH;
+  let ky = column % KH;
+  let m0 = wid.y * TM;
+  let loads = (TM + SG - 1u) / SG;
+  var rows: array<u32, TM>;
+  for (var q = 0u; q < loads; q++) { rows[q] = min(m0 + q * SG + lane, cout - 1u); }
+  let s = i32(STRIDE);
+  let p = i32(dims.padding);
+  var acc: array<array<f32, KW_MAX>, TM>;
+  let n_end = min((wid.z + 1u) * dims.samples_per_split, dims.batch);
+  for (var n = wid.z * dims.samples_per_split; n < n_end; n++) {
+    for (var oy = 0u; oy < dims.out_h; oy++) {
+      let iy = i32(oy) * s + i32(ky) - p;
+      let row_ok = iy >= 0 && iy < i32(dims.in_h);
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * dims.in_w;
+      // The window for "ox = −1", so that the first step shifts in the inputs of ox = 0.
+      var xw: array<f32, KW_MAX>;
+      for (var kx = 0u; kx < KW; kx++) {
+        let ix = i32(kx) - s - p;
+        let ok = row_ok && ix >= 0 && ix < i32(dims.in_w);
+        xw[kx] = select(0.0, x[select(0u, row + u32(ix), ok)], ok);
+      }
+      for (var ox = 0u; ox < dims.out_w; ox++) {
+        for (var kx = 0u; kx < KW; kx++) {
+          if (kx + STRIDE < KW) {
+            xw[kx] = xw[kx + STRIDE];
+          } else {
+            let ix = i32(ox) * s + i32(kx) - p;
+            let ok = row_ok && ix >= 0 && ix < i32(dims.in_w);
+            xw[kx] = select(0.0, x[select(0u, row + u32(ix), ok)], ok);
+          }
+        }
+        var dl: array<f32, TM>;
+        for (var q = 0u; q < loads; q++) {
+          dl[q] = dy[((n * cout + rows[q]) * dims.out_h + oy) * dims.out_w + ox];
+        }
+        for (var r = 0u; r < TM; r++) {
+          let d = subgroupShuffle(dl[r / SG], r % SG);
+          for (var kx = 0u; kx < KW; kx++) { acc[r][kx] = fma(d, xw[kx], acc[r][kx]); }
+        }
+      }
+    }
+  }
+  if (index >= columns) { return; }
+  let taps = cin * KH * KW;
+  for (var r = 0u; r < TM; r++) {
+    let co = m0 + r;
+    if (co >= cout) { break; }
+    let base = (wid.z * cout + co) * taps + column * KW;
+    for (var kx = 0u; kx < KW; kx++) { dw[base + kx] = acc[r][kx]; }
+  }
+}
