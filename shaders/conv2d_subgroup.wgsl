@@ -34,9 +34,10 @@ override KW: u32 = 3u;
 override STRIDE: u32 = 1u;
 // Consecutive output columns per invocation (≤ TN_MAX); forward needs (TN − 1)·STRIDE + KW ≤ X_MAX.
 override TN: u32 = 4u;
-// Channel rows per workgroup; each lane loads ceil(TM / SG) of them.
-const TM = 16u;
-const TN_MAX = 4u;
+// Channel rows per workgroup (≤ TM_MAX); each lane loads ceil(TM / SG) of them.
+override TM: u32 = 16u;
+const TM_MAX = 16u;
+const TN_MAX = 8u;
 const X_MAX = 32u;
 const KW_MAX = 8u;
 
@@ -59,11 +60,11 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let ix0 = i32(ox0 * STRIDE) - i32(dims.padding);
   let xn = (TN - 1u) * STRIDE + KW;
   let loads = (TM + SG - 1u) / SG;
-  var wrow: array<u32, TM>;
+  var wrow: array<u32, TM_MAX>;
   for (var q = 0u; q < loads; q++) {
     wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * KH * KW;
   }
-  var acc: array<array<f32, TN_MAX>, TM>;
+  var acc: array<array<f32, TN_MAX>, TM_MAX>;
   for (var ci = 0u; ci < cin; ci++) {
     for (var ky = 0u; ky < KH; ky++) {
       let iy = iy0 + i32(ky);
@@ -77,7 +78,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       }
       let tap = (ci * KH + ky) * KW;
       for (var kx = 0u; kx < KW; kx++) {
-        var wl: array<f32, TM>;
+        var wl: array<f32, TM_MAX>;
         for (var q = 0u; q < loads; q++) { wl[q] = w[wrow[q] + tap + kx]; }
         for (var r = 0u; r < TM; r++) {
           let a = subgroupShuffle(wl[r / SG], r % SG);
@@ -115,11 +116,11 @@ fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   let cin = dims.in_channels;
   let cout = dims.out_channels;
   let loads = (TM + SG - 1u) / SG;
-  var wrow: array<u32, TM>;
+  var wrow: array<u32, TM_MAX>;
   for (var q = 0u; q < loads; q++) {
     wrow[q] = min(m0 + q * SG + lane, cin - 1u) * KH * KW;
   }
-  var acc: array<array<f32, TN_MAX>, TM>;
+  var acc: array<array<f32, TN_MAX>, TM_MAX>;
   for (var co = 0u; co < cout; co++) {
     let plane = (n * cout + co) * dims.out_h;
     for (var ky = 0u; ky < KH; ky++) {
@@ -135,7 +136,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
           let ok = row_ok && tx >= 0 && ox * i32(STRIDE) == tx && ox < i32(dims.out_w);
           dv[t] = select(0.0, dy[select(0u, row + u32(ox), ok)], ok);
         }
-        var wl: array<f32, TM>;
+        var wl: array<f32, TM_MAX>;
         for (var q = 0u; q < loads; q++) { wl[q] = w[co * cin * KH * KW + wrow[q] + ky * KW + kx]; }
         for (var r = 0u; r < TM; r++) {
           let a = subgroupShuffle(wl[r / SG], r % SG);
@@ -172,11 +173,11 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
   let ky = column % KH;
   let m0 = wid.y * TM;
   let loads = (TM + SG - 1u) / SG;
-  var rows: array<u32, TM>;
+  var rows: array<u32, TM_MAX>;
   for (var q = 0u; q < loads; q++) { rows[q] = min(m0 + q * SG + lane, cout - 1u); }
   let s = i32(STRIDE);
   let p = i32(dims.padding);
-  var acc: array<array<f32, KW_MAX>, TM>;
+  var acc: array<array<f32, KW_MAX>, TM_MAX>;
   let n_end = min((wid.z + 1u) * dims.samples_per_split, dims.batch);
   for (var n = wid.z * dims.samples_per_split; n < n_end; n++) {
     for (var oy = 0u; oy < dims.out_h; oy++) {
@@ -200,7 +201,7 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
             xw[kx] = select(0.0, x[select(0u, row + u32(ix), ok)], ok);
           }
         }
-        var dl: array<f32, TM>;
+        var dl: array<f32, TM_MAX>;
         for (var q = 0u; q < loads; q++) {
           dl[q] = dy[((n * cout + rows[q]) * dims.out_h + oy) * dims.out_w + ox];
         }

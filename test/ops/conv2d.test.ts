@@ -1,0 +1,176 @@
+// 2-D convolution (src/ops/conv2d.ts) against test/reference/conv2d.ts: a case checked by hand, exact
+// integer sums over awkward shapes, float tolerances, and gradients against finite differences. Every
+// case runs on both kernel sets: shaders/conv2d_subgroup.wgsl (where the device has fixed-size
+// subgroups) and the portable shaders/conv2d.wgsl.
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  conv2d,
+  conv2dBackwardInputKernel,
+  conv2dBackwardWeightKernel,
+  conv2dForwardKernel,
+  conv2dGeometry,
+  conv2dUsesSubgroups,
+  setConv2dKernelPath,
+  type Conv2dKernelPath,
+} from '../../src/ops/conv2d.js';
+import { gpu } from '../../src/gpu/encoder.js';
+import { Tensor, scope } from '../../src/tensor/tensor.js';
+import { tensor } from '../../src/tensor/create.js';
+import * as ref from '../reference/conv2d.js';
+import type { Conv2dShape } from '../reference/conv2d.js';
+import { assertClose, assertEqual, readAll } from '../support/allclose.js';
+import { gradcheck, tolerance } from '../support/gradcheck.js';
+import { randomArray, randomInts, withSeed } from '../support/random.js';
+
+const paths: Conv2dKernelPath[] = ['auto', 'portable'];
+const pathName = (path: Conv2dKernelPath): string => (path === 'auto' ? 'subgroup kernels where available' : 'portable kernels');
+
+afterEach(() => {
+  setConv2dKernelPath('auto');
+});
+
+function shapes(s: Conv2dShape): { x: number[]; w: number[]; y: number[] } {
+  const { outH, outW } = ref.outSize(s);
+  return {
+    x: [s.batch, s.inChannels, s.inH, s.inW],
+    w: [s.outChannels, s.inChannels, s.kernel, s.kernel],
+    y: [s.batch, s.outChannels, outH, outW],
+  };
+}
+
+const describeShape = (s: Conv2dShape): string =>
+  `x [${s.batch},${s.inChannels},${s.inH},${s.inW}] w ${s.kernel}×${s.kernel} → ${s.outChannels}, stride ${s.stride}, padding ${s.padding}`;
+
+/** Forward, backward_input and backward_weight of one case, read back with one submit. */
+async function runKernels(s: Conv2dShape, x: Float32Array, w: Float32Array, dy: Float32Array): Promise<Float32Array[]> {
+  const sh = shapes(s);
+  const outs = scope(() => {
+    const g = conv2dGeometry(sh.x, sh.w, { stride: s.stride, padding: s.padding });
+    const [xt, wt, dyt] = [tensor(x, sh.x), tensor(w, sh.w), tensor(dy, sh.y)];
+    return [conv2dForwardKernel(xt, wt, g), conv2dBackwardInputKernel(dyt, wt, g), conv2dBackwardWeightKernel(dyt, xt, g)];
+  });
+  expect(outs.map((t) => t.shape)).toEqual([sh.y, sh.x, sh.w]);
+  const values = (await readAll(outs)) as Float32Array[];
+  for (const t of outs) t.dispose();
+  return values;
+}
+
+describe.each(paths)('conv2d with %s', (path) => {
+  it(`uses the kernels it says (${pathName(path)})`, () => {
+    setConv2dKernelPath(path);
+    expect(conv2dUsesSubgroups()).toBe(path === 'auto' && gpu().subgroupSize > 0);
+  });
+
+  it('a 3×3 "plus" kernel on 1..9 with padding 1, and both gradients for dy = 1, are exact', async () => {
+    setConv2dKernelPath(path);
+    const s: Conv2dShape = { batch: 1, inChannels: 1, inH: 3, inW: 3, outChannels: 1, kernel: 3, stride: 1, padding: 1 };
+    const x = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const w = Float32Array.from([0, 1, 0, 1, 1, 1, 0, 1, 0]);
+    const [y, dx, dw] = await runKernels(s, x, w, new Float32Array(9).fill(1));
+    // y = each pixel plus its 4 neighbours: y[0,0] = 1+2+4, y[1,1] = 5+2+4+6+8 ...
+    assertEqual(y, [7, 11, 11, 17, 25, 23, 19, 29, 23], { label: 'y' });
+    // dx[i] = how many outputs see pixel i through the kernel: the kernel's taps that land inside.
+    assertEqual(dx, [3, 4, 3, 4, 5, 4, 3, 4, 3], { label: 'dx' });
+    // dw[ky,kx] = Σ of the pixels that tap sees: the centre sees all (45), the top tap rows 0–1
+    // (1+…+6 = 21), the top-left tap rows 0–1 × columns 0–1 (1+2+4+5 = 12), …
+    assertEqual(dw, [12, 21, 16, 27, 45, 33, 24, 39, 28], { label: 'dw' });
+  });
+
+  it('integer inputs give exact results over awkward shapes: odd sizes, stride 2, batch 1, 1×1 and 7×7 kernels', async () => {
+    setConv2dKernelPath(path);
+    const cases: Conv2dShape[] = [
+      { batch: 2, inChannels: 3, inH: 7, inW: 9, outChannels: 5, kernel: 3, stride: 1, padding: 1 },
+      { batch: 1, inChannels: 12, inH: 9, inW: 7, outChannels: 23, kernel: 3, stride: 1, padding: 1 },
+      { batch: 2, inChannels: 23, inH: 11, inW: 13, outChannels: 45, kernel: 3, stride: 2, padding: 1 },
+      { batch: 3, inChannels: 45, inH: 5, inW: 6, outChannels: 12, kernel: 3, stride: 1, padding: 0 },
+      { batch: 2, inChannels: 5, inH: 9, inW: 9, outChannels: 7, kernel: 1, stride: 2, padding: 0 },
+      { batch: 1, inChannels: 6, inH: 4, inW: 5, outChannels: 33, kernel: 1, stride: 1, padding: 0 },
+      { batch: 1, inChannels: 3, inH: 15, inW: 13, outChannels: 9, kernel: 7, stride: 2, padding: 3 },
+      { batch: 2, inChannels: 4, inH: 6, inW: 6, outChannels: 3, kernel: 3, stride: 1, padding: 2 },
+    ];
+    await withSeed(`conv2d exact ${path}`, async (rng, seed) => {
+      for (const s of cases) {
+        const sh = shapes(s);
+        const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
+        // |values| ≤ 4: every partial sum stays far below 2^24, so any summation order is exact.
+        const [x, w, dy] = [randomInts(rng, count(sh.x)), randomInts(rng, count(sh.w)), randomInts(rng, count(sh.y))];
+        const [y, dx, dw] = await runKernels(s, x, w, dy);
+        const label = describeShape(s);
+        assertEqual(y, ref.conv2d(x, w, s), { label: `y of ${label}`, seed, shape: sh.y });
+        assertEqual(dx, ref.conv2dBackwardInput(dy, w, s), { label: `dx of ${label}`, seed, shape: sh.x });
+        assertEqual(dw, ref.conv2dBackwardWeight(dy, x, s), { label: `dw of ${label}`, seed, shape: sh.w });
+      }
+    });
+  });
+
+  it('float inputs agree with the float64 reference at ResNet-like widths (3, 12, 23, 45) within a tolerance scaled by the sum length', async () => {
+    setConv2dKernelPath(path);
+    const cases: Conv2dShape[] = [
+      { batch: 4, inChannels: 3, inH: 16, inW: 16, outChannels: 16, kernel: 3, stride: 1, padding: 1 },
+      { batch: 2, inChannels: 12, inH: 8, inW: 8, outChannels: 23, kernel: 3, stride: 2, padding: 1 },
+      { batch: 1, inChannels: 45, inH: 7, inW: 5, outChannels: 45, kernel: 3, stride: 1, padding: 1 },
+      { batch: 3, inChannels: 23, inH: 6, inW: 6, outChannels: 12, kernel: 1, stride: 1, padding: 0 },
+    ];
+    await withSeed(`conv2d float ${path}`, async (rng, seed) => {
+      for (const s of cases) {
+        const sh = shapes(s);
+        const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
+        const [x, w, dy] = [randomArray(rng, count(sh.x)), randomArray(rng, count(sh.w)), randomArray(rng, count(sh.y))];
+        const [y, dx, dw] = await runKernels(s, x, w, dy);
+        const label = describeShape(s);
+        const { outH, outW } = ref.outSize(s);
+        const k2 = s.kernel * s.kernel;
+        assertClose(y, ref.conv2d(x, w, s), { ...tolerance(s.inChannels * k2), label: `y of ${label}`, seed, shape: sh.y });
+        assertClose(dx, ref.conv2dBackwardInput(dy, w, s), { ...tolerance(s.outChannels * k2), label: `dx of ${label}`, seed, shape: sh.x });
+        assertClose(dw, ref.conv2dBackwardWeight(dy, x, s), { ...tolerance(s.batch * outH * outW), label: `dw of ${label}`, seed, shape: sh.w });
+      }
+    });
+  });
+
+  it('gradients of conv2d (with bias) match central finite differences of the float64 reference', async () => {
+    setConv2dKernelPath(path);
+    const cases: Conv2dShape[] = [
+      { batch: 2, inChannels: 3, inH: 5, inW: 6, outChannels: 4, kernel: 3, stride: 1, padding: 1 },
+      { batch: 1, inChannels: 5, inH: 7, inW: 7, outChannels: 3, kernel: 3, stride: 2, padding: 1 },
+      { batch: 1, inChannels: 12, inH: 4, inW: 5, outChannels: 7, kernel: 3, stride: 1, padding: 1 },
+      { batch: 2, inChannels: 4, inH: 5, inW: 3, outChannels: 5, kernel: 1, stride: 2, padding: 0 },
+      { batch: 1, inChannels: 2, inH: 9, inW: 8, outChannels: 3, kernel: 7, stride: 2, padding: 3 },
+    ];
+    await withSeed(`conv2d gradcheck ${path}`, async (rng, seed) => {
+      for (const s of cases) {
+        const sh = shapes(s);
+        const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
+        const { outH, outW } = ref.outSize(s);
+        const positions = outH * outW;
+        await gradcheck(
+          {
+            label: `conv2d ${describeShape(s)}`,
+            inputs: [
+              { data: randomArray(rng, count(sh.x)), shape: sh.x },
+              { data: randomArray(rng, count(sh.w)), shape: sh.w },
+              { data: randomArray(rng, s.outChannels), shape: [s.outChannels] },
+            ],
+            op: (x, w, b) => conv2d(x, w, b, { stride: s.stride, padding: s.padding }),
+            reference: (x, w, b) => {
+              const y = ref.conv2d(x, w, s);
+              for (let i = 0; i < y.length; i++) y[i] += b[Math.floor(i / positions) % s.outChannels];
+              return y;
+            },
+            reductionLength: Math.max(s.inChannels * s.kernel * s.kernel, s.batch * positions),
+            seed,
+          },
+          rng,
+        );
+      }
+    });
+  });
+});
+
+describe('conv2d: shapes and errors', () => {
+  it('rejects mismatched channels and kernels that do not fit, naming the shapes', () => {
+    expect(() => conv2dGeometry([1, 3, 8, 8], [4, 2, 3, 3])).toThrow(/\[1, 3, 8, 8\] has 3 channels, weight \[4, 2, 3, 3\] expects 2/);
+    expect(() => conv2dGeometry([1, 3, 2, 2], [4, 3, 5, 5])).toThrow(/does not fit/);
+    expect(() => scope(() => conv2dForwardKernel(Tensor.empty([1, 1, 9, 9]), Tensor.empty([1, 1, 9, 9]),
+      conv2dGeometry([1, 1, 9, 9], [1, 1, 9, 9], { padding: 4 })))).toThrow(/wider than 8/);
+  });
+});
