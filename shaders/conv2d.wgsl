@@ -93,19 +93,26 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   }
 }
 
-// dx[n, ci, iy, ix0 .. ix0+TN) = Σ dy[n, co, oy, ox] · w[co, ci, ky, kx] over iy = oy·STRIDE + ky − p
-// (any stride; stride 1 goes through forward with flipped weights instead). Workgroup = TM input
-// channels (wid.y) × WG tiles of TN columns of one input row; taps whose oy or ox is not an integer
-// read zero.
+// dx[n, ci, iy, ix] = Σ dy[n, co, oy, ox] · w[co, ci, ky, kx] over iy = oy·STRIDE + ky − p (any stride;
+// stride 1 goes through forward with flipped weights instead). The positions are split into the
+// STRIDE² classes (iy mod STRIDE, ix mod STRIDE) = wid.z: within a class, whether a tap (ky, kx) meets
+// an integer oy, ox does not depend on the position, so taps that never do are skipped for the whole
+// workgroup instead of being computed as zeros. Workgroup = TM input channels (wid.y) × WG tiles of
+// TN columns ix = px + STRIDE·j of one class row.
 @compute @workgroup_size(WG)
 fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let tiles_w = (dims.in_w + TN - 1u) / TN;
-  let tiles = dims.batch * dims.in_h * tiles_w;
+  let s = i32(STRIDE);
+  let py = wid.z / STRIDE;
+  let px = wid.z % STRIDE;
+  let class_h = (dims.in_h + STRIDE - 1u) / STRIDE;
+  let class_w = (dims.in_w + STRIDE - 1u) / STRIDE;
+  let tiles_w = (class_w + TN - 1u) / TN;
+  let tiles = dims.batch * class_h * tiles_w;
   let index = wid.x * WG + li;
   let tile = min(index, tiles - 1u);
-  let ix0 = (tile % tiles_w) * TN;
-  let iy = (tile / tiles_w) % dims.in_h;
-  let n = tile / (tiles_w * dims.in_h);
+  let j0 = (tile % tiles_w) * TN;
+  let a = (tile / tiles_w) % class_h;
+  let n = tile / (tiles_w * class_h);
   let m0 = wid.y * TM;
   let cin = dims.in_channels;
   let cout = dims.out_channels;
@@ -117,34 +124,40 @@ fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   for (var co = 0u; co < cout; co++) {
     let plane = (n * cout + co) * dims.out_h;
     for (var ky = 0u; ky < KH; ky++) {
-      let ty = i32(iy + dims.padding) - i32(ky);
-      let oy = ty / i32(STRIDE);
-      let row_ok = ty >= 0 && oy * i32(STRIDE) == ty && oy < i32(dims.out_h);
+      // iy + p − ky = a·STRIDE + dky: a multiple of STRIDE for every row of the class, or for none.
+      let dky = i32(py + dims.padding) - i32(ky);
+      if (((dky % s) + s) % s != 0) { continue; }
+      let oy = i32(a) + dky / s;
+      let row_ok = oy >= 0 && oy < i32(dims.out_h);
       let row = (plane + u32(clamp(oy, 0, i32(dims.out_h) - 1))) * dims.out_w;
       for (var kx = 0u; kx < KW; kx++) {
+        let dkx = i32(px + dims.padding) - i32(kx);
+        if (((dkx % s) + s) % s != 0) { continue; }
+        let ox0 = i32(j0) + dkx / s;
         var dv: array<f32, TN_MAX>;
         for (var t = 0u; t < TN; t++) {
-          let tx = i32(ix0 + t + dims.padding) - i32(kx);
-          let ox = tx / i32(STRIDE);
-          let ok = row_ok && tx >= 0 && ox * i32(STRIDE) == tx && ox < i32(dims.out_w);
+          let ox = ox0 + i32(t);
+          let ok = row_ok && ox >= 0 && ox < i32(dims.out_w);
           dv[t] = select(0.0, dy[select(0u, row + u32(ox), ok)], ok);
         }
         var wl: array<f32, TM_MAX>;
         for (var q = 0u; q < TM; q++) { wl[q] = w[co * cin * KH * KW + wrow[q] + ky * KW + kx]; }
         for (var r = 0u; r < TM; r++) {
-          let a = wl[r];
-          for (var t = 0u; t < TN; t++) { acc[r][t] = fma(a, dv[t], acc[r][t]); }
+          let v = wl[r];
+          for (var t = 0u; t < TN; t++) { acc[r][t] = fma(v, dv[t], acc[r][t]); }
         }
       }
     }
   }
-  if (index >= tiles) { return; }
+  let iy = py + a * STRIDE;
+  if (index >= tiles || iy >= dims.in_h) { return; }
   for (var r = 0u; r < TM; r++) {
     let ci = m0 + r;
     if (ci >= cin) { break; }
     let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w;
     for (var t = 0u; t < TN; t++) {
-      if (ix0 + t < dims.in_w) { dx[base + ix0 + t] = acc[r][t]; }
+      let ix = px + (j0 + t) * STRIDE;
+      if (ix < dims.in_w) { dx[base + ix] = acc[r][t]; }
     }
   }
 }

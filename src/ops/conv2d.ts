@@ -137,9 +137,13 @@ export function conv2dBackwardInputKernel(dy: Tensor, w: Tensor, g: Conv2dGeomet
   }
   const dx = Tensor.empty([g.batch, g.inChannels, g.inH, g.inW]);
   const t = tiling(g, 4, 4);
-  const tiles = g.batch * g.inH * Math.ceil(g.inW / t.overrides.TN);
+  // One grid layer per class of positions (iy mod stride, ix mod stride).
+  const classH = Math.ceil(g.inH / g.stride);
+  const classW = Math.ceil(g.inW / g.stride);
+  const tiles = g.batch * classH * Math.ceil(classW / t.overrides.TN);
   const kernel = rt.kernel({ family: t.family, entry: 'backward_input', bindings: ['dims', 'dy', 'w', 'dx'], overrides: t.overrides });
-  rt.dispatch(kernel, { dy: dy.buffer, w: w.buffer, dx: dx.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.inChannels / t.tm)]);
+  const grid = [Math.ceil(tiles / WG), Math.ceil(g.inChannels / t.tm), g.stride * g.stride] as const;
+  rt.dispatch(kernel, { dy: dy.buffer, w: w.buffer, dx: dx.buffer }, uniforms(g), grid);
   return dx;
 }
 

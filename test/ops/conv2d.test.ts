@@ -87,6 +87,9 @@ describe.each(paths)('conv2d with %s', (path) => {
       { batch: 1, inChannels: 6, inH: 4, inW: 5, outChannels: 33, kernel: 1, stride: 1, padding: 0 },
       { batch: 1, inChannels: 3, inH: 15, inW: 13, outChannels: 9, kernel: 7, stride: 2, padding: 3 },
       { batch: 2, inChannels: 4, inH: 6, inW: 6, outChannels: 3, kernel: 3, stride: 1, padding: 2 },
+      // Padding beyond k − 1: backward_input cannot be a forward convolution, the general kernel runs.
+      { batch: 1, inChannels: 3, inH: 4, inW: 5, outChannels: 2, kernel: 1, stride: 1, padding: 1 },
+      { batch: 2, inChannels: 3, inH: 8, inW: 7, outChannels: 4, kernel: 3, stride: 3, padding: 1 },
     ];
     await withSeed(`conv2d exact ${path}`, async (rng, seed) => {
       for (const s of cases) {
