@@ -8,7 +8,7 @@ export type ScheduleKind = 'multistep' | 'cosine' | 'onecycle' | 'constant';
 
 export interface ScheduleOptions {
   kind: ScheduleKind;
-  /** Peak (base) learning rate. */
+  /** Base learning rate (the peak of cosine and onecycle; multistep gammas may raise it, as SFP's 10 at epoch 1). */
   lr: number;
   epochs: number;
   /** multistep: epochs at which the rate is multiplied by gamma (cumulatively). */
@@ -35,6 +35,9 @@ export class LrSchedule {
     if (Array.isArray(gamma) && gamma.length !== (options.milestones ?? []).length) {
       throw new Error(`multistep: ${gamma.length} gammas for ${(options.milestones ?? []).length} milestones`);
     }
+    if (!((options.warmupEpochs ?? 0) >= 0)) throw new Error(`warmupEpochs must be ≥ 0, got ${options.warmupEpochs}`);
+    const peakAt = options.peakAt ?? 0.25;
+    if (options.kind === 'onecycle' && !(peakAt > 0 && peakAt < 1)) throw new Error(`onecycle: peakAt must be in (0, 1), got ${peakAt}`);
   }
 
   /** The rate at `progress` epochs into training. */
@@ -74,15 +77,18 @@ export class LrSchedule {
   }
 }
 
-/** The SFP paper's CIFAR schedule: 0.01 for the first epoch, then 0.1, ×0.2 at epochs 60, 120 and 160. */
+/**
+ * The SFP paper's CIFAR schedule, as scripts/cifar10_resnet.sh runs it (`--learning_rate 0.01 --schedule 1 60
+ * 120 160 --gammas 10 0.2 0.2 0.2`, cumulative): 0.01 for the whole first epoch, then 0.1, ×0.2 at epochs 60,
+ * 120 and 160. The first epoch is a constant warm-up, not a ramp.
+ */
 export function sfpPaperSchedule(epochs = 200): LrSchedule {
+  const steps = ([[1, 10], [60, 0.2], [120, 0.2], [160, 0.2]] as const).filter(([m]) => m < epochs);
   return new LrSchedule({
     kind: 'multistep',
-    lr: 0.1,
+    lr: 0.01,
     epochs,
-    milestones: [60, 120, 160].filter((m) => m < epochs),
-    gamma: 0.2,
-    warmupEpochs: 1,
-    warmupStart: 0.1,
+    milestones: steps.map(([m]) => m),
+    gamma: steps.map(([, g]) => g),
   });
 }

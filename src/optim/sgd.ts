@@ -31,6 +31,9 @@ export class SGD {
     this.dampening = options.dampening ?? 0;
     this.weightDecay = options.weightDecay ?? 0;
     this.nesterov = options.nesterov ?? false;
+    // torch.optim.SGD's checks.
+    if (!(this.momentum >= 0)) throw new Error(`SGD: momentum must be ≥ 0, got ${this.momentum}`);
+    if (!(this.weightDecay >= 0)) throw new Error(`SGD: weightDecay must be ≥ 0, got ${this.weightDecay}`);
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
       throw new Error('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
     }
