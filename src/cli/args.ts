@@ -84,7 +84,11 @@ const shared = {
     default: 'resnet20',
     help: 'CIFAR ResNet depth, option-A shortcuts',
   },
-  data: { type: 'string', default: 'data/cifar10', placeholder: '<dir>', help: 'folder with the CIFAR-10 binary batches, data_batch_1.bin ... test_batch.bin' },
+  data: {
+    type: 'string',
+    placeholder: '<dir>',
+    help: 'folder with the CIFAR-10 binary batches (data_batch_1.bin ... test_batch.bin); default $CIFAR10_DIR, then ./data/cifar-10-batches-bin, else a synthetic set',
+  },
   seed: { type: 'int', default: 0, range: '[0, 4294967295]', help: 'seed for initialisation, shuffling and augmentation' },
   checkpoint: { type: 'string', required: true, placeholder: '<file>', help: 'checkpoint to read, .safetensors' },
 } as const satisfies Record<string, FlagSpec>;
@@ -117,7 +121,13 @@ export const commands = {
       data: shared.data,
       out: { type: 'string', default: 'runs/train', placeholder: '<dir>', help: 'folder for checkpoints and metrics' },
       resume: { type: 'string', placeholder: '<file>', help: 'checkpoint to resume from: weights, optimizer, masks, epoch, RNG and schedule' },
-      'checkpoint-every': { type: 'int', default: 1, range: '[1, inf)', help: 'save a checkpoint every this many epochs, and after the last' },
+      'max-steps': { type: 'int', default: 0, range: '[0, inf)', help: 'stop after this many steps in all (0: no limit), for smoke runs' },
+      'checkpoint-every': {
+        type: 'int',
+        default: 100,
+        range: '[0, inf)',
+        help: 'also checkpoint every this many steps inside an epoch (0: only at the end of each epoch)',
+      },
       'sfp-rate': {
         type: 'number',
         default: 0,

@@ -1,8 +1,17 @@
 /** The command line: `sfp-gpu <command> [flags]`. */
 import { init, shutdown } from '../node.js';
 import { runDemo } from './demo.js';
+import { runTrain } from './train.js';
+import { ArgsError, HelpRequested } from './args.js';
 
 const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void> }> = {
+  train: {
+    help: 'train a CIFAR ResNet, optionally with Soft Filter Pruning (--sfp-rate) or hard pruning',
+    async run(argv) {
+      await init();
+      await runTrain(argv);
+    },
+  },
   demo: {
     help: 'train a small MLP on a synthetic spiral and print the loss going down',
     async run() {
@@ -31,6 +40,14 @@ async function main(argv: string[]): Promise<number> {
     await entry.run(rest);
     return 0;
   } catch (error) {
+    if (error instanceof HelpRequested) {
+      console.log(error.text);
+      return 0;
+    }
+    if (error instanceof ArgsError) {
+      console.error(`error: ${error.message}`);
+      return 2;
+    }
     console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
     if (process.env.SFP_DEBUG) console.error(error);
     return 1;

@@ -163,6 +163,17 @@ export class FilterPruner {
     this.zeroPruned(optimizer);
   }
 
+  /** Takes masks from a checkpoint without touching the weights (a resumed soft run must not re-zero mid-epoch). */
+  restore(masks: FilterMasks): void {
+    this.masks = masks;
+    for (const t of this.targets) {
+      const mask = masks.get(t.name);
+      if (!mask) throw new Error(`the checkpoint has no mask for ${t.name}`);
+      this.gpuMasks.get(t.name)?.dispose();
+      this.gpuMasks.set(t.name, Tensor.fromArray(mask, [mask.length], 'u32').keep());
+    }
+  }
+
   /** Hard pruning calls this after every optimizer step; soft pruning only when masks change. */
   zeroPruned(optimizer?: SGD): void {
     noGrad(() => {

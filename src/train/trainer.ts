@@ -21,11 +21,19 @@ export interface HostBatch {
   size: number;
 }
 
-/** Where batches come from. An epoch's batches are a pure function of (epoch, start), so runs resume exactly. */
+/**
+ * Where batches come from: the rest of the current epoch on each call (a loader keeps its position),
+ * with a state that a checkpoint stores so a resumed run sees exactly the batches it would have seen.
+ */
 export interface BatchSource {
   readonly stepsPerEpoch: number;
   readonly imageShape: readonly [number, number, number];
-  epoch(epoch: number, start?: number): Iterable<HostBatch>;
+  /** The remaining batches of the current epoch. */
+  batches(): Iterable<HostBatch>;
+  /** Back to the start of an epoch (evaluation sources restart for every evaluation). */
+  restart(): void;
+  state(): unknown;
+  setState(state: unknown): void;
 }
 
 export interface EvalResult {
@@ -98,8 +106,8 @@ export class Trainer {
     readonly sink: ProgressSink,
     readonly hooks: TrainerHooks = {},
   ) {
-    this.lossSum = zeros([1]).keep();
-    this.correctSum = zeros([1]).keep();
+    this.lossSum = zeros([]).keep();
+    this.correctSum = zeros([]).keep();
   }
 
   /** Continues from a restored position (see io/checkpoint.ts). */
@@ -123,7 +131,7 @@ export class Trainer {
         accumulate_(this.correctSum, correctCount(logits, y));
       });
       // The sum's gradient is scaled to the mean's by the seed.
-      loss.backward(Tensor.fromArray([1 / batch.size], [1]));
+      loss.backward(Tensor.fromArray([1 / batch.size], []));
       this.optimizer.step();
       this.optimizer.zeroGrad();
       this.hooks.afterStep?.(this);
@@ -133,10 +141,11 @@ export class Trainer {
   /** Mean loss and accuracy over a batch source, in evaluation mode. */
   async evaluate(source: BatchSource): Promise<EvalResult> {
     this.model.eval();
-    const lossSum = zeros([1]);
-    const correct = zeros([1]);
+    const lossSum = zeros([]);
+    const correct = zeros([]);
     let count = 0;
-    for (const batch of source.epoch(0)) {
+    source.restart();
+    for (const batch of source.batches()) {
       noGrad(() =>
         scope(() => {
           const [c, h, w] = source.imageShape;
@@ -175,7 +184,7 @@ export class Trainer {
       let lr = schedule.at(epoch);
       let lastLog = performance.now();
       let imagesSinceLog = 0;
-      for (const batch of this.train.epoch(epoch, this.step)) {
+      for (const batch of this.train.batches()) {
         lr = schedule.at(epoch + this.step / steps);
         this.trainStep(batch, lr);
         this.step++;
@@ -229,6 +238,7 @@ export class Trainer {
   }
 
   async checkpoint(): Promise<void> {
+    this.extra.loader = this.train.state();
     await this.store?.saveCheckpoint({ model: this.model, optimizer: this.optimizer, epoch: this.epoch, step: this.step, extra: this.extra });
   }
 

@@ -1,0 +1,126 @@
+/** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
+import { mkdir, appendFile, writeFile, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs, type Args } from './args.js';
+import { cifarResNet, type CifarResNet } from '../models/resnet.js';
+import { SGD } from '../optim/sgd.js';
+import { LrSchedule, type ScheduleOptions } from '../optim/schedule.js';
+import { Trainer, type EpochRecord, type RunStore, type TrainerState } from '../train/trainer.js';
+import { LoaderSource } from '../train/sources.js';
+import { pruningHooks } from '../train/pruning.js';
+import { FilterPruner, FilterMasks } from '../prune/sfp.js';
+import { loadDataSplits } from '../data/node-files.js';
+import { saveCheckpoint, loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
+import { Tensor } from '../tensor/tensor.js';
+import { terminalSink } from './terminal.js';
+
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+export const METRICS_FILE = 'metrics.jsonl';
+
+export function scheduleFrom(args: Args<'train'>): LrSchedule {
+  const options: ScheduleOptions = {
+    kind: args.schedule,
+    lr: args.lr,
+    epochs: args.epochs,
+    milestones: args.milestones,
+    gamma: args.gamma,
+    warmupEpochs: args.warmupEpochs,
+  };
+  return new LrSchedule(options);
+}
+
+/** The settings a resumed run must share with the run it continues. */
+function configOf(args: Args<'train'>): Record<string, unknown> {
+  const { resume: _resume, out: _out, data: _data, checkpointEvery: _every, maxSteps: _max, ...rest } = args;
+  return rest;
+}
+
+class NodeRunStore implements RunStore {
+  constructor(
+    readonly dir: string,
+    private readonly config: Record<string, unknown>,
+    private readonly pruner: FilterPruner | null,
+  ) {}
+
+  async appendMetrics(record: EpochRecord): Promise<void> {
+    await appendFile(join(this.dir, METRICS_FILE), JSON.stringify(record) + '\n');
+  }
+
+  async saveCheckpoint(state: TrainerState): Promise<void> {
+    const names = new Map(state.model.namedParameters().map(([n, t]) => [t, n]));
+    const optimizer = new Map<string, Tensor>();
+    for (const [param, velocity] of state.optimizer.velocity) optimizer.set(names.get(param)!, velocity);
+    const masks = new Map<string, Uint32Array>();
+    for (const [name, layer] of this.pruner?.masks?.layers ?? []) masks.set(name, layer.mask);
+    const { masks: _m, ...extra } = state.extra;
+    await saveCheckpoint(join(this.dir, CHECKPOINT_FILE), {
+      model: state.model.stateDict() as Map<string, Tensor>,
+      optimizer,
+      masks,
+      meta: { epoch: state.epoch, step: state.step, config: this.config, optimizerSteps: state.optimizer.stepCount, ...extra },
+    });
+  }
+}
+
+/** Puts a loaded checkpoint's weights, momentum, masks and position into a fresh run. */
+export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimizer: SGD, trainer: Trainer, pruner: FilterPruner | null): void {
+  model.loadStateDict(checkpoint.model);
+  const params = new Map(model.namedParameters());
+  for (const [name, value] of checkpoint.optimizer) {
+    const param = params.get(name);
+    if (!param) throw new Error(`checkpoint has momentum for '${name}', which the model does not have`);
+    optimizer.velocity.set(param, Tensor.fromArray(value.data, value.shape).keep());
+  }
+  optimizer.stepCount = Number(checkpoint.meta.optimizerSteps ?? 0);
+  if (pruner && checkpoint.masks.size) {
+    pruner.restore(new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }]))));
+  }
+  const { epoch, step, loader, config: _c, optimizerSteps: _o, ...extra } = checkpoint.meta as Record<string, unknown>;
+  trainer.train.setState(loader);
+  trainer.resumeAt(Number(epoch), Number(step), extra);
+}
+
+export async function runTrain(argv: readonly string[]): Promise<EpochRecord[]> {
+  const args = parseArgs('train', argv);
+  const sink = terminalSink();
+  const data = await loadDataSplits({ data: args.data });
+  sink.line(data.description);
+  await mkdir(args.out, { recursive: true });
+  const config = configOf(args);
+  const model = cifarResNet(args.model, args.seed);
+  const optimizer = new SGD(model.parameters(), {
+    lr: args.lr,
+    momentum: args.momentum,
+    weightDecay: args.weightDecay,
+    nesterov: args.nesterov && args.momentum > 0,
+  });
+  const train = new LoaderSource(data.train, { batchSize: args.batchSize, train: true, seed: args.seed });
+  const test = new LoaderSource(data.test, { batchSize: 500, train: false });
+  const pruner =
+    args.sfpRate > 0
+      ? new FilterPruner(model, { rate: args.sfpRate, mode: args.hardPrune ? 'hard' : 'soft', criterion: args.criterion })
+      : null;
+  const hooks = pruner ? pruningHooks(pruner, { epochs: args.epochs, pruneEvery: args.pruneEvery, log: (t) => sink.line(t) }, test) : {};
+  const store = new NodeRunStore(args.out, config, pruner);
+  const trainer = new Trainer(model, optimizer, train, test, { epochs: args.epochs, schedule: scheduleFrom(args), maxSteps: args.maxSteps || undefined, checkpointEvery: args.checkpointEvery }, store, sink, hooks);
+  if (args.resume) {
+    const checkpoint = await loadCheckpoint(args.resume);
+    const saved = JSON.stringify(checkpoint.meta.config);
+    if (saved !== JSON.stringify(config)) {
+      throw new Error(`--resume ${args.resume}: the checkpoint was trained with ${saved}, not ${JSON.stringify(config)}`);
+    }
+    restore(checkpoint, model, optimizer, trainer, pruner);
+    sink.line(`resuming from ${args.resume} at epoch ${trainer.epoch + 1}, step ${trainer.step}`);
+  } else {
+    await writeFile(join(args.out, METRICS_FILE), '');
+  }
+  sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
+    (pruner ? `, ${pruner.mode} pruning at ${args.sfpRate} (${args.criterion})` : ''));
+  const records = await trainer.run();
+  sink.line(`checkpoint: ${join(args.out, CHECKPOINT_FILE)}; metrics: ${join(args.out, METRICS_FILE)}`);
+  return records;
+}
+
+export async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
