@@ -51,6 +51,8 @@ export async function acquireDevice(platform: Platform): Promise<AcquiredDevice>
       ? sizes.subgroupMinSize
       : 0;
   if (fixedSubgroup) requiredFeatures.push('subgroups' as GPUFeatureName);
+  // GPU-side timings of each dispatch, for the profiler and the layer benchmarks.
+  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'sfp-gpu' });
 
   let pending: string | null = null;

@@ -13,6 +13,24 @@ const ARENA_SLOTS = 2048;
 /** Dispatches recorded before a submit, so the GPU starts while the CPU still encodes. */
 const DISPATCHES_PER_SUBMIT = 256;
 
+/** One dispatch's GPU time, from timestamp queries. */
+export interface ProfileEntry {
+  label: string;
+  /** The `dims` uniforms of the dispatch, for telling layers apart. */
+  params: Readonly<Record<string, number>> | null;
+  ns: number;
+}
+
+/** Timestamp pairs per query set; profiling flushes when one fills. */
+const PROFILE_QUERIES = 512;
+
+interface ProfileState {
+  querySet: GPUQuerySet;
+  used: number;
+  labels: { label: string; params: Readonly<Record<string, number>> | null }[];
+  pending: { buffer: GPUBuffer; labels: ProfileState['labels'] }[];
+}
+
 export interface GpuStats extends PoolStats {
   dispatches: number;
   submits: number;
@@ -41,6 +59,7 @@ export class GpuRuntime {
   private lastLabel = '(nothing yet)';
   private readonly staging = new Map<number, GPUBuffer[]>();
   private counters = { dispatches: 0, submits: 0, readbacks: 0 };
+  private profiling: ProfileState | null = null;
 
   private constructor(private readonly acquired: AcquiredDevice, private readonly platform: Platform) {
     this.device = acquired.device;
@@ -133,11 +152,12 @@ export class GpuRuntime {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const bindGroup = this.device.createBindGroup({ label: kernel.label, layout: kernel.layout, entries });
-    const pass = this.openPass();
+    const pass = this.profiling ? this.openTimedPass(kernel.label, params) : this.openPass();
     pass.setPipeline(kernel.pipeline);
     if (kernel.uniform) pass.setBindGroup(0, bindGroup, [offset]);
     else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (this.profiling) this.closePass();
     this.recorded++;
     this.counters.dispatches++;
     this.lastLabel = kernel.label;
@@ -177,6 +197,62 @@ export class GpuRuntime {
     return this.pass;
   }
 
+  /** In profiling mode every dispatch gets its own pass with timestamps at its start and end. */
+  private openTimedPass(label: string, params: Readonly<Record<string, number>> | null): GPUComputePassEncoder {
+    const p = this.profiling!;
+    if (p.used === PROFILE_QUERIES) this.flush();
+    this.closePass();
+    const index = p.used++;
+    p.labels.push({ label, params: params ? { ...params } : null });
+    this.pass = this.encoder!.beginComputePass({
+      timestampWrites: { querySet: p.querySet, beginningOfPassWriteIndex: 2 * index, endOfPassWriteIndex: 2 * index + 1 },
+    });
+    return this.pass;
+  }
+
+  private resolveProfile(encoder: GPUCommandEncoder): void {
+    const p = this.profiling;
+    if (!p || p.used === 0) return;
+    const bytes = p.used * 16;
+    const resolved = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const readable = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.resolveQuerySet(p.querySet, 0, p.used * 2, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, readable, 0, bytes);
+    p.pending.push({ buffer: readable, labels: p.labels });
+    p.labels = [];
+    p.used = 0;
+  }
+
+  /** Starts timing every dispatch on the GPU (needs the timestamp-query feature). */
+  startProfiling(): void {
+    if (!this.device.features.has('timestamp-query')) throw new Error('profiling needs the timestamp-query feature, which this device lacks');
+    this.flush();
+    this.profiling = {
+      querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * PROFILE_QUERIES }),
+      used: 0,
+      labels: [],
+      pending: [],
+    };
+  }
+
+  /** Stops timing and returns one entry per dispatch since startProfiling(). */
+  async stopProfiling(): Promise<ProfileEntry[]> {
+    const p = this.profiling;
+    if (!p) throw new Error('stopProfiling() without startProfiling()');
+    this.flush();
+    this.profiling = null;
+    const entries: ProfileEntry[] = [];
+    for (const { buffer, labels } of p.pending) {
+      await buffer.mapAsync(GPUMapMode.READ);
+      const times = new BigUint64Array(buffer.getMappedRange());
+      labels.forEach((l, i) => entries.push({ ...l, ns: Number(times[2 * i + 1] - times[2 * i]) }));
+      buffer.unmap();
+      buffer.destroy();
+    }
+    p.querySet.destroy();
+    return entries;
+  }
+
   private closePass(): GPUCommandEncoder {
     this.encoder ??= this.device.createCommandEncoder({ label: 'step' });
     if (this.pass) {
@@ -190,6 +266,7 @@ export class GpuRuntime {
   flush(): void {
     if (!this.encoder) return;
     const encoder = this.closePass();
+    this.resolveProfile(encoder);
     if (this.slotsUsed > 0) {
       this.device.queue.writeBuffer(this.uniformBuffer, 0, this.arena, 0, this.slotsUsed * UNIFORM_SLOT_BYTES);
     }
