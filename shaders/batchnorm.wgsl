@@ -85,21 +85,44 @@ fn eval_stats(@builtin(global_invocation_id) gid: vec3u) {
   stats[dims.channels + c] = 1.0 / sqrt(running_var[c] + dims.eps);
 }
 
-// y = (x − mean) · invstd · γ + β, then ReLU when fused. One invocation per element.
-@compute @workgroup_size(WG)
-fn normalize(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= dims.batch * dims.channels * dims.hw) { return; }
-  let c = (i / dims.hw) % dims.channels;
-  var v = (x[i] - saved_stats[c]) * saved_stats[dims.channels + c] * gamma[c] + beta[c];
-  if (RELU) { v = max(v, 0.0); }
-  y[i] = v;
+// Elementwise passes work on segments of SEGMENT consecutive values of one (sample, channel) plane, so the
+// channel's statistics are loaded once per segment and no per-element division finds the channel (on CPU
+// drivers each load with a varying index, and each integer division, costs more than the arithmetic).
+const SEGMENT = 16u;
+
+struct Segment { base: u32, end: u32, c: u32 }
+
+fn segment_of(index: u32) -> Segment {
+  let per_plane = (dims.hw + SEGMENT - 1u) / SEGMENT;
+  let plane = index / per_plane;
+  let start = (index % per_plane) * SEGMENT;
+  let base = plane * dims.hw + start;
+  return Segment(base, base + min(SEGMENT, dims.hw - start), plane % dims.channels);
 }
 
-// The incoming gradient with the fused ReLU's mask applied (the mask is recomputed from x).
-fn masked_dy(i: u32, c: u32, xhat: f32) -> f32 {
-  if (RELU && xhat * gamma[c] + beta[c] <= 0.0) { return 0.0; }
-  return dy[i];
+fn segments() -> u32 {
+  return dims.batch * dims.channels * ((dims.hw + SEGMENT - 1u) / SEGMENT);
+}
+
+// y = (x − mean) · invstd · γ + β, then ReLU when fused. One invocation per segment.
+@compute @workgroup_size(WG)
+fn normalize(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let index = gid.x + gid.y * nwg.x * WG;
+  if (index >= segments()) { return; }
+  let seg = segment_of(index);
+  let scale = saved_stats[dims.channels + seg.c] * gamma[seg.c];
+  let shift = beta[seg.c] - saved_stats[seg.c] * scale;
+  for (var i = seg.base; i < seg.end; i++) {
+    var v = x[i] * scale + shift;
+    if (RELU) { v = max(v, 0.0); }
+    y[i] = v;
+  }
+}
+
+// The incoming gradient with the fused ReLU's mask applied (the mask is recomputed from x̂).
+// A select, not a branch: lanes that diverge on a branch run both sides one after the other.
+fn masked_dy(i: u32, xhat: f32, g: f32, b: f32) -> f32 {
+  return select(dy[i], 0.0, RELU && xhat * g + b <= 0.0);
 }
 
 // partial[(c * chunks + k) * 2 + {0, 1}] = Σ dy, Σ dy · x̂ over chunk k of channel c.
@@ -111,6 +134,8 @@ fn backward_partial(@builtin(global_invocation_id) gid: vec3u) {
   let k = index % dims.chunks;
   let mean = saved_stats[c];
   let invstd = saved_stats[dims.channels + c];
+  let g = gamma[c];
+  let b = beta[c];
   var sdy = 0.0;
   var sdyx = 0.0;
   let n_end = min((k + 1u) * dims.samples_per_chunk, dims.batch);
@@ -118,9 +143,9 @@ fn backward_partial(@builtin(global_invocation_id) gid: vec3u) {
     let base = (n * dims.channels + c) * dims.hw;
     for (var i = 0u; i < dims.hw; i++) {
       let xhat = (x[base + i] - mean) * invstd;
-      let g = masked_dy(base + i, c, xhat);
-      sdy += g;
-      sdyx += g * xhat;
+      let d = masked_dy(base + i, xhat, g, b);
+      sdy += d;
+      sdyx += d * xhat;
     }
   }
   partial[index * 2u] = sdy;
@@ -143,20 +168,25 @@ fn backward_final(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 // Training: dx = γ · invstd / M · (M · dy − Σdy − x̂ · Σdy·x̂), M = batch · hw (the batch statistics depend
-// on x too). Evaluation: dx = γ · invstd · dy.
+// on x too). Evaluation: dx = γ · invstd · dy. One invocation per segment.
 @compute @workgroup_size(WG)
 fn backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= dims.batch * dims.channels * dims.hw) { return; }
-  let c = (i / dims.hw) % dims.channels;
+  let index = gid.x + gid.y * nwg.x * WG;
+  if (index >= segments()) { return; }
+  let seg = segment_of(index);
+  let c = seg.c;
+  let mean = saved_stats[c];
   let invstd = saved_stats[dims.channels + c];
-  let xhat = (x[i] - saved_stats[c]) * invstd;
-  let g = masked_dy(i, c, xhat);
-  let scale = gamma[c] * invstd;
-  if (dims.training == 0u) {
-    dx[i] = scale * g;
-    return;
-  }
+  let g = gamma[c];
+  let b = beta[c];
+  let scale = g * invstd;
   let m = f32(dims.batch * dims.hw);
-  dx[i] = scale * (g - (dparams[dims.channels + c] + xhat * dparams[c]) / m);
+  let training = dims.training != 0u;
+  let mean_dy = select(0.0, dparams[dims.channels + c] / m, training);
+  let mean_dyx = select(0.0, dparams[c] / m, training);
+  for (var i = seg.base; i < seg.end; i++) {
+    let xhat = (x[i] - mean) * invstd;
+    let d = masked_dy(i, xhat, g, b);
+    dx[i] = scale * (d - mean_dy - xhat * mean_dyx);
+  }
 }

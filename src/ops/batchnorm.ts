@@ -17,6 +17,8 @@ export interface BatchNormOptions {
 }
 
 const WG = 64;
+/** Values per invocation in the elementwise passes (SEGMENT in batchnorm.wgsl). */
+const SEGMENT = 16;
 /** Elements of one channel summed by one invocation in the split reductions. */
 const CHUNK_ELEMENTS = 4096;
 
@@ -34,6 +36,10 @@ function layoutOf(x: Tensor): Layout {
   const hw = x.rank === 4 ? x.shape[2] * x.shape[3] : 1;
   const samplesPerChunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / hw));
   return { batch, channels, hw, chunks: Math.ceil(batch / samplesPerChunk), samplesPerChunk };
+}
+
+function segments(l: Layout): number {
+  return l.batch * l.channels * Math.ceil(l.hw / SEGMENT);
 }
 
 function params(l: Layout, extra: Record<string, number> = {}): Record<string, number> {
@@ -94,7 +100,7 @@ export const batchNorm2d = defineOp('batchNorm2d', {
       rt.kernel(spec('normalize', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'y'], relu)),
       { x: x.buffer, saved_stats: stats.buffer, gamma: gamma.buffer, beta: beta.buffer, y: y.buffer },
       params(l),
-      grid1d(x.size, WG),
+      grid1d(segments(l), WG),
     );
     ctx.save(x, gamma, beta);
     ctx.own(stats);
@@ -129,7 +135,7 @@ export const batchNorm2d = defineOp('batchNorm2d', {
         rt.kernel(spec('backward_input', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'dy', 'dparams', 'dx'], relu)),
         { ...common, dparams: dparams.buffer, dx: dx.buffer },
         params(l, { training: Number(ctx.info.training) }),
-        grid1d(x.size, WG),
+        grid1d(segments(l), WG),
       );
     }
     const dgamma = dparams.viewAs([2 * l.channels]);

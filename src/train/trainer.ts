@@ -85,7 +85,7 @@ export interface TrainerOptions {
   /** Also checkpoint every this many steps inside an epoch (0: only at epoch ends). */
   checkpointEvery?: number;
   evalBatchSize?: number;
-  /** Stop after this many steps in total (for smoke runs); the epoch is cut short. */
+  /** Stop after this many steps in this call (smoke runs, time slices): a checkpoint then holds the position mid-epoch. */
   maxSteps?: number;
 }
 
@@ -206,7 +206,11 @@ export class Trainer {
           );
         }
         if (checkpointEvery > 0 && this.step % checkpointEvery === 0 && this.step < steps) await this.checkpoint();
-        if (this.options.maxSteps && totalSteps >= this.options.maxSteps) break;
+        if (this.options.maxSteps && totalSteps >= this.options.maxSteps && this.step < steps) {
+          await this.checkpoint();
+          this.sink.line(`stopped after ${totalSteps} steps at epoch ${epoch + 1}, step ${this.step}/${steps}`);
+          return records;
+        }
       }
       const [trainLossSum, trainCorrect] = await this.readCounters();
       const seconds = (performance.now() - started) / 1000;
