@@ -1,0 +1,236 @@
+// Soft Filter Pruning and hard pruning: the properties the paper and the official code define.
+import { describe, expect, it } from 'vitest';
+import { CifarResNet } from '../../src/models/resnet.js';
+import { FilterPruner, FilterMasks } from '../../src/prune/sfp.js';
+import { maskFromScores, prunedCount, asymptoticRate } from '../../src/prune/criteria.js';
+import { paperConvFlops } from '../../src/prune/flops.js';
+import { filterScores } from '../../src/ops/mask.js';
+import { SGD } from '../../src/optim/sgd.js';
+import { Tensor, scope } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/tensor/random.js';
+import { softmaxCrossEntropy } from '../../src/ops/loss.js';
+import { encodeCheckpoint, decodeCheckpoint, checkpointToHost } from '../../src/io/checkpoint.js';
+import { assertClose } from '../support/allclose.js';
+import { filterNorms, distanceSums } from '../reference/mask.js';
+
+const model = (seed = 1) => new CifarResNet(20, 10, seed);
+
+/** One SGD step on random 8×8 images (small, so the test is fast). */
+function trainStep(m: CifarResNet, optimizer: SGD, rng: Rng, after?: () => void): void {
+  scope(() => {
+    const x = Tensor.fromArray(Float32Array.from({ length: 4 * 3 * 8 * 8 }, () => rng.normal()), [4, 3, 8, 8]);
+    const y = Tensor.fromArray(Uint32Array.from({ length: 4 }, () => rng.int(10)), [4], 'u32');
+    softmaxCrossEntropy(m.forward(x), y).backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    after?.();
+  });
+}
+
+async function filterIsZero(weight: Tensor, filter: number): Promise<boolean> {
+  const data = await weight.toArray();
+  const size = weight.size / weight.shape[0];
+  return data.subarray(filter * size, (filter + 1) * size).every((v) => v === 0);
+}
+
+describe('selection', () => {
+  it('prunes floor(C_out·P) filters: 4/9/19 of 16/32/64 at 30 %, 6/12/25 at 40 % (the SFP code)', () => {
+    expect([16, 32, 64].map((c) => prunedCount(c, 0.3))).toEqual([4, 9, 19]);
+    expect([16, 32, 64].map((c) => prunedCount(c, 0.4))).toEqual([6, 12, 25]);
+    expect([16, 32, 64].map((c) => prunedCount(c, 0.1))).toEqual([1, 3, 6]);
+    expect(() => prunedCount(16, 1)).toThrow(/\[0, 1\)/);
+  });
+
+  it('breaks ties by the lower index', () => {
+    expect([...maskFromScores([1, 0.5, 0.5, 0.5, 2], 2)]).toEqual([1, 0, 0, 1, 1]);
+  });
+
+  it('grows the ASFP rate from 0 to P', () => {
+    expect(asymptoticRate(0.3, 0, 10)).toBe(0);
+    expect(asymptoticRate(0.3, 10, 10)).toBeCloseTo(0.3, 12);
+    expect(asymptoticRate(0.3, 5, 10)).toBeGreaterThan(0.15);
+  });
+});
+
+describe('criteria on the GPU', () => {
+  it('L1, L2 and FPGM scores match the float64 reference on random weights', async () => {
+    const rng = new Rng(5);
+    const shape = [23, 12, 3, 3];
+    const data = Float32Array.from({ length: 23 * 12 * 9 }, () => rng.normal());
+    const w = Tensor.fromArray(data, shape);
+    for (const [criterion, expected] of [
+      ['l1', filterNorms(data, 23, 1)],
+      ['l2', filterNorms(data, 23, 2)],
+      ['fpgm', distanceSums(data, 23)],
+    ] as const) {
+      const scores = filterScores(w, criterion);
+      assertClose(await scores.toArray(), expected, { rtol: 1e-5, atol: 1e-5, label: criterion });
+      scores.dispose();
+    }
+    w.dispose();
+  });
+});
+
+describe('soft filter pruning', () => {
+  it('zeroes exactly floor(C_out·P) filters per layer, and every pruned norm ≤ every kept norm', async () => {
+    const m = model();
+    const pruner = new FilterPruner(m, { rate: 0.3 });
+    expect(pruner.targets).toHaveLength(19); // the stem and both convs of all 9 blocks, as the official CIFAR script
+    const before = new Map<string, Float64Array>();
+    for (const t of pruner.targets) before.set(t.name, filterNorms(await t.conv.weight.toArray(), t.conv.outChannels, 2));
+    const masks = await pruner.computeMasks();
+    pruner.apply(masks);
+    for (const t of pruner.targets) {
+      const mask = masks.get(t.name)!;
+      const norms = before.get(t.name)!;
+      const pruned = [...mask.keys()].filter((i) => mask[i] === 0);
+      const kept = [...mask.keys()].filter((i) => mask[i] === 1);
+      expect(pruned).toHaveLength(prunedCount(t.conv.outChannels, 0.3));
+      expect(Math.max(...pruned.map((i) => norms[i]))).toBeLessThanOrEqual(Math.min(...kept.map((i) => norms[i])));
+      const after = filterNorms(await t.conv.weight.toArray(), t.conv.outChannels, 2);
+      for (const i of pruned) expect(after[i]).toBe(0);
+      for (const i of kept) expect(after[i]).toBeCloseTo(norms[i], 5);
+    }
+    expect(masks.toString()).toMatch(/layer3\.2\.conv2\s+kept 45\/64/);
+    pruner.dispose();
+  });
+
+  it('a zeroed filter of a block\'s last conv becomes non-zero after one SGD step (gradients are not masked)', async () => {
+    const m = model(2);
+    const pruner = new FilterPruner(m, { rate: 0.3 });
+    pruner.apply(await pruner.computeMasks());
+    const target = pruner.targets.find((t) => t.name === 'layer1.0.conv2')!;
+    const filter = pruner.masks!.get(target.name)!.indexOf(0);
+    expect(await filterIsZero(target.conv.weight, filter)).toBe(true);
+    const optimizer = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    trainStep(m, optimizer, new Rng(3));
+    expect(await filterIsZero(target.conv.weight, filter)).toBe(false);
+    pruner.dispose();
+  });
+
+  it('momentum carried over from earlier steps revives a zeroed filter even behind BN + ReLU', async () => {
+    // A zeroed conv1 filter gives a constant channel; BN maps it to β (0 at init) and ReLU passes no
+    // gradient back (the official code's issue #36), so only momentum (not masked by SFP) moves it.
+    const m = model(2);
+    const optimizer = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    const rng = new Rng(4);
+    trainStep(m, optimizer, rng);
+    const pruner = new FilterPruner(m, { rate: 0.3 });
+    pruner.apply(await pruner.computeMasks());
+    const target = pruner.targets.find((t) => t.name === 'layer1.0.conv1')!;
+    const filter = pruner.masks!.get(target.name)!.indexOf(0);
+    expect(await filterIsZero(target.conv.weight, filter)).toBe(true);
+    trainStep(m, optimizer, rng);
+    expect(await filterIsZero(target.conv.weight, filter)).toBe(false);
+    pruner.dispose();
+  });
+
+  it('masks are recomputed from the current weights, so the pruned set can change', async () => {
+    const m = model(3);
+    const pruner = new FilterPruner(m, { rate: 0.3 });
+    const first = await pruner.computeMasks();
+    pruner.apply(first);
+    // Grow one pruned filter of the stem far above the others: the next masks must keep it.
+    const stem = pruner.targets[0];
+    const revived = first.get('conv1')!.indexOf(0);
+    const w = await stem.conv.weight.toArray();
+    const size = stem.conv.weight.size / stem.conv.outChannels;
+    w.fill(10, revived * size, (revived + 1) * size);
+    const { gpu } = await import('../../src/gpu/encoder.js');
+    gpu().upload(stem.conv.weight.buffer, w);
+    const second = await pruner.computeMasks();
+    expect(second.get('conv1')![revived]).toBe(1);
+    expect(second.changesFrom(first)).toBeGreaterThanOrEqual(2);
+    pruner.dispose();
+  });
+});
+
+describe('hard pruning', () => {
+  it('keeps pruned filters at zero for many steps: weights and momentum are re-zeroed after every step', async () => {
+    const m = model(4);
+    const pruner = new FilterPruner(m, { rate: 0.4, mode: 'hard' });
+    const optimizer = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    pruner.apply(await pruner.computeMasks(), optimizer);
+    const rng = new Rng(5);
+    for (let i = 0; i < 8; i++) trainStep(m, optimizer, rng, () => pruner.zeroPruned(optimizer));
+    for (const t of pruner.targets) {
+      const mask = pruner.masks!.get(t.name)!;
+      const velocity = optimizer.velocity.get(t.conv.weight)!;
+      for (let f = 0; f < mask.length; f++) {
+        if (mask[f]) continue;
+        expect(await filterIsZero(t.conv.weight, f)).toBe(true);
+        expect(await filterIsZero(velocity, f)).toBe(true);
+      }
+    }
+    pruner.dispose();
+  });
+});
+
+describe('options', () => {
+  it('the coupled mode gives one mask to every conv that writes the same residual stream', async () => {
+    const m = model(6);
+    const pruner = new FilterPruner(m, { rate: 0.3, coupled: true });
+    const masks = await pruner.computeMasks();
+    const streams = new Map<number, string[]>();
+    for (const t of pruner.targets) if (t.stream !== null) streams.set(t.stream, [...(streams.get(t.stream) ?? []), t.name]);
+    expect(streams.get(0)).toEqual(['conv1', 'layer1.0.conv2', 'layer1.1.conv2', 'layer1.2.conv2']);
+    for (const names of streams.values()) {
+      for (const name of names) expect([...masks.get(name)!]).toEqual([...masks.get(names[0])!]);
+    }
+    // Inner convs keep their own masks.
+    expect(masks.get('layer1.0.conv1')).not.toBe(masks.get('conv1'));
+  });
+
+  it('skips the stem and the last conv of each block on request, and takes one rate per stage', () => {
+    const m = model(7);
+    const skipped = new FilterPruner(m, { rate: 0.3, skipStem: true, skipLast: true });
+    expect(skipped.targets.map((t) => t.role)).toEqual(new Array(9).fill('inner'));
+    const perStage = new FilterPruner(m, { rate: [0.1, 0.2, 0.4] });
+    const rates = perStage.targets.map((t) => perStage.rateFor(t, 0, 1));
+    expect(rates[0]).toBe(0.1);
+    expect(rates.at(-1)).toBe(0.4);
+    expect(() => new FilterPruner(m, { rate: [0.1, 0.2] })).toThrow(/one pruning rate per stage/);
+  });
+});
+
+describe('checkpoints', () => {
+  it('masks, momentum and the position survive a checkpoint round trip', async () => {
+    const m = model(8);
+    const pruner = new FilterPruner(m, { rate: 0.3 });
+    const optimizer = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true });
+    pruner.apply(await pruner.computeMasks());
+    trainStep(m, optimizer, new Rng(9));
+    const names = new Map(m.namedParameters().map(([n, t]) => [t, n]));
+    const host = await checkpointToHost({
+      model: m.stateDict() as Map<string, Tensor>,
+      optimizer: new Map([...optimizer.velocity].map(([p, v]) => [names.get(p)!, v])),
+      masks: new Map([...pruner.masks!.layers].map(([n, l]) => [n, l.mask])),
+      meta: { epoch: 3, step: 17, schedule: { kind: 'onecycle', lr: 0.2 } },
+    });
+    const back = decodeCheckpoint(encodeCheckpoint(host));
+    for (const t of pruner.targets) expect([...back.masks.get(t.name)!]).toEqual([...pruner.masks!.get(t.name)!]);
+    const v = optimizer.velocity.get(m.conv1.weight)!;
+    expect([...back.optimizer.get('conv1.weight')!.data]).toEqual([...(await v.toArray())]);
+    expect(back.meta).toMatchObject({ epoch: 3, step: 17, schedule: { kind: 'onecycle', lr: 0.2 } });
+    const restored = new FilterPruner(model(8), { rate: 0.3 });
+    restored.restore(new FilterMasks(new Map([...back.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }]))));
+    expect(restored.masks!.changesFrom(pruner.masks)).toBe(0);
+  });
+});
+
+describe('FLOPs', () => {
+  it("reproduces the paper's conv-only FLOPs (utils/cifar_resnet_flop.py)", () => {
+    const cases: [number, number, string, string][] = [
+      [20, 0, '4.055e+7', '0.0'],
+      [20, 0.3, '2.343e+7', '42.2'],
+      [56, 0.4, '5.944e+7', '52.6'],
+      [110, 0.3, '1.498e+8', '40.8'],
+      [32, 0.3, '4.028e+7', '41.5'],
+    ];
+    for (const [depth, rate, flops, reduction] of cases) {
+      const f = paperConvFlops(depth, rate);
+      expect(f.toExponential(3)).toBe(flops);
+      expect((100 * (1 - f / paperConvFlops(depth, 0))).toFixed(1)).toBe(reduction);
+    }
+  });
+});
