@@ -21,6 +21,8 @@ export interface BenchEntry {
   note?: string;
   /** Floating-point operations of one repetition (a multiply-add counts 2). */
   flops: number;
+  /** Items (images) one repetition processes, when a rate in items/s means more than GFLOP/s. */
+  items?: number;
   /** Allocates inputs (kept tensors), before timing. */
   setup(): void | Promise<void>;
   /** Records one repetition's dispatches; the runner synchronises. Tensors it makes are released by the runner. */
@@ -45,6 +47,7 @@ export interface BenchResult {
   medianMs: number;
   gflops: number;
   fractionOfPeak: number;
+  itemsPerSecond?: number;
 }
 
 const FLAGS = {
@@ -135,7 +138,16 @@ async function measure(entry: BenchEntry): Promise<BenchResult> {
     if (!('latency' in result)) throw new Error(`${entry.name} ${entry.shape}: no result (${result.state})`);
     const medianMs = result.latency.p50 / repeats;
     const gflops = entry.flops / (medianMs * 1e6);
-    return { name: entry.name, shape: entry.shape, ...(entry.note ? { note: entry.note } : {}), flops: entry.flops, medianMs, gflops, fractionOfPeak: gflops / PEAK_GFLOPS };
+    return {
+      name: entry.name,
+      shape: entry.shape,
+      ...(entry.note ? { note: entry.note } : {}),
+      flops: entry.flops,
+      medianMs,
+      gflops,
+      fractionOfPeak: gflops / PEAK_GFLOPS,
+      ...(entry.items ? { itemsPerSecond: (entry.items / medianMs) * 1000 } : {}),
+    };
   } finally {
     entry.teardown();
   }
@@ -147,7 +159,7 @@ function formatRow(cells: string[], widths: number[]): string {
 }
 
 function printTable(results: BenchResult[]): void {
-  const header = ['name', 'shape', 'GFLOP', 'median ms', 'GFLOP/s', `% of ${PEAK_GFLOPS}`, 'note'];
+  const header = ['name', 'shape', 'GFLOP', 'median ms', 'GFLOP/s', `% of ${PEAK_GFLOPS}`, 'items/s', 'note'];
   const rows = results.map((r) => [
     r.name,
     r.shape,
@@ -155,6 +167,7 @@ function printTable(results: BenchResult[]): void {
     r.medianMs.toFixed(3),
     r.gflops.toFixed(2),
     (100 * r.fractionOfPeak).toFixed(1),
+    r.itemsPerSecond ? r.itemsPerSecond.toFixed(1) : '',
     r.note ?? '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
