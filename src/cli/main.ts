@@ -3,6 +3,7 @@ import { init, shutdown } from '../node.js';
 import { runDemo } from './demo.js';
 import { runTrain } from './train.js';
 import { runEval } from './eval.js';
+import { runExport } from './export.js';
 import { parseArgs } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
 import { ArgsError, HelpRequested } from './args.js';
@@ -20,6 +21,13 @@ const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void
     async run(argv) {
       await init();
       await runEval(argv);
+    },
+  },
+  export: {
+    help: 'write a checkpoint as an ONNX model',
+    async run(argv) {
+      await init();
+      await runExport(argv);
     },
   },
   data: {

@@ -1,0 +1,46 @@
+// ONNX export: the exported CIFAR ResNet, run by ONNX Runtime, gives our eval-mode logits.
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { CifarResNet } from '../../src/models/resnet.js';
+import { exportCifarResNet } from '../../src/io/onnx.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/tensor/random.js';
+import { noGrad } from '../../src/autograd/mode.js';
+import { gpu } from '../../src/gpu/encoder.js';
+import { assertClose } from '../support/allclose.js';
+
+/** Random BN statistics and affine parameters, so eval mode is not the identity. */
+function perturbBatchNorm(model: CifarResNet, rng: Rng): void {
+  for (const [name, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
+    if (!/bn\d?\.|\.bn\d/.test(name) && !name.startsWith('bn')) continue;
+    const data = Float32Array.from({ length: t.size }, () =>
+      name.endsWith('running_var') ? 0.5 + rng.uniform() : name.endsWith('weight') ? 0.5 + rng.uniform() : 0.3 * rng.normal(),
+    );
+    gpu().upload(t.buffer, data);
+  }
+}
+
+describe('ONNX export', () => {
+  it('ONNX Runtime reproduces the eval-mode logits of a CIFAR ResNet-20 (max |Δ| < 1e-4)', async () => {
+    const rng = new Rng(11);
+    const model = new CifarResNet(20, 10, 3);
+    perturbBatchNorm(model, rng);
+    model.eval();
+    const batch = 3;
+    const images = Float32Array.from({ length: batch * 3 * 32 * 32 }, () => rng.normal());
+    const ours = await noGrad(async () => {
+      const logits = model.forward(Tensor.fromArray(images, [batch, 3, 32, 32]));
+      const data = await logits.toArray();
+      logits.dispose();
+      return data;
+    });
+    const bytes = await exportCifarResNet(model);
+    const session = await ort.InferenceSession.create(bytes);
+    expect(session.inputNames).toEqual(['images']);
+    expect(session.outputNames).toEqual(['logits']);
+    const result = await session.run({ images: new ort.Tensor('float32', images, [batch, 3, 32, 32]) });
+    const theirs = result.logits.data as Float32Array;
+    expect(result.logits.dims).toEqual([batch, 10]);
+    assertClose(theirs, ours, { atol: 1e-4, rtol: 1e-4, label: 'onnxruntime vs sfp-gpu logits' });
+  });
+});
