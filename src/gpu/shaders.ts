@@ -16,6 +16,7 @@ export const KERNEL_FAMILIES = [
   'mask',
   'loss',
   'optim',
+  'gather',
 ] as const;
 /**
  * Families whose kernels exchange values within a subgroup (`enable subgroups;`). They are loaded only

@@ -1,0 +1,129 @@
+// index_select and the residual join of compaction (src/ops/gather.ts) against the float64 reference,
+// forward exactly (they only move and add a few values) and backward by finite differences.
+import { describe, expect, it } from 'vitest';
+import { indexSelect, residualJoin } from '../../src/ops/gather.js';
+import { Tensor, scopeAsync } from '../../src/tensor/tensor.js';
+import * as ref from '../reference/gather.js';
+import { assertEqual, readAll, toF32 } from '../support/allclose.js';
+import { gradcheck } from '../support/gradcheck.js';
+import { randomArray, randomAwayFromZero, randomInts, withSeed } from '../support/random.js';
+
+describe('indexSelect', () => {
+  it('picks channels 2, 0, 2 of a [1, 3, 1, 2] tensor by hand', async () => {
+    const [y] = await scopeAsync(async () => {
+      const x = Tensor.fromArray([1, 2, 3, 4, 5, 6], [1, 3, 1, 2]);
+      return readAll([indexSelect(x, 1, Tensor.fromArray([2, 0, 2], [3], 'u32'))]);
+    });
+    expect([...y]).toEqual([5, 6, 1, 2, 5, 6]);
+  });
+
+  it('matches the reference exactly along every axis of awkward shapes (filters of a conv weight, BN vectors)', async () => {
+    await withSeed('indexSelect sweep', async (rng, seed) => {
+      for (const shape of [[33, 5, 3, 3], [17], [2, 31, 3, 5], [1, 1, 1, 1]]) {
+        for (let axis = 0; axis < shape.length; axis++) {
+          const n = shape.reduce((a, b) => a * b, 1);
+          const x = randomInts(rng, n);
+          const count = 1 + rng.int(shape[axis] + 2);
+          const index = Uint32Array.from({ length: count }, () => rng.int(shape[axis]));
+          const [y] = await scopeAsync(async () => readAll([indexSelect(Tensor.fromArray(x, shape), axis, Tensor.fromArray(index, [count], 'u32'))]));
+          assertEqual(y, toF32(ref.indexSelect(x, shape, axis, index)), { label: `[${shape}] axis ${axis}`, seed });
+        }
+      }
+    });
+  });
+
+  it('backward scatters dy back, duplicates adding up (gradcheck)', async () => {
+    await withSeed('indexSelect gradcheck', async (rng, seed) => {
+      const shape = [2, 5, 3];
+      const index = Uint32Array.of(4, 1, 1, 0);
+      await gradcheck(
+        {
+          label: 'indexSelect',
+          inputs: [{ data: randomArray(rng, 30), shape }],
+          op: (x) => indexSelect(x, 1, Tensor.fromArray(index, [4], 'u32')),
+          reference: (x) => ref.indexSelect(x, shape, 1, index),
+          seed,
+        },
+        rng,
+      );
+    });
+  });
+});
+
+describe('residualJoin', () => {
+  it('relu(y[yIndex] + r[rIndex, ::2, ::2] + constants) by hand, with a −1 on each side', async () => {
+    const [out] = await scopeAsync(async () => {
+      const y = Tensor.fromArray([1, 2, 3, 4], [1, 1, 2, 2]);
+      const r = Tensor.fromArray([10, 0, 20, 0, 0, 0, 0, 0, 30, 0, 40, 0, 0, 0, 0, 0], [1, 1, 4, 4]);
+      const join = {
+        yIndex: Tensor.fromArray([0, -1, 0], [3], 'i32'),
+        rIndex: Tensor.fromArray([0, 0, -1], [3], 'i32'),
+        constants: Tensor.fromArray([0.5, -15, -2.5], [3]),
+        stride: 2,
+      };
+      return readAll([residualJoin(y, r, join)]);
+    });
+    expect([...out]).toEqual([11.5, 22.5, 33.5, 44.5, 0, 5, 15, 25, 0, 0, 0.5, 1.5]);
+  });
+
+  it('matches the reference exactly on random index maps, strides 1 and 2, odd sizes', async () => {
+    await withSeed('residualJoin sweep', async (rng, seed) => {
+      for (const [batch, yChannels, rChannels, channels, rH, rW, stride] of [
+        [2, 5, 7, 9, 5, 5, 1],
+        [1, 12, 16, 32, 7, 5, 2],
+        [3, 3, 3, 3, 1, 1, 2],
+      ]) {
+        const h = Math.ceil(rH / stride);
+        const w = Math.ceil(rW / stride);
+        const yShape = [batch, yChannels, h, w];
+        const rShape = [batch, rChannels, rH, rW];
+        const y = randomInts(rng, batch * yChannels * h * w);
+        const r = randomInts(rng, batch * rChannels * rH * rW);
+        const yIndex = Int32Array.from({ length: channels }, () => rng.int(yChannels + 1) - 1);
+        const rIndex = Int32Array.from({ length: channels }, () => rng.int(rChannels + 1) - 1);
+        const constants = randomInts(rng, channels);
+        const [out] = await scopeAsync(async () =>
+          readAll([
+            residualJoin(Tensor.fromArray(y, yShape), Tensor.fromArray(r, rShape), {
+              yIndex: Tensor.fromArray(yIndex, [channels], 'i32'),
+              rIndex: Tensor.fromArray(rIndex, [channels], 'i32'),
+              constants: Tensor.fromArray(constants, [channels]),
+              stride,
+            }),
+          ]),
+        );
+        assertEqual(out, toF32(ref.residualJoin(y, yShape, r, rShape, yIndex, rIndex, constants, stride)), { label: `stride ${stride}`, seed });
+      }
+    });
+  });
+
+  it('backward reaches y and r through the ReLU, the index maps and the subsampling (gradcheck)', async () => {
+    await withSeed('residualJoin gradcheck', async (rng, seed) => {
+      const yShape = [2, 3, 3, 2];
+      const rShape = [2, 4, 5, 3];
+      const yIndex = Int32Array.of(2, -1, 0, 1, -1);
+      const rIndex = Int32Array.of(0, 3, -1, 0, 2);
+      // Values away from 0 keep every sum off the ReLU's kink by more than the finite-difference step.
+      const constants = Float32Array.of(0.25, -0.5, 3, -3, 0);
+      await gradcheck(
+        {
+          label: 'residualJoin',
+          inputs: [
+            { data: randomAwayFromZero(rng, 36, 0.05, 1), shape: yShape },
+            { data: randomAwayFromZero(rng, 120, 0.05, 1), shape: rShape },
+          ],
+          op: (y, r) =>
+            residualJoin(y, r, {
+              yIndex: Tensor.fromArray(yIndex, [5], 'i32'),
+              rIndex: Tensor.fromArray(rIndex, [5], 'i32'),
+              constants: Tensor.fromArray(constants, [5]),
+              stride: 2,
+            }),
+          reference: (y, r) => ref.residualJoin(y, yShape, r, rShape, yIndex, rIndex, constants, 2),
+          seed,
+        },
+        rng,
+      );
+    });
+  });
+});
