@@ -152,6 +152,9 @@ export const commands = {
     flags: {
       checkpoint: shared.checkpoint,
       out: { type: 'string', required: true, placeholder: '<file>', help: 'compact checkpoint to write, .safetensors' },
+      data: shared.data,
+      'batch-size': { type: 'int', default: 500, range: '[1, inf)', help: 'images per forward pass in the equivalence check' },
+      'check-images': { type: 'int', default: 0, range: '[0, inf)', help: 'test images the equivalence check runs on (0: the whole test set)' },
     },
   }),
   bench: defineCommand({

@@ -2,6 +2,7 @@
 import { init, shutdown } from '../node.js';
 import { runDemo } from './demo.js';
 import { runTrain } from './train.js';
+import { runCompact } from './compact.js';
 import { runEval } from './eval.js';
 import { runExport } from './export.js';
 import { parseArgs } from './args.js';
@@ -36,6 +37,13 @@ const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void
       const args = parseArgs('data', argv);
       const result = await downloadCifar10(args.dir, { force: args.force, log: (line) => console.log(line) });
       console.log(`CIFAR-10 is in ${result.dir}`);
+    },
+  },
+  compact: {
+    help: 'remove the zeroed filters of a pruned checkpoint; writes the smaller dense model once its logits match',
+    async run(argv) {
+      await init();
+      await runCompact(argv);
     },
   },
   demo: {

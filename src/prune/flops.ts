@@ -48,58 +48,65 @@ export function paperConvFlops(depth: number, rate: number, widths: readonly num
 export type KeptCounts = ReadonlyMap<string, number>;
 
 /**
- * The exact counts for the model compaction produces in faithful SFP mode: each conv computes only
- * its kept filters; a block's first conv reads the full-width residual stream; its last conv reads the
- * first conv's kept channels and its output is added into the full-width stream.
+ * Live channels of the residual stream entering each block (by block name, `layer1.0`) and of the pooled
+ * features (`fc`), as CompactionPlan.streamWidths() gives them. Where absent: the first block reads the
+ * stem's kept channels (a pruned stem filter's channel is a constant, exactly), every other stream is taken
+ * at full width (faithful SFP, where a stream channel is dropped only if every writer pruned it).
  */
-export function compactFlops(model: CifarResNet, kept: KeptCounts = new Map()): FlopBreakdown {
+export type StreamWidths = ReadonlyMap<string, number>;
+
+/** The width of every conv and BN of the compact model, in forward order. */
+function compactWidths(model: CifarResNet, kept: KeptCounts, streams: StreamWidths) {
   const k = (name: string, full: number) => kept.get(name) ?? full;
   const widths = model.widths;
+  const stem = k('conv1', widths[0]);
+  const blocks = model.stages.flatMap((stage, s) =>
+    stage.blocks.map((block, i) => {
+      const name = `layer${s + 1}.${i}`;
+      const full = s === 0 && i === 0 ? stem : i === 0 ? widths[s - 1] : widths[s];
+      return {
+        name,
+        width: widths[s],
+        stride: block.conv1.stride,
+        inWidth: streams.get(name) ?? full,
+        k1: k(`${name}.conv1`, widths[s]),
+        k2: k(`${name}.conv2`, widths[s]),
+      };
+    }),
+  );
+  const outWidths = blocks.map((b, i) => (i + 1 < blocks.length ? blocks[i + 1].inWidth : (streams.get('fc') ?? widths[widths.length - 1])));
+  return { stem, blocks, outWidths, fcIn: streams.get('fc') ?? widths[widths.length - 1] };
+}
+
+/**
+ * The exact counts for the model compaction produces: each conv computes only its kept filters and reads
+ * the live channels before it; a block's last conv reads the first conv's kept channels and its output is
+ * added into the live stream. (The bias maps of constant input channels are not counted.)
+ */
+export function compactFlops(model: CifarResNet, kept: KeptCounts = new Map(), streams: StreamWidths = new Map()): FlopBreakdown {
+  const w = compactWidths(model, kept, streams);
   const b: FlopBreakdown = { conv: 0, fc: 0, batchNorm: 0, relu: 0, add: 0, pool: 0, total: 0 };
   let size = 32;
-  let stream = widths[0];
-  const stem = k('conv1', widths[0]);
-  b.conv += convMacs(3, stem, 3, size, size);
-  b.batchNorm += 2 * stem * size * size;
-  b.relu += stream * size * size;
-  model.stages.forEach((stage, s) => {
-    const width = widths[s];
-    stage.blocks.forEach((block, i) => {
-      const stride = block.conv1.stride;
-      const inWidth = stream;
-      if (stride === 2) size /= 2;
-      const prefix = `layer${s + 1}.${i}`;
-      const k1 = k(`${prefix}.conv1`, width);
-      const k2 = k(`${prefix}.conv2`, width);
-      b.conv += convMacs(inWidth, k1, 3, size, size) + convMacs(k1, k2, 3, size, size);
-      b.batchNorm += 2 * (k1 + k2) * size * size;
-      b.relu += k1 * size * size + width * size * size;
-      b.add += k2 * size * size;
-      stream = width;
-    });
+  b.conv += convMacs(3, w.stem, 3, size, size);
+  b.batchNorm += 2 * w.stem * size * size;
+  b.relu += w.stem * size * size;
+  w.blocks.forEach((block, i) => {
+    if (block.stride === 2) size /= 2;
+    b.conv += convMacs(block.inWidth, block.k1, 3, size, size) + convMacs(block.k1, block.k2, 3, size, size);
+    b.batchNorm += 2 * (block.k1 + block.k2) * size * size;
+    b.relu += block.k1 * size * size + w.outWidths[i] * size * size;
+    b.add += block.k2 * size * size;
   });
-  b.pool += stream * size * size;
-  b.fc += stream * model.numClasses;
+  b.pool += w.fcIn * size * size;
+  b.fc += w.fcIn * model.numClasses;
   b.total = b.conv + b.fc + b.batchNorm + b.relu + b.add + b.pool;
   return b;
 }
 
-/** Parameters of the compacted model (convs, BN γ and β, classifier), for the same kept counts. */
-export function compactParameters(model: CifarResNet, kept: KeptCounts = new Map()): number {
-  const k = (name: string, full: number) => kept.get(name) ?? full;
-  const widths = model.widths;
-  let stream = widths[0];
-  const stem = k('conv1', widths[0]);
-  let total = 3 * stem * 9 + 2 * widths[0];
-  model.stages.forEach((stage, s) => {
-    const width = widths[s];
-    stage.blocks.forEach((_, i) => {
-      const prefix = `layer${s + 1}.${i}`;
-      const k1 = k(`${prefix}.conv1`, width);
-      const k2 = k(`${prefix}.conv2`, width);
-      total += stream * k1 * 9 + 2 * k1 + k1 * k2 * 9 + 2 * width;
-      stream = width;
-    });
-  });
-  return total + stream * model.numClasses + model.numClasses;
+/** Parameters of the compacted model (convs, BN γ and β, classifier), for the same kept counts and stream widths. */
+export function compactParameters(model: CifarResNet, kept: KeptCounts = new Map(), streams: StreamWidths = new Map()): number {
+  const w = compactWidths(model, kept, streams);
+  let total = 3 * w.stem * 9 + 2 * w.stem;
+  for (const b of w.blocks) total += b.inWidth * b.k1 * 9 + 2 * b.k1 + b.k1 * b.k2 * 9 + 2 * b.k2;
+  return total + w.fcIn * model.numClasses + model.numClasses;
 }

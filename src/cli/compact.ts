@@ -1,0 +1,91 @@
+/**
+ * `compact`: a pruned training checkpoint (weights + masks) → the smaller dense model. Loads the model, zeroes
+ * the masked filters (a mid-epoch soft-pruning checkpoint has regrown them; that is reported), builds and
+ * prints the CompactionPlan, compacts, and checks on the CIFAR-10 test set (or the synthetic fallback) that
+ * the compact model's eval-mode logits equal the masked model's. It refuses to write the file when they do not.
+ */
+import { parseArgs } from './args.js';
+import { terminalSink } from './terminal.js';
+import { CifarResNet } from '../models/resnet.js';
+import { loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
+import { loadDataSplits } from '../data/node-files.js';
+import { LoaderSource } from '../train/sources.js';
+import { buildCompactionPlan } from '../prune/plan.js';
+import { checkEquivalence, compactModel, saveCompactModel, zeroMaskedFilters, type EquivalenceReport, type HostImages } from '../prune/compact.js';
+import { compactFlops, compactParameters } from '../prune/flops.js';
+
+/** The largest |Δlogit| the check accepts. */
+export const MAX_LOGIT_DIFFERENCE = 1e-3;
+
+/** Why a report fails the check, or null when it passes. */
+export function equivalenceProblem(report: EquivalenceReport, tolerance = MAX_LOGIT_DIFFERENCE): string | null {
+  if (report.images === 0) return 'no images were checked';
+  if (!(report.maxAbsDiff <= tolerance)) return `max |Δlogit| = ${report.maxAbsDiff} exceeds ${tolerance}`;
+  if (!report.predictionsEqual) return `${report.predictionMismatches} of ${report.images} predictions differ`;
+  return null;
+}
+
+/** A CIFAR ResNet shaped like the checkpoint's state dict (depth, widths, classes read from the tensor shapes). */
+export function modelFor(checkpoint: LoadedCheckpoint, source: string): CifarResNet {
+  const shape = (name: string) => {
+    const t = checkpoint.model.get(name);
+    if (!t) throw new Error(`${source}: no tensor "${name}"; is this a CIFAR ResNet checkpoint?`);
+    return t.shape;
+  };
+  const blocks = new Set([...checkpoint.model.keys()].flatMap((k) => /^layer1\.(\d+)\.conv1\.weight$/.exec(k)?.[1] ?? []));
+  const widths = [shape('conv1.weight')[0], shape('layer2.0.conv1.weight')[0], shape('layer3.0.conv1.weight')[0]];
+  return new CifarResNet(6 * blocks.size + 2, shape('fc.weight')[0], 0, widths);
+}
+
+export async function runCompact(argv: readonly string[]): Promise<EquivalenceReport> {
+  const args = parseArgs('compact', argv);
+  const sink = terminalSink();
+  const checkpoint = await loadCheckpoint(args.checkpoint);
+  const model = modelFor(checkpoint, args.checkpoint);
+  model.loadStateDict(checkpoint.model);
+  model.eval();
+  const masks = checkpoint.masks;
+  if (masks.size === 0) sink.line(`${args.checkpoint} has no masks: nothing is pruned, the plan is the identity`);
+  const regrown = await zeroMaskedFilters(model, masks);
+  if (regrown > 0) {
+    sink.line(`note: ${regrown} non-zero weights in masked filters (a checkpoint written mid-epoch in soft mode?); they are zeroed, and the compact model equals the masked model`);
+  }
+  const plan = await buildCompactionPlan(model, masks);
+  sink.line(`compaction plan of depth-${model.depth} ResNet (${args.checkpoint}):`);
+  sink.line(plan.toString());
+
+  const compact = await compactModel(model, plan);
+  const fullParams = compactParameters(model);
+  const params = compact.parameterCount();
+  const fullFlops = compactFlops(model).total;
+  const flops = compactFlops(model, plan.keptCounts(), plan.streamWidths()).total;
+  sink.line(
+    `parameters ${fullParams} → ${params} (−${(100 * (1 - params / fullParams)).toFixed(1)} %), ` +
+      `FLOPs ${fullFlops.toExponential(3)} → ${flops.toExponential(3)} (−${(100 * (1 - flops / fullFlops)).toFixed(1)} %)`,
+  );
+
+  const data = await loadDataSplits({ data: args.data });
+  sink.line(data.description);
+  const limit = args.checkImages > 0 ? args.checkImages : Infinity;
+  const test = new LoaderSource(data.test, { batchSize: args.batchSize, train: false });
+  function* batches(): Iterable<HostImages> {
+    let seen = 0;
+    for (const b of test.batches()) {
+      if (seen >= limit) return;
+      const size = Math.min(b.size, limit - seen);
+      seen += size;
+      yield { x: b.x.subarray(0, size * 3 * 32 * 32), shape: [size, 3, 32, 32], y: b.y.subarray(0, size) };
+    }
+  }
+  const report = await checkEquivalence(model, compact, batches());
+  sink.line(
+    `equivalence on ${report.images} ${data.kind} test images: max |Δlogit| ${report.maxAbsDiff.toExponential(2)} (logits up to ${report.maxAbsLogit.toFixed(2)}), ` +
+      `${report.predictionMismatches} predictions differ; accuracy masked ${(100 * report.maskedCorrect / report.images).toFixed(2)} %, ` +
+      `compact ${(100 * report.compactCorrect / report.images).toFixed(2)} %`,
+  );
+  const problem = equivalenceProblem(report);
+  if (problem) throw new Error(`the compact model does not match the masked model (${problem}); ${args.out} was not written`);
+  await saveCompactModel(args.out, compact, { source: args.checkpoint, equivalence: { ...report, data: data.kind } });
+  sink.line(`compact model written to ${args.out}`);
+  return report;
+}
