@@ -8,6 +8,7 @@ import type { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import type { Trainer, TrainerHooks, BatchSource } from './trainer.js';
 import { compactFlops, paperConvFlops } from '../prune/flops.js';
 import { CifarResNet } from '../models/resnet.js';
+import { buildCompactionPlan } from '../prune/plan.js';
 
 export interface PruningSchedule {
   epochs: number;
@@ -53,9 +54,12 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
       }
       const model = trainer.model;
       if (model instanceof CifarResNet && pruner.masks) {
-        const kept = new Map(pruner.targets.map((t) => [t.name, pruner.masks!.kept(t.name)]));
+        // The exact FLOPs of the model compaction would build now (streams narrow where channels are constant).
+        const masks = new Map([...pruner.masks.layers].map(([name, layer]) => [name, layer.mask]));
+        const plan = await buildCompactionPlan(model, masks);
+        const kept = plan.keptCounts();
         const full = compactFlops(model).total;
-        const pruned = compactFlops(model, kept).total;
+        const pruned = compactFlops(model, kept, plan.streamWidths()).total;
         extra.flops = pruned;
         extra.flopsReduction = 1 - pruned / full;
         const rate = typeof pruner.options.rate === 'number' ? pruner.options.rate : NaN;
