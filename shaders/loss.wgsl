@@ -54,11 +54,8 @@ fn backward(@builtin(global_invocation_id) gid: vec3u) {
   }
 }
 
-// Index of the largest logit in each row (the first one on ties).
-@compute @workgroup_size(WG)
-fn argmax(@builtin(global_invocation_id) gid: vec3u) {
-  let row = gid.x;
-  if (row >= dims.rows) { return; }
+// Index of the largest logit in a row (the first one on ties).
+fn row_argmax(row: u32) -> u32 {
   let base = row * dims.classes;
   var best = 0u;
   var value = logits[base];
@@ -66,7 +63,15 @@ fn argmax(@builtin(global_invocation_id) gid: vec3u) {
     let v = logits[base + c];
     if (v > value) { value = v; best = c; }
   }
-  indices[row] = best;
+  return best;
+}
+
+// indices[row] = argmax of the row.
+@compute @workgroup_size(WG)
+fn argmax(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x;
+  if (row >= dims.rows) { return; }
+  indices[row] = row_argmax(row);
 }
 
 // 1 where the row's argmax equals its label, else 0.
@@ -74,12 +79,5 @@ fn argmax(@builtin(global_invocation_id) gid: vec3u) {
 fn correct(@builtin(global_invocation_id) gid: vec3u) {
   let row = gid.x;
   if (row >= dims.rows) { return; }
-  let base = row * dims.classes;
-  var best = 0u;
-  var value = logits[base];
-  for (var c = 1u; c < dims.classes; c++) {
-    let v = logits[base + c];
-    if (v > value) { value = v; best = c; }
-  }
-  hits[row] = select(0.0, 1.0, best == labels[row]);
+  hits[row] = select(0.0, 1.0, row_argmax(row) == labels[row]);
 }
