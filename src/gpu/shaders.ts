@@ -22,7 +22,7 @@ export const KERNEL_FAMILIES = [
  * Families whose kernels exchange values within a subgroup (`enable subgroups;`). They are loaded only
  * when the device has subgroups of one fixed size; ops fall back to the portable family otherwise.
  */
-export const SUBGROUP_FAMILIES = ['conv2d_subgroup'] as const;
+export const SUBGROUP_FAMILIES = ['conv2d_subgroup', 'matmul_subgroup'] as const;
 
 export type KernelFamily = (typeof KERNEL_FAMILIES)[number] | (typeof SUBGROUP_FAMILIES)[number];
 
