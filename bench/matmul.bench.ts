@@ -1,9 +1,10 @@
 /**
  * Matrix-product benchmarks: square sizes and the GEMMs a CIFAR ResNet runs (its convolutions as
- * GEMMs, their weight gradients, the final linear layer), the tiled kernel next to the naive one.
+ * GEMMs, their weight gradients, the final linear layer and its gradients), the kernel matmul() uses
+ * (`tiled`: the subgroup kernel where available) next to the portable and the naive ones.
  */
 import type { BenchEntry, RegisterBenches } from './run.js';
-import { matmulKernel, matmulNaive } from '../src/ops/matmul.js';
+import { matmulKernel, matmulNaive, setMatmulKernelPath } from '../src/ops/matmul.js';
 import { uniform } from '../src/tensor/create.js';
 import { Rng } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -33,7 +34,17 @@ const RESNET: Problem[] = [
 ];
 
 const KERNELS = {
+  // What matmul() runs: the subgroup kernel where the device has fixed-size subgroups.
   tiled: (a: Tensor, b: Tensor, p: Problem) => matmulKernel(a, b, p.transposeA, p.transposeB),
+  // The portable kernel (shaders/matmul.wgsl), what devices without subgroups get.
+  portable: (a: Tensor, b: Tensor, p: Problem) => {
+    const previous = setMatmulKernelPath('portable');
+    try {
+      return matmulKernel(a, b, p.transposeA, p.transposeB);
+    } finally {
+      setMatmulKernelPath(previous);
+    }
+  },
   naive: (a: Tensor, b: Tensor, p: Problem) => matmulNaive(a, b, p.transposeA, p.transposeB),
 };
 
@@ -68,6 +79,7 @@ export const register: RegisterBenches = (add, { quick }) => {
   const squares = (quick ? SQUARE.slice(0, 3) : SQUARE).map((s): Problem => ({ m: s, k: s, n: s }));
   for (const p of [...squares, ...(quick ? RESNET.slice(-1) : RESNET)]) {
     add(entry('tiled', p));
+    add(entry('portable', p));
     if (2 * p.m * p.n * p.k <= NAIVE_MAX_FLOPS) add(entry('naive', p));
   }
 };
