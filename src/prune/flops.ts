@@ -110,3 +110,56 @@ export function compactParameters(model: CifarResNet, kept: KeptCounts = new Map
   for (const b of w.blocks) total += b.inWidth * b.k1 * 9 + 2 * b.k1 + b.k1 * b.k2 * 9 + 2 * b.k2;
   return total + w.fcIn * model.numClasses + model.numClasses;
 }
+
+/**
+ * One layer's counts, for the per-layer speedup benchmark (src/bench/speedup.ts), in the same convention as
+ * compactFlops: a multiply-add (conv, classifier) is 1 FLOP, BN 2 per element, ReLU, residual add, bias-map add
+ * and pooling 1 per element. `macs` are the multiply-adds alone (hardware GFLOP/s counts them twice).
+ */
+export interface LayerFlops {
+  macs: number;
+  batchNorm: number;
+  relu: number;
+  add: number;
+  pool: number;
+  total: number;
+}
+
+function layerFlops(parts: Partial<Omit<LayerFlops, 'total'>>): LayerFlops {
+  const f = { macs: 0, batchNorm: 0, relu: 0, add: 0, pool: 0, ...parts };
+  return { ...f, total: f.macs + f.batchNorm + f.relu + f.add + f.pool };
+}
+
+/** A conv with its BN (and fused ReLU), per image; `biasMap`: a compact conv adds the map of its constant inputs. */
+export function convLayerFlops(c: {
+  inChannels: number;
+  outChannels: number;
+  kernel: number;
+  outH: number;
+  outW: number;
+  relu: boolean;
+  biasMap?: boolean;
+}): LayerFlops {
+  const elements = c.outChannels * c.outH * c.outW;
+  return layerFlops({
+    macs: convMacs(c.inChannels, c.outChannels, c.kernel, c.outH, c.outW),
+    batchNorm: 2 * elements,
+    relu: c.relu ? elements : 0,
+    add: c.biasMap ? elements : 0,
+  });
+}
+
+/** A residual join per image: `added` channels of the block's last conv added into the stream, then the ReLU of `outChannels`. */
+export function joinLayerFlops(j: { added: number; outChannels: number; outH: number; outW: number }): LayerFlops {
+  return layerFlops({ add: j.added * j.outH * j.outW, relu: j.outChannels * j.outH * j.outW });
+}
+
+/** A pooling layer per image: one operation per window element of every output. */
+export function poolLayerFlops(p: { channels: number; kernel: number; outH: number; outW: number }): LayerFlops {
+  return layerFlops({ pool: p.channels * p.kernel * p.kernel * p.outH * p.outW });
+}
+
+/** Global average pool and the classifier per image (as compactFlops: the bias add is not counted). */
+export function headLayerFlops(h: { channels: number; inH: number; inW: number; numClasses: number }): LayerFlops {
+  return layerFlops({ pool: h.channels * h.inH * h.inW, macs: h.channels * h.numClasses });
+}
