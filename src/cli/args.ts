@@ -93,7 +93,7 @@ const shared = {
   checkpoint: { type: 'string', required: true, placeholder: '<file>', help: 'checkpoint to read, .safetensors' },
 } as const satisfies Record<string, FlagSpec>;
 
-export type CommandName = 'train' | 'eval' | 'compact' | 'bench' | 'export' | 'data' | 'demo';
+export type CommandName = 'train' | 'eval' | 'compact' | 'bench' | 'pipeline' | 'export' | 'data' | 'demo';
 
 /** Every command's flags, in one place. Help lists flags in this order. */
 export const commands = {
@@ -158,12 +158,25 @@ export const commands = {
     },
   }),
   bench: defineCommand({
-    summary: 'Time every layer and the whole network, dense and compact',
+    summary:
+      'Time a model and its compact version per layer and end to end (dense and compact interleaved in one run): ' +
+      'FLOPs, GFLOP/s, theoretical and real speedup; writes speedup.json, speedup.md and speedup.svg',
     flags: {
       model: shared.model,
-      checkpoint: { type: 'string', placeholder: '<file>', help: 'benchmark this pruned checkpoint instead of a fresh dense model' },
-      'batch-size': { type: 'int', default: 64, range: '[1, inf)', help: 'images per forward pass; the SFP paper times batch 64' },
-      out: { type: 'string', placeholder: '<file>', help: 'results file to write' },
+      checkpoint: {
+        type: 'string',
+        placeholder: '<file>',
+        help: 'a pruned training checkpoint (compacted here) or a compact model; default: --model with random weights and a random --sfp-rate mask',
+      },
+      'sfp-rate': { type: 'number', default: 0.3, range: '[0, 1)', help: 'rate of the random SFP mask when no checkpoint is given' },
+      'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, help: 'batch sizes to time (integers)' },
+      repeats: { type: 'int', default: 7, range: '[1, inf)', help: 'samples per layer, model and batch size (median and p10–p90 over them)' },
+      'target-ms': { type: 'number', default: 50, range: '(0, inf)', help: 'repeat each forward within a sample until the sample lasts about this long' },
+      imagenet: { type: 'boolean', default: false, help: 'also time ImageNet ResNet-18/34/50 at 224×224 (random weights, random mask, timing-only compact model)' },
+      'imagenet-batch-sizes': { type: 'numbers', default: [1, 8], range: '[1, inf)', increasing: true, help: 'batch sizes for --imagenet (integers)' },
+      'imagenet-repeats': { type: 'int', default: 3, range: '[1, inf)', help: 'samples per row for --imagenet' },
+      seed: shared.seed,
+      out: { type: 'string', default: 'runs/bench', placeholder: '<dir>', help: 'folder for speedup.json, speedup.md and speedup.svg' },
     },
   }),
   export: defineCommand({
@@ -178,6 +191,26 @@ export const commands = {
     flags: {
       dir: { type: 'string', default: 'data', placeholder: '<dir>', help: 'folder to download into' },
       force: { type: 'boolean', default: false, help: 'download again even when the files are there' },
+    },
+  }),
+  pipeline: defineCommand({
+    summary:
+      'The whole path in one run: a short SFP training, compaction with the equivalence check, then the speedup table and chart ' +
+      '(about 10 minutes on a 2-core CPU with the defaults; --max-steps 0 and --epochs make it a real training)',
+    flags: {
+      model: shared.model,
+      data: shared.data,
+      seed: shared.seed,
+      epochs: { type: 'int', default: 1, range: '[1, inf)', help: 'epochs of the cosine schedule' },
+      'max-steps': { type: 'int', default: 30, range: '[0, inf)', help: 'stop training after this many steps (0: train every epoch); SFP then masks once more' },
+      'batch-size': { type: 'int', default: 128, range: '[1, inf)', help: 'training images per step' },
+      lr: { type: 'number', default: 0.1, range: '(0, inf)', help: 'peak learning rate' },
+      'sfp-rate': { type: 'number', default: 0.3, range: '(0, 1)', help: 'fraction of filters SFP zeroes in every conv' },
+      'check-images': { type: 'int', default: 0, range: '[0, inf)', help: 'test images for the equivalence check (0: the whole test set)' },
+      'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, help: 'batch sizes the benchmark times (integers)' },
+      repeats: { type: 'int', default: 5, range: '[1, inf)', help: 'benchmark samples per layer, model and batch size' },
+      'target-ms': { type: 'number', default: 50, range: '(0, inf)', help: 'benchmark sample length to aim for' },
+      out: { type: 'string', default: 'runs/pipeline', placeholder: '<dir>', help: 'folder for every result (train/, compact.safetensors, plan.json, bench/)' },
     },
   }),
   demo: defineCommand({

@@ -4,14 +4,15 @@
  * prints the CompactionPlan, compacts, and checks on the CIFAR-10 test set (or the synthetic fallback) that
  * the compact model's eval-mode logits equal the masked model's. It refuses to write the file when they do not.
  */
-import { parseArgs } from './args.js';
+import { parseArgs, type Args } from './args.js';
+import type { ProgressSink } from '../train/progress.js';
 import { terminalSink } from './terminal.js';
 import { CifarResNet } from '../models/resnet.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
-import { loadDataSplits } from '../data/node-files.js';
+import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { LoaderSource } from '../train/sources.js';
-import { buildCompactionPlan } from '../prune/plan.js';
-import { checkEquivalence, compactModel, saveCompactModel, zeroMaskedFilters, type EquivalenceReport, type HostImages } from '../prune/compact.js';
+import { buildCompactionPlan, type CompactionPlan } from '../prune/plan.js';
+import { checkEquivalence, compactModel, saveCompactModel, zeroMaskedFilters, type CompactResNet, type EquivalenceReport, type HostImages } from '../prune/compact.js';
 import { compactFlops, compactParameters } from '../prune/flops.js';
 
 /** The largest |Δlogit| the check accepts. */
@@ -37,9 +38,22 @@ export function modelFor(checkpoint: LoadedCheckpoint, source: string): CifarRes
   return new CifarResNet(6 * blocks.size + 2, shape('fc.weight')[0], 0, widths);
 }
 
+/** What compaction leaves in memory: the masked model, its plan and compact model, and the check's report. */
+export interface CompactRun {
+  report: EquivalenceReport;
+  plan: CompactionPlan;
+  masked: CifarResNet;
+  compact: CompactResNet;
+  data: DataSplits;
+}
+
 export async function runCompact(argv: readonly string[]): Promise<EquivalenceReport> {
-  const args = parseArgs('compact', argv);
-  const sink = terminalSink();
+  return (await compactCheckpoint(parseArgs('compact', argv))).report;
+}
+
+/** The `compact` command on parsed flags; `data` may be given already loaded. */
+export async function compactCheckpoint(args: Args<'compact'>, options: { sink?: ProgressSink; data?: DataSplits } = {}): Promise<CompactRun> {
+  const sink = options.sink ?? terminalSink();
   const checkpoint = await loadCheckpoint(args.checkpoint);
   const model = modelFor(checkpoint, args.checkpoint);
   model.loadStateDict(checkpoint.model);
@@ -64,7 +78,7 @@ export async function runCompact(argv: readonly string[]): Promise<EquivalenceRe
       `FLOPs ${fullFlops.toExponential(3)} → ${flops.toExponential(3)} (−${(100 * (1 - flops / fullFlops)).toFixed(1)} %)`,
   );
 
-  const data = await loadDataSplits({ data: args.data });
+  const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   const limit = args.checkImages > 0 ? args.checkImages : Infinity;
   const test = new LoaderSource(data.test, { batchSize: args.batchSize, train: false });
@@ -87,5 +101,5 @@ export async function runCompact(argv: readonly string[]): Promise<EquivalenceRe
   if (problem) throw new Error(`the compact model does not match the masked model (${problem}); ${args.out} was not written`);
   await saveCompactModel(args.out, compact, { source: args.checkpoint, equivalence: { ...report, data: data.kind } });
   sink.line(`compact model written to ${args.out}`);
-  return report;
+  return { report, plan, masked: model, compact, data };
 }

@@ -5,6 +5,8 @@ import { runTrain } from './train.js';
 import { runCompact } from './compact.js';
 import { runEval } from './eval.js';
 import { runExport } from './export.js';
+import { runBench } from './bench.js';
+import { runPipeline } from './pipeline.js';
 import { parseArgs } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
 import { ArgsError, HelpRequested } from './args.js';
@@ -44,6 +46,20 @@ const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void
     async run(argv) {
       await init();
       await runCompact(argv);
+    },
+  },
+  bench: {
+    help: 'time a model and its compact version per layer and end to end: real vs theoretical speedup (JSON, Markdown, SVG)',
+    async run(argv) {
+      await init();
+      await runBench(argv);
+    },
+  },
+  pipeline: {
+    help: 'short SFP training, compaction with the equivalence check, speedup table and chart (npm start)',
+    async run(argv) {
+      await init();
+      await runPipeline(argv);
     },
   },
   demo: {

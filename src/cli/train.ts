@@ -9,10 +9,11 @@ import { Trainer, type EpochRecord, type RunStore, type TrainerState } from '../
 import { LoaderSource } from '../train/sources.js';
 import { pruningHooks } from '../train/pruning.js';
 import { FilterPruner, FilterMasks } from '../prune/sfp.js';
-import { loadDataSplits } from '../data/node-files.js';
+import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { saveCheckpoint, loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
 import { Tensor } from '../tensor/tensor.js';
 import { terminalSink } from './terminal.js';
+import type { ProgressSink } from '../train/progress.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -80,10 +81,28 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
   trainer.resumeAt(Number(epoch), Number(step), extra);
 }
 
-export async function runTrain(argv: readonly string[]): Promise<EpochRecord[]> {
-  const args = parseArgs('train', argv);
-  const sink = terminalSink();
-  const data = await loadDataSplits({ data: args.data });
+/** What a training run leaves in memory, for callers that continue with the model (the pipeline). */
+export interface TrainRun {
+  records: EpochRecord[];
+  model: CifarResNet;
+  optimizer: SGD;
+  trainer: Trainer;
+  pruner: FilterPruner | null;
+  data: DataSplits;
+  checkpoint: string;
+  metrics: string;
+}
+
+export interface TrainOptions {
+  sink?: ProgressSink;
+  /** Already loaded data (else --data is resolved and loaded). */
+  data?: DataSplits;
+}
+
+/** The `train` command on parsed flags. */
+export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
+  const sink = options.sink ?? terminalSink();
+  const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
   const config = configOf(args);
@@ -117,8 +136,13 @@ export async function runTrain(argv: readonly string[]): Promise<EpochRecord[]> 
   sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
     (pruner ? `, ${pruner.mode} pruning at ${args.sfpRate} (${args.criterion})` : ''));
   const records = await trainer.run();
-  sink.line(`checkpoint: ${join(args.out, CHECKPOINT_FILE)}; metrics: ${join(args.out, METRICS_FILE)}`);
-  return records;
+  const paths = { checkpoint: join(args.out, CHECKPOINT_FILE), metrics: join(args.out, METRICS_FILE) };
+  sink.line(`checkpoint: ${paths.checkpoint}; metrics: ${paths.metrics}`);
+  return { records, model, optimizer, trainer, pruner, data, ...paths };
+}
+
+export async function runTrain(argv: readonly string[]): Promise<EpochRecord[]> {
+  return (await trainModel(parseArgs('train', argv))).records;
 }
 
 export async function exists(path: string): Promise<boolean> {

@@ -1,0 +1,120 @@
+/**
+ * `bench`: how much faster the compact model really is. Times a CIFAR ResNet and its compact version per layer
+ * and end to end (src/bench/speedup.ts), optionally the ImageNet ResNets with a timing-only compact model, and
+ * writes speedup.json, speedup.md and speedup.svg under --out.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, platform, release } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, ArgsError, type Args } from './args.js';
+import { terminalSink } from './terminal.js';
+import { gpu } from '../gpu/encoder.js';
+import { CIFAR_DEPTHS, CifarResNet, type ImageNetResNetName } from '../models/resnet.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCompactModel } from '../prune/compact.js';
+import { benchPair, cifarPair, compactPair, imageNetPair, randomCifarPair, type BenchPair } from '../bench/models.js';
+import { METHOD, type MachineInfo, type MeasureOptions, type ModelResult, type SpeedupReport } from '../bench/speedup.js';
+import { reportJson, reportMarkdown, reportSvg } from '../bench/report.js';
+import { modelFor } from './compact.js';
+import type { ProgressSink } from '../train/progress.js';
+
+export interface ReportFiles {
+  json: string;
+  markdown: string;
+  svg: string;
+}
+
+/** The adapter, CPU, OS and the load average now (the end value is added when the run finishes). */
+export function machineInfo(): MachineInfo {
+  const info = gpu().adapterInfo;
+  const cpu = cpus();
+  return {
+    adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(' / ') || 'unknown adapter',
+    platform: `${platform()} ${release()}`,
+    cpus: cpu[0]?.model.trim(),
+    cores: cpu.length,
+    node: process.version,
+    loadAverage: { start: loadavg() },
+  };
+}
+
+/** Writes the report as JSON, Markdown and SVG into `dir`. */
+export async function writeReport(report: SpeedupReport, dir: string): Promise<ReportFiles> {
+  await mkdir(dir, { recursive: true });
+  const files = { json: join(dir, 'speedup.json'), markdown: join(dir, 'speedup.md'), svg: join(dir, 'speedup.svg') };
+  await writeFile(files.json, reportJson(report));
+  await writeFile(files.markdown, reportMarkdown(report));
+  await writeFile(files.svg, reportSvg(report));
+  return files;
+}
+
+/** Times each pair in turn (releasing it after) and collects the report. */
+export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: MeasureOptions[], sink: ProgressSink): Promise<SpeedupReport> {
+  const machine = machineInfo();
+  const started = new Date();
+  const models: ModelResult[] = [];
+  for (const [i, make] of pairs.entries()) {
+    const pair = await make();
+    try {
+      sink.line(`timing ${pair.name} (${pair.source}) at batch ${options[i].batchSizes.join(', ')}, ${options[i].repeats} repeats`);
+      const result = await benchPair(pair, { ...options[i], log: (line) => sink.status(`${pair.name} ${line}`) });
+      for (const b of result.batches) {
+        const e = b.endToEnd;
+        sink.line(
+          `  ${pair.name} batch ${b.batch}: dense ${e.dense.ms.median.toFixed(2)} ms, compact ${e.compact.ms.median.toFixed(2)} ms; ` +
+            `theoretical ${e.theoreticalSpeedup.toFixed(2)}×, real ${e.realSpeedup.toFixed(2)}× (p10–p90 ${e.realSpeedupRange.map((v) => v.toFixed(2)).join('–')})`,
+        );
+      }
+      models.push(result);
+    } finally {
+      pair.dispose();
+    }
+  }
+  machine.loadAverage = { start: machine.loadAverage!.start, end: loadavg() };
+  return { format: 'sfp-gpu speedup', version: 1, date: started.toISOString(), machine, method: METHOD, models };
+}
+
+function integers(flag: string, values: readonly number[]): number[] {
+  for (const v of values) if (!Number.isInteger(v)) throw new ArgsError(`bench: --${flag} must list integers, got ${v}`);
+  return [...values];
+}
+
+/** The CIFAR pair the flags describe: a checkpoint (training: compacted here; compact model: a dense model of its shape), or a random model and mask. */
+async function cifarPairFromArgs(args: Args<'bench'>, sink: ProgressSink): Promise<BenchPair> {
+  if (!args.checkpoint) return randomCifarPair(CIFAR_DEPTHS[args.model], args.sfpRate, args.seed);
+  const checkpoint = await loadCheckpoint(args.checkpoint);
+  if (checkpoint.meta.format !== undefined) {
+    const compact = await loadCompactModel(args.checkpoint);
+    const plan = compact.plan;
+    const dense = new CifarResNet(plan.depth, plan.head.numClasses, args.seed, plan.widths);
+    return cifarPair(`resnet${plan.depth}`, `compact model ${args.checkpoint}`, dense, compact, [
+      'the file holds only the compact model: the dense model has its shape and random weights (timing does not depend on the values)',
+    ]);
+  }
+  const model = modelFor(checkpoint, args.checkpoint);
+  model.loadStateDict(checkpoint.model);
+  if (checkpoint.masks.size === 0) sink.line(`${args.checkpoint} has no masks: the compact model equals the dense one`);
+  const { pair } = await compactPair(`resnet${model.depth}`, `training checkpoint ${args.checkpoint} (${checkpoint.masks.size} masks)`, model, checkpoint.masks, [
+    'compacted here without the equivalence check (run `compact` for it)',
+  ]);
+  return pair;
+}
+
+export async function runBench(argv: readonly string[]): Promise<ReportFiles> {
+  const args = parseArgs('bench', argv);
+  const sink = terminalSink();
+  const cifar: MeasureOptions = { batchSizes: integers('batch-sizes', args.batchSizes), repeats: args.repeats, targetMs: args.targetMs, seed: args.seed };
+  const pairs: (() => Promise<BenchPair>)[] = [() => cifarPairFromArgs(args, sink)];
+  const options = [cifar];
+  if (args.imagenet) {
+    const batchSizes = integers('imagenet-batch-sizes', args.imagenetBatchSizes);
+    for (const arch of ['resnet18', 'resnet34', 'resnet50'] as ImageNetResNetName[]) {
+      pairs.push(async () => imageNetPair(arch, args.sfpRate, args.seed));
+      options.push({ batchSizes, repeats: args.imagenetRepeats, targetMs: args.targetMs, seed: args.seed });
+    }
+  }
+  const report = await benchPairs(pairs, options, sink);
+  const files = await writeReport(report, args.out);
+  sink.line(`speedup report: ${files.json}, ${files.markdown}, ${files.svg}`);
+  return files;
+}

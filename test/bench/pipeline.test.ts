@@ -1,0 +1,32 @@
+// `pipeline` end to end with a tiny budget (2 training steps of 16 images, 64 test images for the equivalence
+// check, batch 1 timing): every file it announces exists, the compact model's plan is there, and the speedup
+// JSON describes the trained model at the requested batch size. On this machine the data is the synthetic set.
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runPipeline } from '../../src/cli/pipeline.js';
+import type { SpeedupReport } from '../../src/bench/speedup.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('pipeline', () => {
+  it('trains, compacts with a passing equivalence check and writes the speedup report, all where it says', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-pipeline-'));
+    dirs.push(out);
+    const result = await runPipeline([
+      '--out', out, '--max-steps', '2', '--batch-size', '16', '--lr', '0.01',
+      '--check-images', '64', '--batch-sizes', '1', '--repeats', '1', '--target-ms', '1',
+    ]);
+    for (const path of [result.checkpoint, result.metrics, result.compact, result.plan, result.bench.json, result.bench.markdown, result.bench.svg]) {
+      expect((await stat(path)).isFile(), path).toBe(true);
+    }
+    const report = JSON.parse(await readFile(result.bench.json, 'utf8')) as SpeedupReport;
+    expect(report.models.map((m) => [m.name, m.timingOnly, m.batches.map((b) => b.batch)])).toEqual([['resnet20', false, [1]]]);
+    expect(report.models[0].notes.join(' ')).toMatch(/equivalence on 64 .* test images/);
+    expect(JSON.parse(await readFile(result.plan, 'utf8')).kind).toBe('cifar-resnet');
+  });
+});
