@@ -10,7 +10,7 @@ import type { Platform } from '../../src/platform/platform.js';
 import { nodePlatform } from '../../src/platform/node.js';
 import { add, addRelu, addScalar, broadcastTo, div, exp, fill, log, mul, neg, relu, scale, sub } from '../../src/ops/elementwise.js';
 import { max, mean, sum } from '../../src/ops/reduce.js';
-import { matmul, matmulNaive } from '../../src/ops/matmul.js';
+import { matmul, matmulNaive, setMatmulKernelPath } from '../../src/ops/matmul.js';
 import { argmax, correctCount, softmaxCrossEntropy } from '../../src/ops/loss.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { Tensor, scope, scopeAsync } from '../../src/tensor/tensor.js';
@@ -120,7 +120,11 @@ describe('shaders', () => {
           sum(matmul(x, w)).backward(); // accumulates into existing gradients
           new SGD([w], { lr: 0.1 }).step();
           new SGD([w], { lr: 0.1, momentum: 0.9 }).step();
-          await readAll([argmax(logits), correctCount(logits, tensor([0, 1], [2], 'u32')), matmulNaive(x, w), w]);
+          // The portable matmul runs too when the subgroup kernel is the default.
+          setMatmulKernelPath('portable');
+          const portable = matmul(x, w);
+          setMatmulKernelPath('auto');
+          await readAll([argmax(logits), correctCount(logits, tensor([0, 1], [2], 'u32')), matmulNaive(x, w), portable, w]);
           for (const t of [w, w.grad!]) t.dispose();
         });
       });
@@ -129,7 +133,8 @@ describe('shaders', () => {
       spy.mockRestore();
     }
     const used = new Set(specs.map((s) => `${s.family}.${s.entry}`));
-    for (const family of ['elementwise', 'reduce', 'matmul', 'loss', 'optim'] as const) {
+    const families = ['elementwise', 'reduce', 'matmul', 'loss', 'optim', ...(gpu().hasFamily('matmul_subgroup') ? (['matmul_subgroup'] as const) : [])] as const;
+    for (const family of families) {
       for (const entry of gpu().shader(family).entryPoints) expect(used, `${family}.${entry} is never used`).toContain(`${family}.${entry}`);
     }
   });
