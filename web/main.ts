@@ -1,0 +1,466 @@
+/**
+ * The demo page: the engine (src/, through src/browser.ts) on navigator.gpu. Adapter and limits, a
+ * benchmark, a few training steps of a CIFAR ResNet-20 with a live loss chart, SFP masks and predictions,
+ * safetensors checkpoints in and out, and the kernel self-check that test/browser/page.test.ts drives
+ * through window.sfp.
+ */
+import { init, noGrad, scope, Tensor, SGD, softmaxCrossEntropy, type GpuRuntime } from '../src/browser.js';
+import { CifarResNet } from '../src/models/resnet.js';
+import { FilterPruner } from '../src/prune/sfp.js';
+import { DataLoader, normalizeImages } from '../src/data/loader.js';
+import { CIFAR10_CLASSES, IMAGE_BYTES, parseCifar10Batch, type ImageDataset } from '../src/data/cifar10.js';
+import { syntheticCifar10 } from '../src/data/synthetic.js';
+import { checkpointToHost, decodeCheckpoint, encodeCheckpoint } from '../src/io/checkpoint.js';
+import type { HostTensor } from '../src/io/safetensors.js';
+import { LossChart } from './chart.js';
+import { runBenchmarks } from './bench.js';
+import { runChecks, type ChecksReport } from './checks.js';
+
+/** What the browser test (and a curious user in the console) can reach. */
+interface SfpHandle {
+  ready: boolean;
+  error: string | null;
+  adapter: Record<string, unknown> | null;
+  checks(): Promise<ChecksReport>;
+  /** Runs `steps` training steps with the page's current settings; resolves with the losses. */
+  train(steps?: number, batch?: number): Promise<number[]>;
+  /** The "Apply SFP masks" button. */
+  prune(): Promise<{ pruned: number; total: number; changed: number }>;
+  /** Evaluation-mode logits of the current model for images [n, 3, 32, 32] (already normalised). */
+  forward(x: number[], shape: number[]): Promise<number[]>;
+}
+declare global {
+  interface Window {
+    sfp: SfpHandle;
+  }
+}
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const status = $('status');
+const busy = new Set<string>();
+
+function setStatus(text: string, error = false): void {
+  status.textContent = text;
+  status.classList.toggle('error', error);
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** Runs a button's action once at a time, with errors shown instead of lost in the console. */
+function action(buttonId: string, run: () => Promise<void>): void {
+  const button = $<HTMLButtonElement>(buttonId);
+  button.addEventListener('click', () => void guarded(buttonId, run));
+}
+
+async function guarded<T>(name: string, run: () => Promise<T>): Promise<T | undefined> {
+  if (busy.size) {
+    setStatus(`busy (${[...busy].join(', ')}): wait for it to finish`);
+    return undefined;
+  }
+  busy.add(name);
+  document.querySelectorAll<HTMLButtonElement>('button[data-ready]').forEach((b) => (b.disabled = true));
+  try {
+    return await run();
+  } catch (error) {
+    setStatus(message(error), true);
+    console.error(error);
+    throw error;
+  } finally {
+    busy.delete(name);
+    document.querySelectorAll<HTMLButtonElement>('button[data-ready]').forEach((b) => (b.disabled = false));
+  }
+}
+
+function row(table: HTMLElement, cells: (string | number)[], header = false): void {
+  const tr = document.createElement('tr');
+  cells.forEach((c, i) => {
+    const td = document.createElement(header || i === 0 ? 'th' : 'td');
+    td.textContent = String(c);
+    if (typeof c === 'number') td.className = 'num';
+    tr.append(td);
+  });
+  table.append(tr);
+}
+
+function formatBytes(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(n % 2 ** 30 ? 2 : 0)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(0)} MiB` : `${n} B`;
+}
+
+// ---------------------------------------------------------------- adapter
+
+function showAdapter(rt: GpuRuntime): Record<string, unknown> {
+  const info = rt.adapterInfo;
+  const l = rt.limits;
+  const features = [...rt.device.features].sort();
+  const summary = {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    description: info.description,
+    kernels: rt.subgroupSize ? `subgroup (size ${rt.subgroupSize})` : 'portable',
+    features,
+    limits: {
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupSizeZ: l.maxComputeWorkgroupSizeZ,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+    },
+  };
+  const infoTable = $('adapter-info');
+  row(infoTable, ['vendor', info.vendor || '(empty)']);
+  row(infoTable, ['architecture', info.architecture || '(empty)']);
+  row(infoTable, ['description', info.description || '(empty: Chromium hides it without --enable-webgpu-developer-features)']);
+  row(infoTable, ['kernels', summary.kernels]);
+  row(infoTable, ['shader-f16', features.includes('shader-f16') ? 'yes' : 'no']);
+  row(infoTable, ['features', features.join(', ')]);
+  const limits = $('adapter-limits');
+  for (const [name, value] of Object.entries(summary.limits)) {
+    row(limits, [name, /Size$/.test(name) && value > 65536 ? formatBytes(value) : value]);
+  }
+  return summary;
+}
+
+// ---------------------------------------------------------------- benchmark
+
+action('bench-run', async () => {
+  const table = $('bench-results');
+  table.replaceChildren();
+  row(table, ['kernel', 'ms (median of 5)', 'GFLOP/s'], true);
+  setStatus('benchmarking…');
+  await runBenchmarks({}, (r) => row(table, [r.name, Number(r.ms.toFixed(2)), Number(r.gflops.toFixed(2))]));
+  setStatus('benchmark done');
+});
+
+// ---------------------------------------------------------------- data and model
+
+let dataset: ImageDataset | null = null;
+let datasetName = '';
+let model: CifarResNet | null = null;
+let optimizer: SGD | null = null;
+let pruner: FilterPruner | null = null;
+let loader: DataLoader | null = null;
+const chart = new LossChart($('train-chart'));
+
+async function getDataset(): Promise<ImageDataset> {
+  if (dataset) return dataset;
+  const response = await fetch('./data/test_batch.bin');
+  if (response.ok) {
+    dataset = parseCifar10Batch(new Uint8Array(await response.arrayBuffer()), 'test_batch.bin');
+    datasetName = 'CIFAR-10 test_batch.bin (from the server)';
+  } else {
+    // No CIFAR-10 next to the server: the seeded synthetic set keeps the page usable.
+    dataset = syntheticCifar10(2000, 0);
+    datasetName = `synthetic CIFAR-like images (the server had no test_batch.bin: ${(await response.text()).slice(0, 200)})`;
+  }
+  return dataset;
+}
+
+$<HTMLInputElement>('train-file').addEventListener('change', (event) => {
+  const file = (event.target as HTMLInputElement).files?.[0];
+  if (!file) return;
+  void guarded('load data', async () => {
+    dataset = parseCifar10Batch(new Uint8Array(await file.arrayBuffer()), file.name);
+    datasetName = `${file.name} (uploaded)`;
+    loader = null;
+    setStatus(`loaded ${dataset.count} images from ${file.name}`);
+  });
+});
+
+function widths(): number[] {
+  return $<HTMLSelectElement>('train-widths').value.split(',').map(Number);
+}
+
+function disposeModel(): void {
+  if (!model) return;
+  for (const p of model.parameters()) {
+    p.grad?.dispose();
+    p.dispose();
+  }
+  for (const [, b] of model.namedBuffers()) b.dispose();
+  for (const v of optimizer?.velocity.values() ?? []) v.dispose();
+  pruner?.dispose();
+  model = null;
+  optimizer = null;
+  pruner = null;
+}
+
+function newModel(depth = 20, ws = widths(), classes = 10): CifarResNet {
+  disposeModel();
+  model = new CifarResNet(depth, classes, 0, ws);
+  chart.clear();
+  return model;
+}
+
+function getOptimizer(m: CifarResNet): SGD {
+  optimizer ??= new SGD(m.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
+  return optimizer;
+}
+
+// ---------------------------------------------------------------- training
+
+async function train(steps: number, batchSize: number): Promise<number[]> {
+  const data = await getDataset();
+  const ws = widths();
+  if (!model || model.widths.join() !== ws.join()) newModel(20, ws);
+  const m = model!;
+  const opt = getOptimizer(m);
+  opt.lr = Number($<HTMLInputElement>('train-lr').value) || 0.05;
+  if (!loader || loader.batchSize !== batchSize || loader.dataset !== data) {
+    loader = new DataLoader(data, { batchSize, shuffle: true, augment: true, dropLast: true, seed: 0 });
+  }
+  m.train();
+  const losses: number[] = [];
+  const started = performance.now();
+  const out = $('train-status');
+  for (let step = 0; step < steps; step++) {
+    const batch = loader.next();
+    const loss = scope(() => {
+      const x = Tensor.fromArray(batch.x, [batch.size, 3, 32, 32]);
+      const y = Tensor.fromArray(batch.y, [batch.size], 'u32');
+      const l = softmaxCrossEntropy(m.forward(x), y);
+      l.backward();
+      opt.step();
+      opt.zeroGrad();
+      return l;
+    });
+    const value = await loss.item();
+    loss.dispose();
+    losses.push(value);
+    chart.push(value);
+    const seconds = (performance.now() - started) / 1000;
+    out.textContent =
+      `step ${step + 1}/${steps}: loss ${value.toFixed(4)}\n` +
+      `${((batch.size * (step + 1)) / seconds).toFixed(1)} img/s, ${(seconds / (step + 1)).toFixed(2)} s/step\n` +
+      `ResNet-20 ${m.widths.join('/')}, batch ${batchSize}, ${opt.stepCount} steps in all\n${datasetName}`;
+    out.style.whiteSpace = 'pre-line';
+  }
+  return losses;
+}
+
+action('train-run', async () => {
+  const steps = Math.max(1, Math.floor(Number($<HTMLInputElement>('train-steps').value) || 20));
+  const batch = Math.max(2, Math.floor(Number($<HTMLInputElement>('train-batch').value) || 32));
+  setStatus(`training ${steps} steps…`);
+  const losses = await train(steps, batch);
+  setStatus(`trained ${steps} steps: loss ${losses[0].toFixed(3)} → ${losses.at(-1)!.toFixed(3)}`);
+});
+
+action('train-reset', async () => {
+  newModel();
+  $('train-status').textContent = '';
+  setStatus('new model (seed 0)');
+});
+
+// ---------------------------------------------------------------- pruning and predictions
+
+async function predict(m: CifarResNet, data: ImageDataset, count: number): Promise<{ labels: number[]; probs: Float32Array[] }> {
+  const x = normalizeImages(data.images.subarray(0, count * IMAGE_BYTES), count);
+  m.eval();
+  const logits = await scope(() => noGrad(() => m.forward(Tensor.fromArray(x, [count, 3, 32, 32])).keep()));
+  const values = new Float32Array(await logits.toArray());
+  logits.dispose();
+  m.train();
+  const classes = values.length / count;
+  const probs: Float32Array[] = [];
+  const labels: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const row = values.subarray(i * classes, (i + 1) * classes);
+    const max = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - max));
+    const s = e.reduce((a, b) => a + b, 0);
+    probs.push(e.map((v) => v / s));
+    labels.push(row.indexOf(max));
+  }
+  return { labels, probs };
+}
+
+function imageCanvas(data: ImageDataset, index: number): HTMLCanvasElement {
+  const canvas = document.createElement('canvas');
+  canvas.width = 32;
+  canvas.height = 32;
+  const ctx = canvas.getContext('2d')!;
+  const image = ctx.createImageData(32, 32);
+  const src = data.images.subarray(index * IMAGE_BYTES, (index + 1) * IMAGE_BYTES);
+  for (let p = 0; p < 1024; p++) {
+    image.data[4 * p] = src[p];
+    image.data[4 * p + 1] = src[1024 + p];
+    image.data[4 * p + 2] = src[2048 + p];
+    image.data[4 * p + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  return canvas;
+}
+
+function showPredictions(title: string, data: ImageDataset, before: { labels: number[] } | null, after: { labels: number[]; probs: Float32Array[] }): void {
+  const names = data.classNames ?? CIFAR10_CLASSES;
+  const container = $('predictions');
+  container.replaceChildren();
+  const heading = document.createElement('p');
+  heading.textContent = title;
+  const list = document.createElement('div');
+  list.className = 'predictions';
+  after.labels.forEach((label, i) => {
+    const cell = document.createElement('div');
+    cell.className = 'prediction';
+    const truth = data.labels[i];
+    const text = document.createElement('div');
+    text.innerHTML =
+      `<b class="${label === truth ? 'ok' : 'bad'}">${names[label]}</b> ${(100 * after.probs[i][label]).toFixed(0)}%` +
+      (before ? `<br>before: ${names[before.labels[i]]}` : '') +
+      `<br><small>true: ${names[truth]}</small>`;
+    cell.append(imageCanvas(data, i), text);
+    list.append(cell);
+  });
+  container.append(heading, list);
+}
+
+/** Masks the current model's filters with FilterPruner (rate 0.3) and shows predictions before and after. */
+async function applySfp(): Promise<{ pruned: number; total: number; changed: number }> {
+  const data = await getDataset();
+  const m = model ?? newModel();
+  const before = await predict(m, data, 8);
+  pruner?.dispose();
+  pruner = new FilterPruner(m, { rate: 0.3 });
+  const masks = await pruner.computeMasks();
+  pruner.apply(masks);
+  const after = await predict(m, data, 8);
+  let pruned = 0;
+  let total = 0;
+  for (const [name, layer] of masks.layers) {
+    total += layer.mask.length;
+    pruned += layer.mask.length - masks.kept(name);
+  }
+  $('prune-masks').textContent = `${pruned}/${total} filters zeroed in ${masks.layers.size} convs\n${masks.toString()}`;
+  const changed = after.labels.filter((l, i) => l !== before.labels[i]).length;
+  showPredictions(
+    `Predictions of the masked model (${optimizer?.stepCount ?? 0} training steps so far; ${changed}/8 changed by the masks). Training again continues soft pruning: zeroed filters can grow back.`,
+    data,
+    before,
+    after,
+  );
+  setStatus(`SFP masks applied: ${pruned}/${total} filters zeroed`);
+  return { pruned, total, changed };
+}
+
+action('prune-run', async () => void (await applySfp()));
+
+// ---------------------------------------------------------------- checkpoints
+
+/** depth, widths and classes of a CIFAR ResNet from its state dict's names and shapes. */
+function architectureOf(state: ReadonlyMap<string, HostTensor>): { depth: number; widths: number[]; classes: number } {
+  const shape = (name: string) => {
+    const t = state.get(name);
+    if (!t) throw new Error(`the checkpoint has no '${name}': not a CIFAR ResNet state dict (keys: ${[...state.keys()].slice(0, 8).join(', ')}…)`);
+    return t.shape;
+  };
+  const blocks = new Set([...state.keys()].filter((k) => k.startsWith('layer1.')).map((k) => k.split('.')[1])).size;
+  const widths = [1, 2, 3].map((s) => shape(`layer${s}.0.conv1.weight`)[0]);
+  return { depth: 6 * blocks + 2, widths, classes: shape('fc.weight')[0] };
+}
+
+$<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
+  const file = (event.target as HTMLInputElement).files?.[0];
+  if (!file) return;
+  void guarded('load checkpoint', async () => {
+    const checkpoint = decodeCheckpoint(new Uint8Array(await file.arrayBuffer()), file.name);
+    const arch = architectureOf(checkpoint.model);
+    const m = newModel(arch.depth, arch.widths, arch.classes);
+    m.loadStateDict(checkpoint.model);
+    const meta = JSON.stringify(checkpoint.meta, null, 1);
+    $('ckpt-info').textContent =
+      `${file.name}: ResNet-${arch.depth} ${arch.widths.join('/')}, ${arch.classes} classes, ${checkpoint.model.size} tensors, ` +
+      `${checkpoint.optimizer.size} momentum buffers, ${checkpoint.masks.size} masks\nmeta: ${meta.length > 1500 ? meta.slice(0, 1500) + '…' : meta}`;
+    if (arch.classes === 10) {
+      const data = await getDataset();
+      showPredictions(`Predictions of ${file.name}`, data, null, await predict(m, data, 8));
+    }
+    setStatus(`loaded ${file.name}`);
+  });
+});
+
+action('ckpt-save', async () => {
+  const m = model ?? newModel();
+  const names = new Map(m.namedParameters().map(([n, t]) => [t, n]));
+  const momentum = new Map<string, Tensor>();
+  for (const [param, v] of optimizer?.velocity ?? []) momentum.set(names.get(param)!, v);
+  const masks = new Map([...(pruner?.masks?.layers ?? [])].map(([n, l]) => [n, l.mask]));
+  const host = await checkpointToHost({
+    model: m.stateDict(),
+    optimizer: momentum,
+    masks,
+    meta: { source: 'sfp-gpu web page', widths: m.widths, optimizerSteps: optimizer?.stepCount ?? 0 },
+  });
+  const bytes = encodeCheckpoint(host, 'browser checkpoint');
+  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `resnet20-${m.widths.join('-')}.safetensors`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  setStatus(`checkpoint written (${(bytes.length / 1024).toFixed(0)} KiB)`);
+});
+
+// ---------------------------------------------------------------- self-check
+
+/** Runs web/checks.ts and lists the results (shape and sum of each) on the page. */
+async function selfCheck(): Promise<ChecksReport> {
+  setStatus('running the kernel checks…');
+  const report = await runChecks();
+  const lines = report.results.map((r) => {
+    let sum = 0;
+    for (const v of r.data) sum += v;
+    return `${r.name.padEnd(56)} [${r.shape.join(',')}]`.padEnd(74) + ` Σ = ${sum.toPrecision(7)}`;
+  });
+  $('check-out').textContent = `${report.results.length} results, ${report.kernels} kernels, ${report.milliseconds.toFixed(0)} ms\n${lines.join('\n')}`;
+  setStatus(`kernel checks ran in ${report.milliseconds.toFixed(0)} ms (${report.results.length} results; test/browser/page.test.ts compares them with Node)`);
+  return report;
+}
+
+action('check-run', async () => void (await selfCheck()));
+
+// ---------------------------------------------------------------- start
+
+window.sfp = {
+  ready: false,
+  error: null,
+  adapter: null,
+  checks: () => guarded('checks', selfCheck) as Promise<ChecksReport>,
+  train: async (steps = 3, batch = 16) => (await guarded('train', () => train(steps, batch))) ?? [],
+  prune: async () => (await guarded('prune', applySfp)) ?? { pruned: 0, total: 0, changed: 0 },
+  forward: async (x, shape) =>
+    (await guarded('forward', async () => {
+      if (!model) throw new Error('no model: train, prune or load a checkpoint first');
+      const m = model;
+      m.eval();
+      const logits = scope(() => noGrad(() => m.forward(Tensor.fromArray(x, shape)).keep()));
+      m.train();
+      const values = Array.from(await logits.toArray());
+      logits.dispose();
+      return values;
+    })) ?? [],
+};
+
+async function start(): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const rt = await init('./shaders/');
+    window.sfp.adapter = showAdapter(rt);
+    document.querySelectorAll<HTMLButtonElement>('button:not(#compact-run)').forEach((b) => {
+      b.dataset.ready = '';
+      b.disabled = false;
+    });
+    setStatus(`WebGPU ready in ${(performance.now() - t0).toFixed(0)} ms (${rt.stats().pipelines} pipelines so far, shaders compiled)`);
+    window.sfp.ready = true;
+  } catch (error) {
+    window.sfp.error = message(error);
+    setStatus(message(error), true);
+  }
+}
+
+void start();

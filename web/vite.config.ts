@@ -1,0 +1,110 @@
+/**
+ * The demo page (web/): `npm run dev` serves it on 127.0.0.1, `npm run build:web` builds it into dist/web.
+ * Two small plugins serve what the page fetches at run time:
+ *  - /shaders/<family>.wgsl from the repository's shaders/ folder (dev and preview; copied into the build),
+ *    fetched by browserPlatform('./shaders/'), so the page runs exactly the WGSL that Node runs;
+ *  - /data/test_batch.bin, the CIFAR-10 test batch, streamed from $CIFAR10_DIR or ../shared/data/cifar10
+ *    (dev and preview only: the data never goes into the repository or the build).
+ */
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type Plugin } from 'vite';
+
+const webDir = fileURLToPath(new URL('.', import.meta.url));
+const repoDir = resolve(webDir, '..');
+const shaderDir = join(repoDir, 'shaders');
+
+type Next = (error?: unknown) => void;
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
+
+/** Directories searched for CIFAR-10's binary test batch, first match wins. */
+export function cifarDirs(env: Record<string, string | undefined> = process.env): string[] {
+  const dirs = env.CIFAR10_DIR ? [resolve(env.CIFAR10_DIR)] : [];
+  dirs.push(resolve(repoDir, '../shared/data/cifar10'), resolve(repoDir, 'data/cifar-10-batches-bin'));
+  return dirs;
+}
+
+function shaderMiddleware(): Middleware {
+  return (req, res, next) => {
+    const m = /^\/(?:.*\/)?shaders\/(\w+)\.wgsl$/.exec((req.url ?? '').split('?')[0]);
+    if (!m) return next();
+    const file = join(shaderDir, `${m[1]}.wgsl`);
+    if (!existsSync(file)) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`no shader ${m[1]}.wgsl in ${shaderDir}`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+    res.end(readFileSync(file));
+  };
+}
+
+function dataMiddleware(): Middleware {
+  return (req, res, next) => {
+    if (!/^\/(?:.*\/)?data\/test_batch\.bin$/.test((req.url ?? '').split('?')[0])) return next();
+    const file = cifarDirs().map((d) => join(d, 'test_batch.bin')).find((f) => existsSync(f));
+    if (!file) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end(`test_batch.bin not found in ${cifarDirs().join(', ')}: set CIFAR10_DIR or run \`npm run cli -- download\``);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': statSync(file).size });
+    createReadStream(file).pipe(res);
+  };
+}
+
+/**
+ * The core is browser-safe, but src/io/checkpoint.ts reaches Node's files through `import('./files.js')`, guarded at
+ * run time. Rollup still follows that dynamic import, and Vite's empty `__vite-browser-external` has none of the named
+ * exports files.ts imports (`dirname`, `open`, ...), so the production build fails. This stub gives every `node:`
+ * module its real export names, each a function that throws: the chunk builds and is never called in a page.
+ */
+function nodeBuiltinStubs(): Plugin {
+  const prefix = '\0node-stub:';
+  return {
+    name: 'sfp-node-stubs',
+    enforce: 'pre',
+    resolveId(id) {
+      return id.startsWith('node:') ? prefix + id : null;
+    },
+    async load(id) {
+      if (!id.startsWith(prefix)) return null;
+      const name = id.slice(prefix.length);
+      const names = Object.keys(await import(name)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
+      const fail = `() => { throw new Error(${JSON.stringify(`${name} is not available in a browser`)}); }`;
+      return `const fail = ${fail};\n${names.map((n) => `export const ${n} = fail;`).join('\n')}\nexport default {};\n`;
+    },
+  };
+}
+
+function sfpAssets(): Plugin {
+  return {
+    name: 'sfp-assets',
+    configureServer(server) {
+      server.middlewares.use(shaderMiddleware());
+      server.middlewares.use(dataMiddleware());
+    },
+    configurePreviewServer(server) {
+      server.middlewares.use(shaderMiddleware());
+      server.middlewares.use(dataMiddleware());
+    },
+    generateBundle() {
+      for (const name of readdirSync(shaderDir).filter((f) => f.endsWith('.wgsl'))) {
+        this.emitFile({ type: 'asset', fileName: `shaders/${name}`, source: readFileSync(join(shaderDir, name), 'utf8') });
+      }
+    },
+  };
+}
+
+export default defineConfig({
+  root: webDir,
+  base: './',
+  publicDir: false,
+  plugins: [nodeBuiltinStubs(), sfpAssets()],
+  server: { host: '127.0.0.1', port: 5173, strictPort: false, fs: { allow: [repoDir] } },
+  preview: { host: '127.0.0.1', port: 4173, strictPort: false },
+  build: { outDir: join(repoDir, 'dist/web'), emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 1000 },
+  clearScreen: false,
+  logLevel: 'info',
+});
