@@ -1,6 +1,6 @@
 /**
  * The demo page (web/): `npm run dev` serves it on 127.0.0.1, `npm run build:web` builds it into dist/web.
- * Two small plugins serve what the page fetches at run time:
+ * One small plugin serves what the page fetches at run time:
  *  - /shaders/<family>.wgsl from the repository's shaders/ folder (dev and preview; copied into the build),
  *    fetched by browserPlatform('./shaders/'), so the page runs exactly the WGSL that Node runs;
  *  - /data/test_batch.bin, the CIFAR-10 test batch, streamed from $CIFAR10_DIR or ../shared/data/cifar10
@@ -54,30 +54,6 @@ function dataMiddleware(): Middleware {
   };
 }
 
-/**
- * The core is browser-safe, but src/io/checkpoint.ts reaches Node's files through `import('./files.js')`, guarded at
- * run time. Rollup still follows that dynamic import, and Vite's empty `__vite-browser-external` has none of the named
- * exports files.ts imports (`dirname`, `open`, ...), so the production build fails. This stub gives every `node:`
- * module its real export names, each a function that throws: the chunk builds and is never called in a page.
- */
-function nodeBuiltinStubs(): Plugin {
-  const prefix = '\0node-stub:';
-  return {
-    name: 'sfp-node-stubs',
-    enforce: 'pre',
-    resolveId(id) {
-      return id.startsWith('node:') ? prefix + id : null;
-    },
-    async load(id) {
-      if (!id.startsWith(prefix)) return null;
-      const name = id.slice(prefix.length);
-      const names = Object.keys(await import(name)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
-      const fail = `() => { throw new Error(${JSON.stringify(`${name} is not available in a browser`)}); }`;
-      return `const fail = ${fail};\n${names.map((n) => `export const ${n} = fail;`).join('\n')}\nexport default {};\n`;
-    },
-  };
-}
-
 function sfpAssets(): Plugin {
   return {
     name: 'sfp-assets',
@@ -101,7 +77,7 @@ export default defineConfig({
   root: webDir,
   base: './',
   publicDir: false,
-  plugins: [nodeBuiltinStubs(), sfpAssets()],
+  plugins: [sfpAssets()],
   server: { host: '127.0.0.1', port: 5173, strictPort: false, fs: { allow: [repoDir] } },
   preview: { host: '127.0.0.1', port: 4173, strictPort: false },
   build: { outDir: join(repoDir, 'dist/web'), emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 1000 },

@@ -255,5 +255,7 @@ async function importFiles(caller: string): Promise<typeof import('./files.js')>
   if (typeof process === 'undefined' || !process.versions?.node) {
     throw new CheckpointError(`${caller} needs Node's file system; in a browser use encodeCheckpoint/decodeCheckpoint and store the bytes yourself`);
   }
-  return import('./files.js');
+  // A computed specifier: bundlers for the browser must not follow this Node-only module.
+  const files = './files.js';
+  return import(/* @vite-ignore */ files) as Promise<typeof import('./files.js')>;
 }
