@@ -1,12 +1,16 @@
 /**
  * The demo page: the engine (src/, through src/browser.ts) on navigator.gpu. Adapter and limits, a
  * benchmark, a few training steps of a CIFAR ResNet-20 with a live loss chart, SFP masks and predictions,
- * safetensors checkpoints in and out, and the kernel self-check that test/browser/page.test.ts drives
- * through window.sfp.
+ * compaction of the masked model (plan, equivalence check, predictions and timings side by side), safetensors
+ * checkpoints in and out, and the kernel self-check that test/browser/page.test.ts drives through window.sfp.
  */
-import { init, noGrad, scope, Tensor, SGD, softmaxCrossEntropy, type GpuRuntime } from '../src/browser.js';
+import { gpu, init, noGrad, scope, Tensor, SGD, softmaxCrossEntropy, type GpuRuntime } from '../src/browser.js';
 import { CifarResNet } from '../src/models/resnet.js';
+import type { Module } from '../src/nn/module.js';
 import { FilterPruner } from '../src/prune/sfp.js';
+import { buildCompactionPlan } from '../src/prune/plan.js';
+import { checkEquivalence, compactModel, zeroMaskedFilters, type CompactResNet, type EquivalenceReport, type HostImages } from '../src/prune/compact.js';
+import { compactFlops, compactParameters } from '../src/prune/flops.js';
 import { DataLoader, normalizeImages } from '../src/data/loader.js';
 import { CIFAR10_CLASSES, IMAGE_BYTES, parseCifar10Batch, type ImageDataset } from '../src/data/cifar10.js';
 import { syntheticCifar10 } from '../src/data/synthetic.js';
@@ -28,6 +32,35 @@ interface SfpHandle {
   prune(): Promise<{ pruned: number; total: number; changed: number }>;
   /** Evaluation-mode logits of the current model for images [n, 3, 32, 32] (already normalised). */
   forward(x: number[], shape: number[]): Promise<number[]>;
+  /** The "Compact the pruned model" button (after prune()); optional overrides of the section's inputs. */
+  compact(options?: Partial<CompactSettings>): Promise<CompactSummary>;
+  /** What the last compaction (button or compact()) showed; null before the first. */
+  lastCompact: CompactSummary | null;
+}
+
+interface CompactSettings {
+  /** Test images for the equivalence check (batches of 8). */
+  images: number;
+  /** Batch of the timed forward passes. */
+  batch: number;
+  /** Timed forward passes per model (interleaved), after one warm-up each. */
+  reps: number;
+}
+
+/** What the compaction section shows, as numbers. */
+interface CompactSummary {
+  equivalence: EquivalenceReport;
+  /** Non-zero weights found in masked filters (training after the masks regrows them) and zeroed again. */
+  regrown: number;
+  plan: string;
+  params: { dense: number; compact: number; compactCounted: number };
+  flops: { dense: number; compact: number };
+  /** Same 8 images as the SFP section: predictions of both models, and how many differ. */
+  predictions: { dense: number[]; compact: number[]; differ: number };
+  timing: { batch: number; reps: number; denseMs: number; compactMs: number; denseSamples: number[]; compactSamples: number[] };
+  speedup: { real: number; theoretical: number };
+  /** Wall milliseconds of each phase (plan and compact model, equivalence check, predictions, timing) and new GPU pipelines. */
+  phases: { compactMs: number; checkMs: number; predictMs: number; timingMs: number; pipelines: number };
 }
 declare global {
   interface Window {
@@ -188,6 +221,7 @@ function disposeModel(): void {
   model = null;
   optimizer = null;
   pruner = null;
+  disposeCompact();
 }
 
 function newModel(depth = 20, ws = widths(), classes = 10): CifarResNet {
@@ -259,13 +293,14 @@ action('train-reset', async () => {
 
 // ---------------------------------------------------------------- pruning and predictions
 
-async function predict(m: CifarResNet, data: ImageDataset, count: number): Promise<{ labels: number[]; probs: Float32Array[] }> {
+async function predict(m: Module, data: ImageDataset, count: number): Promise<{ labels: number[]; probs: Float32Array[] }> {
   const x = normalizeImages(data.images.subarray(0, count * IMAGE_BYTES), count);
+  const wasTraining = m.training;
   m.eval();
   const logits = await scope(() => noGrad(() => m.forward(Tensor.fromArray(x, [count, 3, 32, 32])).keep()));
   const values = new Float32Array(await logits.toArray());
   logits.dispose();
-  m.train();
+  m.train(wasTraining);
   const classes = values.length / count;
   const probs: Float32Array[] = [];
   const labels: number[] = [];
@@ -350,6 +385,195 @@ async function applySfp(): Promise<{ pruned: number; total: number; changed: num
 
 action('prune-run', async () => void (await applySfp()));
 
+// ---------------------------------------------------------------- compaction
+
+let compact: CompactResNet | null = null;
+
+function disposeCompact(): void {
+  if (!compact) return;
+  for (const p of compact.parameters()) p.dispose();
+  for (const [, b] of compact.namedBuffers()) b.dispose();
+  compact = null;
+}
+
+function compactSettings(options: Partial<CompactSettings> = {}): CompactSettings {
+  const int = (id: string, fallback: number, min: number, max: number) =>
+    Math.min(max, Math.max(min, Math.floor(Number($<HTMLInputElement>(id).value) || fallback)));
+  return {
+    images: options.images ?? int('compact-images', 32, 1, 10_000),
+    batch: options.batch ?? int('compact-batch', 16, 1, 256),
+    reps: options.reps ?? int('compact-reps', 5, 1, 50),
+  };
+}
+
+/** `count` test images from the start of the data set, in batches of 8, normalised, with labels. */
+function* testBatches(data: ImageDataset, count: number, batchSize = 8): Generator<HostImages> {
+  const total = Math.min(count, data.count);
+  for (let start = 0; start < total; start += batchSize) {
+    const n = Math.min(batchSize, total - start);
+    yield {
+      x: normalizeImages(data.images.subarray(start * IMAGE_BYTES, (start + n) * IMAGE_BYTES), n),
+      shape: [n, 3, 32, 32],
+      y: Uint32Array.from(data.labels.subarray(start, start + n)),
+    };
+  }
+}
+
+const median = (values: number[]) => {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** One eval-mode forward of `m` on `x`, from an idle GPU to the engine's sync after it: milliseconds. */
+async function timedForward(m: Module, x: Tensor): Promise<number> {
+  await gpu().sync();
+  const start = performance.now();
+  noGrad(() =>
+    scope(() => {
+      m.forward(x);
+    }),
+  );
+  await gpu().sync();
+  return performance.now() - start;
+}
+
+/** Both models on the same batch, one warm-up each, then `reps` forwards each in alternating order. */
+async function timeBoth(dense: Module, small: Module, data: ImageDataset, batch: number, reps: number): Promise<CompactSummary['timing']> {
+  const n = Math.min(batch, data.count);
+  const x = Tensor.fromArray(normalizeImages(data.images.subarray(0, n * IMAGE_BYTES), n), [n, 3, 32, 32]);
+  const wasTraining = dense.training;
+  dense.eval();
+  const denseSamples: number[] = [];
+  const compactSamples: number[] = [];
+  try {
+    await timedForward(dense, x);
+    await timedForward(small, x);
+    for (let r = 0; r < reps; r++) {
+      // Alternate which model goes first, so neither always follows the other.
+      if (r % 2 === 0) {
+        denseSamples.push(await timedForward(dense, x));
+        compactSamples.push(await timedForward(small, x));
+      } else {
+        compactSamples.push(await timedForward(small, x));
+        denseSamples.push(await timedForward(dense, x));
+      }
+    }
+  } finally {
+    x.dispose();
+    dense.train(wasTraining);
+  }
+  return { batch: n, reps, denseMs: median(denseSamples), compactMs: median(compactSamples), denseSamples, compactSamples };
+}
+
+function showComparison(data: ImageDataset, dense: { labels: number[]; probs: Float32Array[] }, small: { labels: number[]; probs: Float32Array[] }): void {
+  const names = data.classNames ?? CIFAR10_CLASSES;
+  const container = $('compact-predictions');
+  container.replaceChildren();
+  const heading = document.createElement('p');
+  const differ = dense.labels.filter((l, i) => l !== small.labels[i]).length;
+  heading.textContent = `The same ${dense.labels.length} images as the SFP section: dense (masked) model and compact model (${differ} predictions differ).`;
+  const list = document.createElement('div');
+  list.className = 'predictions';
+  const guess = (p: { labels: number[]; probs: Float32Array[] }, i: number, truth: number) =>
+    `<b class="${p.labels[i] === truth ? 'ok' : 'bad'}">${names[p.labels[i]]}</b> ${(100 * p.probs[i][p.labels[i]]).toFixed(1)}%`;
+  dense.labels.forEach((_, i) => {
+    const truth = data.labels[i];
+    const cell = document.createElement('div');
+    cell.className = 'prediction pair';
+    const text = document.createElement('div');
+    text.innerHTML = `dense: ${guess(dense, i, truth)}<br>compact: ${guess(small, i, truth)}<br><small>true: ${names[truth]}</small>`;
+    cell.append(imageCanvas(data, i), text);
+    list.append(cell);
+  });
+  container.append(heading, list);
+}
+
+/**
+ * Compacts the masked model: re-zeroes the masked filters (training after the masks regrows them), builds the
+ * plan, the compact model, checks it against the masked model on test images, shows both models' predictions
+ * and times both.
+ */
+async function compactPruned(options: Partial<CompactSettings> = {}): Promise<CompactSummary> {
+  const m = model;
+  const masks = pruner?.masks;
+  if (!m || !masks) throw new Error('no SFP masks yet: apply the SFP masks (section above) first, then compact');
+  const settings = compactSettings(options);
+  const data = await getDataset();
+  setStatus('compacting: building the plan…');
+  const pipelines0 = gpu().stats().pipelines;
+  let t = performance.now();
+  const lap = () => {
+    const now = performance.now();
+    const ms = now - t;
+    t = now;
+    return ms;
+  };
+  disposeCompact();
+  window.sfp.lastCompact = null;
+  const maskMap = new Map([...masks.layers].map(([name, layer]) => [name, layer.mask]));
+  const regrown = await zeroMaskedFilters(m, maskMap);
+  const plan = await buildCompactionPlan(m, maskMap);
+  const printed = plan.toString();
+  $('compact-plan').textContent = printed;
+  const small = await compactModel(m, plan, { inputSize: [32, 32] });
+  compact = small;
+  const compactMs = lap();
+
+  setStatus(`compacting: equivalence check on ${settings.images} images…`);
+  const equivalence = await checkEquivalence(m, small, testBatches(data, settings.images));
+  const checkMs = lap();
+  const densePred = await predict(m, data, 8);
+  const compactPred = await predict(small, data, 8);
+  showComparison(data, densePred, compactPred);
+  const predictMs = lap();
+
+  setStatus(`compacting: timing both models (batch ${settings.batch}, ${settings.reps} repetitions each)…`);
+  const timing = await timeBoth(m, small, data, settings.batch, settings.reps);
+  const phases = { compactMs, checkMs, predictMs, timingMs: lap(), pipelines: gpu().stats().pipelines - pipelines0 };
+
+  const kept = plan.keptCounts();
+  const streams = plan.streamWidths();
+  const flops = { dense: compactFlops(m).total, compact: compactFlops(m, kept, streams).total };
+  const params = { dense: compactParameters(m), compact: small.parameterCount(), compactCounted: compactParameters(m, kept, streams) };
+  const summary: CompactSummary = {
+    equivalence,
+    regrown,
+    plan: printed,
+    params,
+    flops,
+    predictions: { dense: densePred.labels, compact: compactPred.labels, differ: densePred.labels.filter((l, i) => l !== compactPred.labels[i]).length },
+    timing,
+    speedup: { real: timing.denseMs / timing.compactMs, theoretical: flops.dense / flops.compact },
+    phases,
+  };
+  window.sfp.lastCompact = summary;
+
+  const table = $('compact-summary');
+  table.replaceChildren();
+  const pct = (a: number, b: number) => `−${(100 * (1 - b / a)).toFixed(1)} %`;
+  const e = equivalence;
+  row(table, ['', 'dense (masked)', 'compact', ''], true);
+  row(table, ['parameters', params.dense.toLocaleString('en'), params.compact.toLocaleString('en'), pct(params.dense, params.compact)]);
+  row(table, ['FLOPs / image', `${(flops.dense / 1e6).toFixed(2)} M`, `${(flops.compact / 1e6).toFixed(2)} M`, pct(flops.dense, flops.compact)]);
+  row(table, [`forward, batch ${timing.batch} (median of ${timing.reps})`, `${timing.denseMs.toFixed(1)} ms`, `${timing.compactMs.toFixed(1)} ms`, '']);
+  row(table, ['speedup: real (time)', '', `${summary.speedup.real.toFixed(2)}×`, '']);
+  row(table, ['speedup: theoretical (FLOPs)', '', `${summary.speedup.theoretical.toFixed(2)}×`, '']);
+  row(table, [`accuracy on ${e.images} test images`, `${((100 * e.maskedCorrect) / e.images).toFixed(1)} %`, `${((100 * e.compactCorrect) / e.images).toFixed(1)} %`, '']);
+  row(table, ['max |Δlogit|', '', `${e.maxAbsDiff.toExponential(2)}`, `logits up to ${e.maxAbsLogit.toFixed(2)}`]);
+  row(table, ['predictions', '', e.predictionsEqual ? `identical (${e.images}/${e.images})` : `${e.predictionMismatches}/${e.images} differ`, '']);
+  if (regrown) row(table, ['re-zeroed', '', `${regrown} regrown weights`, 'training after the masks']);
+  table.querySelectorAll('td').forEach((td) => td.classList.add('num'));
+  const ok = e.predictionsEqual && e.maxAbsDiff <= 1e-3;
+  setStatus(
+    `compacted: ${params.dense} → ${params.compact} parameters, max |Δlogit| ${e.maxAbsDiff.toExponential(2)}, ` +
+      `${ok ? 'same predictions' : 'NOT equivalent'}; ${summary.speedup.real.toFixed(2)}× faster (FLOPs: ${summary.speedup.theoretical.toFixed(2)}×)`,
+    !ok,
+  );
+  return summary;
+}
+
+action('compact-run', async () => void (await compactPruned()));
+
 // ---------------------------------------------------------------- checkpoints
 
 /** depth, widths and classes of a CIFAR ResNet from its state dict's names and shapes. */
@@ -430,9 +654,15 @@ window.sfp = {
   ready: false,
   error: null,
   adapter: null,
+  lastCompact: null,
   checks: () => guarded('checks', selfCheck) as Promise<ChecksReport>,
   train: async (steps = 3, batch = 16) => (await guarded('train', () => train(steps, batch))) ?? [],
   prune: async () => (await guarded('prune', applySfp)) ?? { pruned: 0, total: 0, changed: 0 },
+  compact: async (options) => {
+    const summary = await guarded('compact', () => compactPruned(options));
+    if (!summary) throw new Error('the page is busy: compaction did not run');
+    return summary;
+  },
   forward: async (x, shape) =>
     (await guarded('forward', async () => {
       if (!model) throw new Error('no model: train, prune or load a checkpoint first');
@@ -451,7 +681,7 @@ async function start(): Promise<void> {
   try {
     const rt = await init('./shaders/');
     window.sfp.adapter = showAdapter(rt);
-    document.querySelectorAll<HTMLButtonElement>('button:not(#compact-run)').forEach((b) => {
+    document.querySelectorAll<HTMLButtonElement>('button').forEach((b) => {
       b.dataset.ready = '';
       b.disabled = false;
     });

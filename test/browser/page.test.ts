@@ -3,7 +3,9 @@
 // file. In the page the engine starts through src/browser.ts, runs the fixed kernel set of web/checks.ts
 // (elementwise, matmul, conv2d forward and gradients, batchnorm, a seeded ResNet-20's forward pass) and two
 // training steps; this process runs the same checks on Node's GPU (test/support/setup.ts) and compares them
-// at the kernel tests' tolerances. A screenshot of the page goes to docs/browser.png.
+// at the kernel tests' tolerances. Then the SFP and compaction buttons are clicked: the page's equivalence check
+// must find the compact model's logits equal to the masked model's. A screenshot of the page goes to
+// docs/browser.png (only with UPDATE_SCREENSHOT=1).
 //
 // Chromium is required: a missing /usr/bin/chromium fails the file with the command that installs it. A
 // watchdog kills the browser if the file runs past its budget, so a wedged GPU process cannot hang CI.
@@ -59,7 +61,21 @@ interface SfpWindow {
     train(steps?: number, batch?: number): Promise<number[]>;
     prune(): Promise<{ pruned: number; total: number; changed: number }>;
     forward(x: number[], shape: number[]): Promise<number[]>;
+    lastCompact: CompactSummary | null;
   };
+}
+
+/** The fields of web/main.ts's CompactSummary this file reads. */
+interface CompactSummary {
+  equivalence: { images: number; maxAbsDiff: number; maxAbsLogit: number; predictionMismatches: number; predictionsEqual: boolean };
+  regrown: number;
+  plan: string;
+  params: { dense: number; compact: number; compactCounted: number };
+  flops: { dense: number; compact: number };
+  predictions: { dense: number[]; compact: number[]; differ: number };
+  timing: { batch: number; reps: number; denseMs: number; compactMs: number };
+  speedup: { real: number; theoretical: number };
+  phases: Record<string, number>;
 }
 
 let outDir = '';
@@ -206,7 +222,7 @@ describe('the web page in headless Chromium', () => {
     assertClose(actual, expected, { atol: NETWORK_RTOL * scale, rtol: 0, label: 'logits of the checkpoint: browser vs Node', shape: [3, 10] });
   });
 
-  it('trains two steps, applies SFP masks, and takes a screenshot of the page', async () => {
+  it('trains two steps and applies SFP masks', async () => {
     const losses = await within('window.sfp.train(2, 8)', STEP_MS, page.evaluate(() => (window as SfpWindow).sfp!.train(2, 8)));
     expect(losses).toHaveLength(2);
     for (const loss of losses) expect(Number.isFinite(loss) && loss > 0, `loss ${loss}`).toBe(true);
@@ -215,6 +231,48 @@ describe('the web page in headless Chromium', () => {
     expect(pruned.total).toBe(344);
     expect(pruned.pruned).toBe(2 + 6 * 2 + 6 * 4 + 6 * 9);
     expect(await page.locator('#predictions .prediction').count()).toBe(8);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('clicks through SFP masks and compaction: the compact model gives the masked logits with fewer parameters and FLOPs', async () => {
+    // The buttons, as a user would: masks again (same filters), then compaction. SwiftShader takes about a second
+    // per forward of 8 images here, so the section's inputs are turned down: 3 check batches of 8 images,
+    // timing at batch 4 with 3 repetitions per model.
+    const settled = (prefix: string) =>
+      page.waitForFunction(
+        (p) => document.getElementById('status')!.textContent!.startsWith(p) || document.getElementById('status')!.classList.contains('error'),
+        prefix,
+        { timeout: STEP_MS },
+      );
+    await page.fill('#compact-images', '24');
+    await page.fill('#compact-batch', '4');
+    await page.fill('#compact-reps', '3');
+    await page.click('#prune-run');
+    await settled('SFP masks applied');
+    await page.click('#compact-run');
+    await settled('compacted:');
+    expect(await page.locator('#status').evaluate((e) => e.classList.contains('error')), (await page.textContent('#status')) ?? '').toBe(false);
+    const s = (await page.evaluate(() => (window as SfpWindow).sfp!.lastCompact))!;
+    expect(s, 'the page kept no compaction summary').not.toBeNull();
+    console.log(
+      `compaction in the page: ${s.equivalence.images} images, max |Δlogit| ${s.equivalence.maxAbsDiff.toExponential(2)} (logits up to ${s.equivalence.maxAbsLogit.toFixed(2)}), ` +
+        `${s.equivalence.predictionMismatches} predictions differ; parameters ${s.params.dense} → ${s.params.compact}, ` +
+        `FLOPs ${(s.flops.dense / 1e6).toFixed(2)}M → ${(s.flops.compact / 1e6).toFixed(2)}M (${s.speedup.theoretical.toFixed(2)}×); ` +
+        `forward batch ${s.timing.batch}: ${s.timing.denseMs.toFixed(1)} ms → ${s.timing.compactMs.toFixed(1)} ms (${s.speedup.real.toFixed(2)}×); ` +
+        `phases ${JSON.stringify(s.phases)}`,
+    );
+    expect(s.equivalence.images).toBe(24);
+    expect(s.equivalence.maxAbsDiff).toBeLessThanOrEqual(1e-3);
+    expect(s.equivalence.predictionsEqual).toBe(true);
+    expect(s.predictions.compact).toEqual(s.predictions.dense);
+    expect(s.regrown, 'the masks were just applied: no masked weight should be non-zero').toBe(0);
+    expect(s.params.compact).toBeLessThan(s.params.dense);
+    expect(s.params.compact).toBe(s.params.compactCounted);
+    expect(s.flops.compact).toBeLessThan(s.flops.dense);
+    expect(s.plan.split('\n').length).toBeGreaterThan(19);
+    expect(Number.isFinite(s.timing.denseMs) && Number.isFinite(s.timing.compactMs)).toBe(true);
+    expect(await page.locator('#compact-predictions .prediction').count()).toBe(8);
+    expect(await page.textContent('#compact-summary')).toContain('identical');
     expect(pageErrors).toEqual([]);
     await mkdir(join(root, 'docs'), { recursive: true });
     await within('screenshot', STEP_MS, page.screenshot({ path: screenshot, fullPage: true }));
