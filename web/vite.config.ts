@@ -22,7 +22,7 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => voi
 /** Directories searched for CIFAR-10's binary test batch, first match wins. */
 export function cifarDirs(env: Record<string, string | undefined> = process.env): string[] {
   const dirs = env.CIFAR10_DIR ? [resolve(env.CIFAR10_DIR)] : [];
-  dirs.push(resolve(repoDir, '../shared/data/cifar10'), resolve(repoDir, 'data/cifar-10-batches-bin'));
+  dirs.push(resolve(repoDir, '../shared/data/cifar10'), resolve(repoDir, 'data/cifar-10-batches-bin'), '/work/shared/data/cifar10');
   return dirs;
 }
 
@@ -46,7 +46,7 @@ function dataMiddleware(): Middleware {
     const file = cifarDirs().map((d) => join(d, 'test_batch.bin')).find((f) => existsSync(f));
     if (!file) {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end(`test_batch.bin not found in ${cifarDirs().join(', ')}: set CIFAR10_DIR or run \`npm run cli -- download\``);
+      res.end(`test_batch.bin not found in ${cifarDirs().join(', ')}: set CIFAR10_DIR or run \`npm run cli -- data\``);
       return;
     }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': statSync(file).size });
