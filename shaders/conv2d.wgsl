@@ -238,3 +238,26 @@ fn backward_input_weights(@builtin(global_invocation_id) gid: vec3u, @builtin(nu
   let ci = i / (kk * dims.out_channels);
   wt[i] = w[(co * dims.in_channels + ci) * kk + kk - 1u - tap];
 }
+
+// w4 for conv2d_subgroup.wgsl's 3×3 kernels: packed[(a·B + b)·12 + ky·4 + kx] = w[a, b, ky, kx] and 0 for
+// kx = 3. With FLIP, a = ci and b = co and the taps are rotated by 180° (the weights of backward_input
+// as a forward convolution, like backward_input_weights).
+override FLIP: bool = false;
+
+@compute @workgroup_size(WG)
+fn pack_3x3(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= dims.out_channels * dims.in_channels * 12u) { return; }
+  let kx = i % 4u;
+  let ky = (i / 4u) % 3u;
+  let pair = i / 12u;
+  var source: u32;
+  if (FLIP) {
+    let co = pair % dims.out_channels;
+    let ci = pair / dims.out_channels;
+    source = (co * dims.in_channels + ci) * 9u + (2u - ky) * 3u + 2u - min(kx, 2u);
+  } else {
+    source = pair * 9u + ky * 3u + min(kx, 2u);
+  }
+  wt[i] = select(w[source], 0.0, kx == 3u);
+}

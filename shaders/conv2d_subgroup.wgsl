@@ -234,3 +234,119 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
     for (var kx = 0u; kx < KW; kx++) { dw[base + kx] = acc[r][kx]; }
   }
 }
+
+// The 3×3, stride 1, padding 1 convolutions that make up most of a CIFAR ResNet, where out_w is a
+// multiple of 4 and a subgroup covers whole rows (SG a multiple of out_w / 4). A lane owns 4
+// consecutive columns of a row and reads them as one vec4; the column left and right of them, which
+// the 3-wide taps also need, comes from the neighbouring lanes by subgroupShuffleUp/Down (zero at the
+// row's ends: the padding). One vec4 load replaces six scalar ones, and scalar loads at varying
+// addresses are what lavapipe pays for. Weights are packed by conv2d.wgsl's pack_3x3: w4[(co·cin + ci)·3
+// + ky] = (w[co, ci, ky, 0..2], 0).
+@group(0) @binding(7) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(8) var<storage, read> w4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+                  @builtin(subgroup_invocation_id) lane: u32) {
+  let tiles_w = dims.out_w / 4u;
+  let tiles = dims.batch * dims.out_h * tiles_w;
+  let index = wid.x * WG + li;
+  let tile = min(index, tiles - 1u);
+  let t = tile % tiles_w;
+  let oy = (tile / tiles_w) % dims.out_h;
+  let n = tile / (tiles_w * dims.out_h);
+  let m0 = wid.y * TM;
+  let cin = dims.in_channels;
+  let has_left = t > 0u;
+  let has_right = t + 1u < tiles_w;
+  let loads = (TM + SG - 1u) / SG;
+  var wrow: array<u32, TM_MAX>;
+  for (var q = 0u; q < loads; q++) {
+    wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * 3u;
+  }
+  var acc: array<vec4f, TM_MAX>;
+  for (var ci = 0u; ci < cin; ci++) {
+    for (var ky = 0u; ky < 3u; ky++) {
+      let iy = i32(oy) + i32(ky) - 1;
+      let row_ok = iy >= 0 && iy < i32(dims.in_h);
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * tiles_w + t;
+      let v = select(vec4f(0.0), x4[row], row_ok);
+      let l = subgroupShuffleUp(v.w, 1u);
+      let r = subgroupShuffleDown(v.x, 1u);
+      let x0 = vec4f(select(0.0, l, has_left), v.xyz);
+      let x2 = vec4f(v.yzw, select(0.0, r, has_right));
+      var wl: array<vec4f, TM_MAX>;
+      for (var q = 0u; q < loads; q++) { wl[q] = w4[wrow[q] + ci * 3u + ky]; }
+      for (var m = 0u; m < TM; m++) {
+        let wv = subgroupShuffle(wl[m / SG], m % SG);
+        acc[m] = fma(vec4f(wv.x), x0, fma(vec4f(wv.y), v, fma(vec4f(wv.z), x2, acc[m])));
+      }
+    }
+  }
+  if (index >= tiles) { return; }
+  for (var m = 0u; m < TM; m++) {
+    let co = m0 + m;
+    if (co >= dims.out_channels) { break; }
+    let base = ((n * dims.out_channels + co) * dims.out_h + oy) * dims.out_w + t * 4u;
+    y[base] = acc[m].x; y[base + 1u] = acc[m].y; y[base + 2u] = acc[m].z; y[base + 3u] = acc[m].w;
+  }
+}
+
+@group(0) @binding(9) var<storage, read> dy4: array<vec4f>;
+
+// Partial weight gradients as in backward_weight, for the shapes of forward_3x3: a lane owns one
+// (ci, ky) kernel row and walks the row of x four columns (one vec4) at a time, carrying the column
+// left of the chunk from the previous step and loading the next chunk one step ahead; dy arrives as
+// vec4 chunks too, one TM row block per subgroup, handed round by shuffles.
+
+@compute @workgroup_size(WG)
+fn backward_weight_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+  let cin = dims.in_channels;
+  let cout = dims.out_channels;
+  let columns = cin * 3u;
+  let index = wid.x * WG + li;
+  let column = min(index, columns - 1u);
+  let ci = column / 3u;
+  let ky = column % 3u;
+  let m0 = wid.y * TM;
+  let loads = (TM + SG - 1u) / SG;
+  let tiles_w = dims.out_w / 4u;
+  var rows: array<u32, TM_MAX>;
+  for (var q = 0u; q < loads; q++) { rows[q] = min(m0 + q * SG + lane, cout - 1u); }
+  var acc: array<vec3f, TM_MAX>;
+  let n_end = min((wid.z + 1u) * dims.samples_per_split, dims.batch);
+  for (var n = wid.z * dims.samples_per_split; n < n_end; n++) {
+    for (var oy = 0u; oy < dims.out_h; oy++) {
+      let iy = i32(oy) + i32(ky) - 1;
+      let row_ok = iy >= 0 && iy < i32(dims.in_h);
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * tiles_w;
+      var cur = select(vec4f(0.0), x4[row], row_ok);
+      var left = 0.0;
+      for (var t = 0u; t < tiles_w; t++) {
+        var next = vec4f(0.0);
+        if (t + 1u < tiles_w) { next = select(vec4f(0.0), x4[row + t + 1u], row_ok); }
+        let x0 = vec4f(left, cur.xyz);
+        let x2 = vec4f(cur.yzw, next.x);
+        var dl: array<vec4f, TM_MAX>;
+        for (var q = 0u; q < loads; q++) {
+          dl[q] = dy4[((n * cout + rows[q]) * dims.out_h + oy) * tiles_w + t];
+        }
+        for (var m = 0u; m < TM; m++) {
+          let d = subgroupShuffle(dl[m / SG], m % SG);
+          acc[m] += vec3f(dot(d, x0), dot(d, cur), dot(d, x2));
+        }
+        left = cur.w;
+        cur = next;
+      }
+    }
+  }
+  if (index >= columns) { return; }
+  let taps = cin * 9u;
+  for (var m = 0u; m < TM; m++) {
+    let co = m0 + m;
+    if (co >= cout) { break; }
+    let base = (wid.z * cout + co) * taps + column * 3u;
+    dw[base] = acc[m].x; dw[base + 1u] = acc[m].y; dw[base + 2u] = acc[m].z;
+  }
+}

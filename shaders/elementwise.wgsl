@@ -13,6 +13,12 @@ struct Dims {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+// The same buffers as vec4s, for the *_vec4 entry points (element counts that are multiples of 4, with
+// dims.n counting vec4s): one 16-byte load per lane instead of four scalar ones, which on a CPU
+// driver are a loop over the lanes each.
+@group(0) @binding(4) var<storage, read> a4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> b4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> y4: array<vec4f>;
 
 override WG: u32 = 256u;
 // Binary: 0 add, 1 sub, 2 mul, 3 div, 4 equal (1 or 0), 5 maximum, 6 a where b > 0 else 0 (relu backward),
@@ -48,6 +54,14 @@ fn unary_op(x: f32) -> f32 {
     case 8u: { return 1.0 / x; }
     default: { return 0.0; }
   }
+}
+
+fn binary_op4(x: vec4f, z: vec4f) -> vec4f {
+  return vec4f(binary_op(x.x, z.x), binary_op(x.y, z.y), binary_op(x.z, z.z), binary_op(x.w, z.w));
+}
+
+fn unary_op4(x: vec4f) -> vec4f {
+  return vec4f(unary_op(x.x), unary_op(x.y), unary_op(x.z), unary_op(x.w));
 }
 
 fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
@@ -106,4 +120,32 @@ fn fill(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let i = linear_index(gid, nwg);
   if (i >= dims.n) { return; }
   y[i] = dims.alpha;
+}
+
+@compute @workgroup_size(WG)
+fn binary_same_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y4[i] = binary_op4(a4[i], b4[i]);
+}
+
+@compute @workgroup_size(WG)
+fn unary_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y4[i] = unary_op4(a4[i]);
+}
+
+@compute @workgroup_size(WG)
+fn accumulate_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y4[i] = y4[i] + a4[i];
+}
+
+@compute @workgroup_size(WG)
+fn fill_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y4[i] = vec4f(dims.alpha);
 }

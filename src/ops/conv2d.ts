@@ -2,7 +2,9 @@
  * 2-D convolution, NCHW, f32: forward and both gradients (shaders/conv2d.wgsl, entry points forward,
  * backward_input, backward_weight). The weight gradient is a split reduction: partial sums per group of
  * samples, then a deterministic sum of the partials (reduce.wgsl). Where the device has subgroups of
- * one fixed size, the kernels of shaders/conv2d_subgroup.wgsl are used instead (same entry points).
+ * one fixed size, the kernels of shaders/conv2d_subgroup.wgsl are used instead (same entry points), and
+ * 3×3 stride-1 "same" convolutions over rows of a multiple of 4 go through its vec4 kernels
+ * (forward_3x3, backward_weight_3x3; the stride-1 input gradient is a forward_3x3 too).
  */
 import { defineOp } from '../autograd/function.js';
 import { gpu, grid1d } from '../gpu/encoder.js';
@@ -74,6 +76,37 @@ function tiling(g: Conv2dGeometry, tn: number, portableTm: number): Tiling {
   return { family: 'conv2d', tm: portableTm, overrides: { ...shape, TM: portableTm } };
 }
 
+/**
+ * Whether a convolution of this geometry runs through the vec4 3×3 kernels: 3×3, stride 1, padding 1,
+ * out_w a multiple of 4, and a subgroup covering whole rows (the edge columns come from neighbouring lanes).
+ */
+function fits3x3(g: Conv2dGeometry): boolean {
+  if (!conv2dUsesSubgroups()) return false;
+  if (g.kernelH !== 3 || g.kernelW !== 3 || g.stride !== 1 || g.padding !== 1 || g.outW % 4 !== 0) return false;
+  return gpu().subgroupSize % (g.outW / 4) === 0;
+}
+
+/** Weights in the packed layout of the 3×3 kernels; `flip` gives those of the stride-1 input gradient. */
+function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
+  const rt = gpu();
+  const packed = Tensor.empty([g.outChannels * g.inChannels * 12]);
+  const kernel = rt.kernel({ family: 'conv2d', entry: 'pack_3x3', bindings: ['dims', 'w', 'wt'], overrides: { WG, FLIP: flip ? 1 : 0 } });
+  rt.dispatch(kernel, { w: w.buffer, wt: packed.buffer }, uniforms(g), grid1d(packed.size, WG));
+  return packed;
+}
+
+function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry): Tensor {
+  const rt = gpu();
+  const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
+  const tiles = g.batch * g.outH * (g.outW / 4);
+  const kernel = rt.kernel({
+    family: 'conv2d_subgroup', entry: 'forward_3x3', bindings: ['dims', 'x4', 'w4', 'y'],
+    overrides: { WG, SG: rt.subgroupSize, TM: SUBGROUP_TM },
+  });
+  rt.dispatch(kernel, { x4: x.buffer, w4: packed.buffer, y: y.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.outChannels / SUBGROUP_TM)]);
+  return y;
+}
+
 export function conv2dGeometry(x: Shape, w: Shape, options: Conv2dOptions = {}): Conv2dGeometry {
   const stride = options.stride ?? 1;
   const padding = options.padding ?? 0;
@@ -105,6 +138,12 @@ function uniforms(g: Conv2dGeometry, samplesPerSplit = 1): Record<string, number
 }
 
 export function conv2dForwardKernel(x: Tensor, w: Tensor, g: Conv2dGeometry): Tensor {
+  if (fits3x3(g)) {
+    const packed = pack3x3(w, g, false);
+    const y = forward3x3(x, packed, g);
+    packed.dispose();
+    return y;
+  }
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
   const t = tiling(g, conv2dUsesSubgroups() ? 4 : 8, 4);
   const tn = t.overrides.TN;
@@ -121,16 +160,22 @@ export function conv2dBackwardInputKernel(dy: Tensor, w: Tensor, g: Conv2dGeomet
   if (g.stride === 1 && g.kernelH === g.kernelW && transposedPadding >= 0) {
     // At stride 1, dx is the forward convolution of dy with wt[ci, co] = w[co, ci] rotated by 180°
     // and padding k − 1 − p: the fast forward kernel does the work.
+    const transposed: Conv2dGeometry = {
+      ...g, inChannels: g.outChannels, outChannels: g.inChannels,
+      inH: g.outH, inW: g.outW, outH: g.inH, outW: g.inW, padding: transposedPadding,
+    };
+    if (fits3x3(transposed)) {
+      const packed = pack3x3(w, g, true);
+      const dx = forward3x3(dy, packed, transposed);
+      packed.dispose();
+      return dx;
+    }
     const wt = Tensor.empty([g.inChannels, g.outChannels, g.kernelH, g.kernelW]);
     const flip = rt.kernel({
       family: 'conv2d', entry: 'backward_input_weights', bindings: ['dims', 'w', 'wt'],
       overrides: { WG, KH: g.kernelH, KW: g.kernelW },
     });
     rt.dispatch(flip, { w: w.buffer, wt: wt.buffer }, uniforms(g), grid1d(wt.size, WG));
-    const transposed: Conv2dGeometry = {
-      ...g, inChannels: g.outChannels, outChannels: g.inChannels,
-      inH: g.outH, inW: g.outW, outH: g.inH, outW: g.inW, padding: transposedPadding,
-    };
     const dx = conv2dForwardKernel(dy, wt, transposed);
     wt.dispose();
     return dx;
@@ -165,12 +210,16 @@ export function conv2dBackwardWeightKernel(dy: Tensor, x: Tensor, g: Conv2dGeome
   const splits = Math.ceil(g.batch / samplesPerSplit);
   const weights = g.outChannels * g.inChannels * g.kernelH * g.kernelW;
   const partial = Tensor.empty([splits, weights]);
+  const vec4 = fits3x3(g);
   const kernel = rt.kernel({
-    family: t.family, entry: 'backward_weight', bindings: ['dims', 'dy', 'x', 'dw'], overrides: { ...t.overrides, WG: wg },
+    family: t.family,
+    entry: vec4 ? 'backward_weight_3x3' : 'backward_weight',
+    bindings: vec4 ? ['dims', 'dy4', 'x4', 'dw'] : ['dims', 'dy', 'x', 'dw'],
+    overrides: vec4 ? { WG: wg, SG: rt.subgroupSize, TM: SUBGROUP_TM } : { ...t.overrides, WG: wg },
   });
   rt.dispatch(
     kernel,
-    { dy: dy.buffer, x: x.buffer, dw: partial.buffer },
+    vec4 ? { dy4: dy.buffer, x4: x.buffer, dw: partial.buffer } : { dy: dy.buffer, x: x.buffer, dw: partial.buffer },
     uniforms(g, samplesPerSplit),
     [Math.ceil(columns / wg), Math.ceil(g.outChannels / t.tm), splits],
   );

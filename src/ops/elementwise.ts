@@ -28,7 +28,7 @@ export function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape = 
   const overrides = { OP: BINARY[op] };
   const buffers = { a: a.buffer, b: b.buffer, y: y.buffer };
   if (sameShape(a.shape, shape) && sameShape(b.shape, shape)) {
-    run1d({ family: 'elementwise', entry: 'binary_same', bindings: ['dims', 'a', 'b', 'y'], overrides }, buffers, { n: y.size }, y.size);
+    runSameShape('binary_same', overrides, buffers, {}, y.size);
     return y;
   }
   const padded = [...new Array(MAX_RANK - shape.length).fill(1), ...shape];
@@ -44,15 +44,35 @@ export function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape = 
   return y;
 }
 
+/**
+ * One of the kernels over `count` elements in the same layout (binary_same, unary, accumulate, fill):
+ * its _vec4 entry point, four elements per invocation, when the count allows.
+ */
+function runSameShape(
+  entry: 'binary_same' | 'unary' | 'accumulate' | 'fill',
+  overrides: Record<string, number>,
+  buffers: Record<string, GPUBuffer>,
+  params: Record<string, number>,
+  count: number,
+): void {
+  const names = Object.keys(buffers);
+  if (count % 4 !== 0) {
+    run1d({ family: 'elementwise', entry, bindings: ['dims', ...names], overrides }, buffers, { ...params, n: count }, count);
+    return;
+  }
+  const vec4Buffers = Object.fromEntries(Object.entries(buffers).map(([name, buffer]) => [`${name}4`, buffer]));
+  run1d(
+    { family: 'elementwise', entry: `${entry}_vec4`, bindings: ['dims', ...Object.keys(vec4Buffers)], overrides },
+    vec4Buffers,
+    { ...params, n: count / 4 },
+    count / 4,
+  );
+}
+
 export function unaryKernel(op: UnaryOp, x: Tensor, alpha = 0): Tensor {
   checkF32(op, x);
   const y = Tensor.empty(x.shape);
-  run1d(
-    { family: 'elementwise', entry: 'unary', bindings: ['dims', 'a', 'y'], overrides: { OP: UNARY[op] } },
-    { a: x.buffer, y: y.buffer },
-    { n: y.size, alpha },
-    y.size,
-  );
+  runSameShape('unary', { OP: UNARY[op] }, { a: x.buffer, y: y.buffer }, { alpha }, y.size);
   return y;
 }
 
@@ -205,18 +225,13 @@ export function clone(x: Tensor): Tensor {
 /** dst += src in place (no graph): gradient accumulation. */
 export function accumulate_(dst: Tensor, src: Tensor): void {
   if (!sameShape(dst.shape, src.shape)) throw new Error(`accumulate: ${dst.describe()} += ${src.describe()}: shapes differ`);
-  run1d(
-    { family: 'elementwise', entry: 'accumulate', bindings: ['dims', 'a', 'y'] },
-    { a: src.buffer, y: dst.buffer },
-    { n: dst.size },
-    dst.size,
-  );
+  runSameShape('accumulate', {}, { a: src.buffer, y: dst.buffer }, {}, dst.size);
 }
 
 /** A new tensor filled with `value`. */
 export function fill(shape: Shape, value: number): Tensor {
   const y = Tensor.empty(shape);
-  run1d({ family: 'elementwise', entry: 'fill', bindings: ['dims', 'y'] }, { y: y.buffer }, { n: y.size, alpha: value }, y.size);
+  runSameShape('fill', {}, { y: y.buffer }, { alpha: value }, y.size);
   return y;
 }
 

@@ -1,7 +1,7 @@
 // Elementwise ops (src/ops/elementwise.ts) against test/reference/elementwise.ts: exact small cases,
 // random shapes with broadcasting, and every backward against finite differences.
 import { describe, expect, it } from 'vitest';
-import { add, addRelu, addScalar, broadcastTo, div, exp, log, mul, neg, relu, scale, sub } from '../../src/ops/elementwise.js';
+import { accumulate_, add, addRelu, addScalar, broadcastTo, div, exp, fill, log, mul, neg, relu, scale, sub } from '../../src/ops/elementwise.js';
 import { sum } from '../../src/ops/reduce.js';
 import { Tensor, scope, scopeAsync } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
@@ -102,6 +102,29 @@ describe('elementwise: exact small cases', () => {
       expect(() => add(Tensor.empty([2, 3]), Tensor.empty([4, 3]))).toThrow(/\[2, 3\] and \[4, 3\]/);
       expect(() => broadcastTo(Tensor.empty([3]), [4])).toThrow(/\[3\].*\[4\]/);
       expect(() => addRelu(Tensor.empty([2]), Tensor.empty([3]))).toThrow(/\[2\].*\[3\]/);
+    });
+  });
+});
+
+describe('elementwise: four elements per invocation where the count allows', () => {
+  it('same-shape add, relu, accumulate and fill are exact on counts with and without a remainder mod 4', async () => {
+    await withSeed('elementwise vec4', async (rng, seed) => {
+      for (const n of [1, 3, 4, 8, 17, 1024, 1027, 4100]) {
+        const a = randomArray(rng, n, -4, 4);
+        const b = randomArray(rng, n, -4, 4);
+        const outs = scope(() => {
+          const acc = tensor(a);
+          accumulate_(acc, tensor(b));
+          return [add(tensor(a), tensor(b)), relu(tensor(a)), acc, fill([n], 2.5)];
+        });
+        const [s, r, acc, f] = await readAll(outs);
+        const expectedSum = toF32(a.map((v, i) => v + b[i]));
+        assertEqual(s, expectedSum, { label: `add of ${n}`, seed });
+        assertEqual(r, a.map((v) => Math.max(v, 0)), { label: `relu of ${n}`, seed });
+        assertEqual(acc, expectedSum, { label: `accumulate of ${n}`, seed });
+        assertEqual(f, new Float32Array(n).fill(2.5), { label: `fill of ${n}`, seed });
+        for (const t of outs) t.dispose();
+      }
     });
   });
 });
