@@ -46,12 +46,34 @@ function params(l: Layout, extra: Record<string, number> = {}): Record<string, n
   return { batch: l.batch, channels: l.channels, hw: l.hw, chunks: l.chunks, samples_per_chunk: l.samplesPerChunk, ...extra };
 }
 
-const spec = (entry: string, bindings: string[], relu = false) => ({
-  family: 'batchnorm' as const,
-  entry,
-  bindings,
-  overrides: { RELU: Number(relu) },
-});
+/**
+ * The kernel for `entry`: its _vec4 twin when every plane starts on a vec4 (hw a multiple of 4), with the
+ * per-element buffers bound as vec4 arrays (x → x4 ...), which `buffers` renames to match.
+ */
+function run(
+  l: Layout,
+  entry: string,
+  buffers: Record<string, GPUBuffer>,
+  extra: Record<string, number>,
+  workgroups: readonly [number, number?, number?],
+  relu = false,
+): void {
+  const rt = gpu();
+  const vec4 = l.hw % 4 === 0 && VEC4_ENTRIES.has(entry);
+  const bound = vec4
+    ? Object.fromEntries(Object.entries(buffers).map(([name, b]) => [PER_ELEMENT.has(name) ? `${name}4` : name, b]))
+    : buffers;
+  const kernel = rt.kernel({
+    family: 'batchnorm',
+    entry: vec4 ? `${entry}_vec4` : entry,
+    bindings: ['dims', ...Object.keys(bound)],
+    overrides: { RELU: Number(relu) },
+  });
+  rt.dispatch(kernel, bound, params(l, extra), workgroups);
+}
+
+const VEC4_ENTRIES = new Set(['stats_partial', 'normalize', 'backward_partial', 'backward_input']);
+const PER_ELEMENT = new Set(['x', 'y', 'dy', 'dx']);
 
 export const batchNorm2d = defineOp('batchNorm2d', {
   forward: (
@@ -72,35 +94,36 @@ export const batchNorm2d = defineOp('batchNorm2d', {
     const eps = options.eps ?? 1e-5;
     const momentum = options.momentum ?? 0.1;
     const relu = options.relu ?? false;
-    const rt = gpu();
     const stats = Tensor.empty([2, l.channels]);
     if (options.training) {
       if (l.batch * l.hw < 2) throw new Error(`batchNorm2d: training needs more than one value per channel, got ${x.describe()}`);
       const partial = Tensor.empty([l.channels, l.chunks, 2]);
-      rt.dispatch(rt.kernel(spec('stats_partial', ['dims', 'x', 'partial'])), { x: x.buffer, partial: partial.buffer }, params(l), [
-        Math.ceil((l.channels * l.chunks) / WG),
-      ]);
-      rt.dispatch(
-        rt.kernel(spec('stats_final', ['dims', 'x', 'partial', 'stats', 'running_mean', 'running_var'])),
+      run(l, 'stats_partial', { x: x.buffer, partial: partial.buffer }, {}, [Math.ceil((l.channels * l.chunks) / WG)]);
+      run(
+        l,
+        'stats_final',
         { x: x.buffer, partial: partial.buffer, stats: stats.buffer, running_mean: runningMean.buffer, running_var: runningVar.buffer },
-        params(l, { eps, momentum, update_running: 1 }),
+        { eps, momentum, update_running: 1 },
         [Math.ceil(l.channels / WG)],
       );
       partial.dispose();
     } else {
-      rt.dispatch(
-        rt.kernel(spec('eval_stats', ['dims', 'stats', 'running_mean', 'running_var'])),
+      run(
+        l,
+        'eval_stats',
         { stats: stats.buffer, running_mean: runningMean.buffer, running_var: runningVar.buffer },
-        params(l, { eps }),
+        { eps },
         [Math.ceil(l.channels / WG)],
       );
     }
     const y = Tensor.empty(x.shape);
-    rt.dispatch(
-      rt.kernel(spec('normalize', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'y'], relu)),
+    run(
+      l,
+      'normalize',
       { x: x.buffer, saved_stats: stats.buffer, gamma: gamma.buffer, beta: beta.buffer, y: y.buffer },
-      params(l),
+      {},
       grid1d(segments(l), WG),
+      relu,
     );
     ctx.save(x, gamma, beta);
     ctx.own(stats);
@@ -114,28 +137,22 @@ export const batchNorm2d = defineOp('batchNorm2d', {
     const [stats] = ctx.ownedTensors;
     const l = ctx.info.layout as Layout;
     const relu = ctx.info.relu as boolean;
-    const rt = gpu();
     const partial = Tensor.empty([l.channels, l.chunks, 2]);
     const dparams = Tensor.empty([2, l.channels]);
     const common = { x: x.buffer, saved_stats: stats.buffer, gamma: gamma.buffer, beta: beta.buffer, dy: dy.buffer };
-    rt.dispatch(
-      rt.kernel(spec('backward_partial', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'dy', 'partial'], relu)),
-      { ...common, partial: partial.buffer },
-      params(l),
-      [Math.ceil((l.channels * l.chunks) / WG)],
-    );
-    rt.dispatch(rt.kernel(spec('backward_final', ['dims', 'partial', 'dparams'])), { partial: partial.buffer, dparams: dparams.buffer }, params(l), [
-      Math.ceil(l.channels / WG),
-    ]);
+    run(l, 'backward_partial', { ...common, partial: partial.buffer }, {}, [Math.ceil((l.channels * l.chunks) / WG)], relu);
+    run(l, 'backward_final', { partial: partial.buffer, dparams: dparams.buffer }, {}, [Math.ceil(l.channels / WG)]);
     partial.dispose();
     let dx: Tensor | null = null;
     if (ctx.needsGrad[0]) {
       dx = Tensor.empty(x.shape);
-      rt.dispatch(
-        rt.kernel(spec('backward_input', ['dims', 'x', 'saved_stats', 'gamma', 'beta', 'dy', 'dparams', 'dx'], relu)),
+      run(
+        l,
+        'backward_input',
         { ...common, dparams: dparams.buffer, dx: dx.buffer },
-        params(l, { training: Number(ctx.info.training) }),
+        { training: Number(ctx.info.training) },
         grid1d(segments(l), WG),
+        relu,
       );
     }
     const dgamma = dparams.viewAs([2 * l.channels]);

@@ -62,6 +62,8 @@ const SHAPES: Shape[] = [
   [1, 23, 5, 3], // a batch of one: the statistics come from the positions alone
   [3, 45, 2, 3], // 45 channels: not a multiple of the 64-wide workgroup
   [6, 12], // 2-D input [N, C], as BatchNorm1d
+  [3, 5, 4, 8], // planes of a multiple of 4 values: the vec4 kernels
+  [2, 7, 2, 2],
 ];
 
 describe('batchNorm2d: a case worked by hand', () => {
@@ -169,11 +171,10 @@ describe('batchNorm2d: forward against the float64 reference', () => {
     });
   });
 
-  it('sums a channel over several chunks (hw 1023: 4 samples per chunk, batch 5) forward and backward', async () => {
+  it.each([[[5, 3, 33, 31]], [[5, 3, 32, 32]]])('sums a channel over several chunks (%j: 4 samples per chunk, batch 5) forward and backward', async (shape) => {
     // 4096 elements per chunk → samples_per_chunk = 4 → chunks = 2, the last one partial. The backward is
     // compared with the float64 analytic backward (itself checked against finite differences below).
     await withSeed('batchnorm chunks', async (rng, seed) => {
-      const shape = [5, 3, 33, 31];
       const c = bnCase(rng, shape);
       const dy = randomArray(rng, numel(shape), -1, 1);
       const [y, dx, dg, db] = await scopeAsync(async () => {
@@ -187,7 +188,7 @@ describe('batchNorm2d: forward against the float64 reference', () => {
       });
       const forward = ref.batchNorm2d(c.x, shape, c.gamma, c.beta, c.runningMean, c.runningVar, { training: true, relu: true });
       const backward = ref.batchNorm2dBackward(c.x, shape, c.gamma, c.beta, forward, dy, { training: true, relu: true });
-      const m = 5 * 33 * 31;
+      const m = shape[0] * shape[2] * shape[3];
       assertClose(y, forward.y, { ...tolerance(m), label: 'y', seed, shape });
       assertClose(dx, backward.dx, { ...tolerance(m), label: 'dx', seed, shape });
       // dγ and dβ are sums of M ≈ 5000 terms of size ≲ 1: absolute error grows like M·ulp.
