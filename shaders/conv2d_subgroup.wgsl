@@ -235,12 +235,12 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
   }
 }
 
-// The 3×3, stride 1, padding 1 convolutions that make up most of a CIFAR ResNet, where out_w is a
-// multiple of 4 and a subgroup covers whole rows (SG a multiple of out_w / 4). A lane owns 4
-// consecutive columns of a row and reads them as one vec4; the column left and right of them, which
-// the 3-wide taps also need, comes from the neighbouring lanes by subgroupShuffleUp/Down (zero at the
-// row's ends: the padding). One vec4 load replaces six scalar ones, and scalar loads at varying
-// addresses are what lavapipe pays for. Weights are packed by conv2d.wgsl's pack_3x3: w4[(co·cin + ci)·3
+// The 3×3, padding 1 convolutions that make up most of a CIFAR ResNet (stride 1, and stride 2 with
+// in_w = 2·out_w), where out_w is a multiple of 4 and a subgroup covers whole rows (SG a multiple of
+// out_w / 4). A lane owns 4 consecutive output columns of a row and reads the inputs under them as
+// vec4s; the columns just outside, which the 3-wide taps also need, come from the neighbouring lanes by
+// subgroupShuffleUp/Down (zero at the row's ends: the padding). One or two vec4 loads replace six or
+// nine scalar ones, and scalar loads at varying addresses are what lavapipe pays for. Weights are packed by conv2d.wgsl's pack_3x3: w4[(co·cin + ci)·3
 // + ky] = (w[co, ci, ky, 0..2], 0).
 @group(0) @binding(7) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(8) var<storage, read> w4: array<vec4f>;
@@ -264,22 +264,38 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
   for (var q = 0u; q < loads; q++) {
     wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * 3u;
   }
+  let in_w4 = dims.in_w / 4u;
   var acc: array<vec4f, TM_MAX>;
   for (var ci = 0u; ci < cin; ci++) {
     for (var ky = 0u; ky < 3u; ky++) {
-      let iy = i32(oy) + i32(ky) - 1;
+      let iy = i32(oy * STRIDE + ky) - 1;
       let row_ok = iy >= 0 && iy < i32(dims.in_h);
-      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * tiles_w + t;
-      let v = select(vec4f(0.0), x4[row], row_ok);
-      let l = subgroupShuffleUp(v.w, 1u);
-      let r = subgroupShuffleDown(v.x, 1u);
-      let x0 = vec4f(select(0.0, l, has_left), v.xyz);
-      let x2 = vec4f(v.yzw, select(0.0, r, has_right));
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * in_w4 + t * STRIDE;
+      // The inputs under taps kx = 0, 1, 2 of the lane's four outputs.
+      var x0: vec4f;
+      var x1: vec4f;
+      var x2: vec4f;
+      if (STRIDE == 1u) {
+        // Columns 4t − 1 .. 4t + 4: one vec4 and a column from each neighbour.
+        x1 = select(vec4f(0.0), x4[row], row_ok);
+        let l = subgroupShuffleUp(x1.w, 1u);
+        let r = subgroupShuffleDown(x1.x, 1u);
+        x0 = vec4f(select(0.0, l, has_left), x1.xyz);
+        x2 = vec4f(x1.yzw, select(0.0, r, has_right));
+      } else {
+        // Stride 2: columns 8t − 1 .. 8t + 7, two vec4s and the left neighbour's last column.
+        let a = select(vec4f(0.0), x4[row], row_ok);
+        let b = select(vec4f(0.0), x4[row + 1u], row_ok);
+        let l = subgroupShuffleUp(b.w, 1u);
+        x0 = vec4f(select(0.0, l, has_left), a.y, a.w, b.y);
+        x1 = vec4f(a.x, a.z, b.x, b.z);
+        x2 = vec4f(a.y, a.w, b.y, b.w);
+      }
       var wl: array<vec4f, TM_MAX>;
       for (var q = 0u; q < loads; q++) { wl[q] = w4[wrow[q] + ci * 3u + ky]; }
       for (var m = 0u; m < TM; m++) {
         let wv = subgroupShuffle(wl[m / SG], m % SG);
-        acc[m] = fma(vec4f(wv.x), x0, fma(vec4f(wv.y), v, fma(vec4f(wv.z), x2, acc[m])));
+        acc[m] = fma(vec4f(wv.x), x0, fma(vec4f(wv.y), x1, fma(vec4f(wv.z), x2, acc[m])));
       }
     }
   }
@@ -318,26 +334,40 @@ fn backward_weight_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocat
   let n_end = min((wid.z + 1u) * dims.samples_per_split, dims.batch);
   for (var n = wid.z * dims.samples_per_split; n < n_end; n++) {
     for (var oy = 0u; oy < dims.out_h; oy++) {
-      let iy = i32(oy) + i32(ky) - 1;
+      let iy = i32(oy * STRIDE + ky) - 1;
       let row_ok = iy >= 0 && iy < i32(dims.in_h);
-      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * tiles_w;
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * (dims.in_w / 4u);
+      // Inputs under taps kx = 0, 1, 2 of output columns 4t .. 4t + 3; `left` is column 4t·STRIDE − 1.
       var cur = select(vec4f(0.0), x4[row], row_ok);
       var left = 0.0;
       for (var t = 0u; t < tiles_w; t++) {
-        var next = vec4f(0.0);
-        if (t + 1u < tiles_w) { next = select(vec4f(0.0), x4[row + t + 1u], row_ok); }
-        let x0 = vec4f(left, cur.xyz);
-        let x2 = vec4f(cur.yzw, next.x);
+        var x0: vec4f;
+        var x1: vec4f;
+        var x2: vec4f;
+        if (STRIDE == 1u) {
+          var next = vec4f(0.0);
+          if (t + 1u < tiles_w) { next = select(vec4f(0.0), x4[row + t + 1u], row_ok); }
+          x0 = vec4f(left, cur.xyz);
+          x1 = cur;
+          x2 = vec4f(cur.yzw, next.x);
+          left = cur.w;
+          cur = next;
+        } else {
+          let a = select(vec4f(0.0), x4[row + 2u * t], row_ok);
+          let b = select(vec4f(0.0), x4[row + 2u * t + 1u], row_ok);
+          x0 = vec4f(left, a.y, a.w, b.y);
+          x1 = vec4f(a.x, a.z, b.x, b.z);
+          x2 = vec4f(a.y, a.w, b.y, b.w);
+          left = b.w;
+        }
         var dl: array<vec4f, TM_MAX>;
         for (var q = 0u; q < loads; q++) {
           dl[q] = dy4[((n * cout + rows[q]) * dims.out_h + oy) * tiles_w + t];
         }
         for (var m = 0u; m < TM; m++) {
           let d = subgroupShuffle(dl[m / SG], m % SG);
-          acc[m] += vec3f(dot(d, x0), dot(d, cur), dot(d, x2));
+          acc[m] += vec3f(dot(d, x0), dot(d, x1), dot(d, x2));
         }
-        left = cur.w;
-        cur = next;
       }
     }
   }
@@ -348,5 +378,64 @@ fn backward_weight_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocat
     if (co >= cout) { break; }
     let base = (wid.z * cout + co) * taps + column * 3u;
     dw[base] = acc[m].x; dw[base + 1u] = acc[m].y; dw[base + 2u] = acc[m].z;
+  }
+}
+
+@group(0) @binding(10) var<storage, read> dy2: array<vec2f>;
+
+// dx of a 3×3, padding 1, stride 2 convolution with in_w = 2·out_w a multiple of 4 (the entry convs of
+// CIFAR ResNet stages 2 and 3). Rows split by parity (wid.z): an even row iy meets only tap ky = 1 at
+// oy = iy / 2, an odd one taps ky = 0 and 2 at oy = (iy + 1) / 2 and (iy − 1) / 2. A lane owns input
+// columns 4t .. 4t + 3: the even ones meet tap kx = 1 at ox = 2t, 2t + 1, the odd ones taps kx = 0 and 2
+// at ox = 2t + 1, 2t + 2 and 2t, 2t + 1, so one vec2 of dy and the next lane's first column cover them
+// and no multiply-add is spent on a zero. Rows are input channels ci (TM per workgroup), weights the
+// packed w4 of the forward.
+@compute @workgroup_size(WG)
+fn backward_input_3x3_s2(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+                         @builtin(subgroup_invocation_id) lane: u32) {
+  let py = wid.z;
+  let half_h = dims.in_h / 2u;
+  let tiles_w = dims.in_w / 4u;
+  let tiles = dims.batch * half_h * tiles_w;
+  let index = wid.x * WG + li;
+  let tile = min(index, tiles - 1u);
+  let t = tile % tiles_w;
+  let a = (tile / tiles_w) % half_h;
+  let n = tile / (tiles_w * half_h);
+  let m0 = wid.y * TM;
+  let cin = dims.in_channels;
+  let cout = dims.out_channels;
+  let has_right = t + 1u < tiles_w;
+  let loads = (TM + SG - 1u) / SG;
+  var wrow: array<u32, TM_MAX>;
+  for (var q = 0u; q < loads; q++) { wrow[q] = min(m0 + q * SG + lane, cin - 1u) * 3u; }
+  // Input columns (4t, 4t + 2) and (4t + 1, 4t + 3) of each row block.
+  var even: array<vec2f, TM_MAX>;
+  var odd: array<vec2f, TM_MAX>;
+  for (var co = 0u; co < cout; co++) {
+    for (var k = 0u; k < 1u + py; k++) {
+      // py = 0: ky = 1 at oy = a. py = 1: ky = 0 at oy = a + 1, then ky = 2 at oy = a.
+      let ky = select(1u, 2u * k, py == 1u);
+      let oy = a + select(0u, 1u - k, py == 1u);
+      let row_ok = oy < dims.out_h;
+      let d01 = select(vec2f(0.0), dy2[((n * cout + co) * dims.out_h + min(oy, dims.out_h - 1u)) * (dims.out_w / 2u) + t], row_ok);
+      let d2 = select(0.0, subgroupShuffleDown(d01.x, 1u), has_right);
+      let d12 = vec2f(d01.y, d2);
+      var wl: array<vec4f, TM_MAX>;
+      for (var q = 0u; q < loads; q++) { wl[q] = w4[co * cin * 3u + wrow[q] + ky]; }
+      for (var m = 0u; m < TM; m++) {
+        let wv = subgroupShuffle(wl[m / SG].xyz, m % SG);
+        even[m] = fma(vec2f(wv.y), d01, even[m]);
+        odd[m] = fma(vec2f(wv.x), d12, fma(vec2f(wv.z), d01, odd[m]));
+      }
+    }
+  }
+  if (index >= tiles) { return; }
+  let iy = 2u * a + py;
+  for (var m = 0u; m < TM; m++) {
+    let ci = m0 + m;
+    if (ci >= cin) { break; }
+    let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w + 4u * t;
+    dx[base] = even[m].x; dx[base + 1u] = odd[m].x; dx[base + 2u] = even[m].y; dx[base + 3u] = odd[m].y;
   }
 }

@@ -27,8 +27,10 @@ export function backward(loss: Tensor, seed?: Tensor): void {
       if (inputGrads.length !== node.inputs.length) {
         throw new Error(`${node.name}.backward returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
       }
-      // Each stored gradient must be a distinct tensor: leaf gradients are accumulated in place.
+      // Each stored gradient must be a distinct tensor. One an op hands to two inputs (add's dy) is shared
+      // as a second view of the same storage; only a leaf's .grad, accumulated into in place, gets a copy.
       const stored = new Set<Tensor>();
+      const storedInLeaf = new Set<Tensor>();
       const spent: Tensor[] = [];
       node.inputs.forEach((input, k) => {
         let g = inputGrads[k];
@@ -36,8 +38,9 @@ export function backward(loss: Tensor, seed?: Tensor): void {
         if (!sameShape(g.shape, input.shape)) {
           throw new Error(`${node.name}.backward: gradient ${formatShape(g.shape)} for input ${k} of shape ${formatShape(input.shape)}`);
         }
-        if (stored.has(g)) g = clone(g);
+        if (stored.has(g)) g = input.node && !storedInLeaf.has(g) ? g.viewAs(g.shape) : clone(g);
         stored.add(g);
+        if (!input.node) storedInLeaf.add(g);
         if (input.node) {
           const previous = grads.get(input);
           if (previous) {

@@ -3,8 +3,9 @@
  * backward_input, backward_weight). The weight gradient is a split reduction: partial sums per group of
  * samples, then a deterministic sum of the partials (reduce.wgsl). Where the device has subgroups of
  * one fixed size, the kernels of shaders/conv2d_subgroup.wgsl are used instead (same entry points), and
- * 3×3 stride-1 "same" convolutions over rows of a multiple of 4 go through its vec4 kernels
- * (forward_3x3, backward_weight_3x3; the stride-1 input gradient is a forward_3x3 too).
+ * 3×3 padding-1 convolutions with output rows of a multiple of 4 go through its vec4 kernels
+ * (forward_3x3 and backward_weight_3x3 at stride 1 and 2; the stride-1 input gradient is a forward_3x3, the
+ * stride-2 one backward_input_3x3_s2).
  */
 import { defineOp } from '../autograd/function.js';
 import { gpu, grid1d } from '../gpu/encoder.js';
@@ -77,12 +78,14 @@ function tiling(g: Conv2dGeometry, tn: number, portableTm: number): Tiling {
 }
 
 /**
- * Whether a convolution of this geometry runs through the vec4 3×3 kernels: 3×3, stride 1, padding 1,
+ * Whether a convolution of this geometry runs through the vec4 3×3 kernels: 3×3, padding 1, one of `strides`
+ * with the input exactly stride × the output,
  * out_w a multiple of 4, and a subgroup covering whole rows (the edge columns come from neighbouring lanes).
  */
-function fits3x3(g: Conv2dGeometry): boolean {
+function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
   if (!conv2dUsesSubgroups()) return false;
-  if (g.kernelH !== 3 || g.kernelW !== 3 || g.stride !== 1 || g.padding !== 1 || g.outW % 4 !== 0) return false;
+  if (g.kernelH !== 3 || g.kernelW !== 3 || g.padding !== 1 || g.outW % 4 !== 0 || !strides.includes(g.stride)) return false;
+  if (g.inW !== g.stride * g.outW || g.inH !== g.stride * g.outH) return false;
   return gpu().subgroupSize % (g.outW / 4) === 0;
 }
 
@@ -101,7 +104,7 @@ function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry): Tensor {
   const tiles = g.batch * g.outH * (g.outW / 4);
   const kernel = rt.kernel({
     family: 'conv2d_subgroup', entry: 'forward_3x3', bindings: ['dims', 'x4', 'w4', 'y'],
-    overrides: { WG, SG: rt.subgroupSize, TM: SUBGROUP_TM },
+    overrides: { WG, SG: rt.subgroupSize, TM: SUBGROUP_TM, STRIDE: g.stride },
   });
   rt.dispatch(kernel, { x4: x.buffer, w4: packed.buffer, y: y.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.outChannels / SUBGROUP_TM)]);
   return y;
@@ -138,7 +141,7 @@ function uniforms(g: Conv2dGeometry, samplesPerSplit = 1): Record<string, number
 }
 
 export function conv2dForwardKernel(x: Tensor, w: Tensor, g: Conv2dGeometry): Tensor {
-  if (fits3x3(g)) {
+  if (fits3x3(g, [1, 2])) {
     const packed = pack3x3(w, g, false);
     const y = forward3x3(x, packed, g);
     packed.dispose();
@@ -181,6 +184,17 @@ export function conv2dBackwardInputKernel(dy: Tensor, w: Tensor, g: Conv2dGeomet
     return dx;
   }
   const dx = Tensor.empty([g.batch, g.inChannels, g.inH, g.inW]);
+  if (fits3x3(g, [2]) && rt.subgroupSize % (g.inW / 4) === 0) {
+    const packed = pack3x3(w, g, false);
+    const kernel = rt.kernel({
+      family: 'conv2d_subgroup', entry: 'backward_input_3x3_s2', bindings: ['dims', 'dy2', 'w4', 'dx'],
+      overrides: { WG, SG: rt.subgroupSize, TM: SUBGROUP_TM },
+    });
+    const tiles = g.batch * (g.inH / 2) * (g.inW / 4);
+    rt.dispatch(kernel, { dy2: dy.buffer, w4: packed.buffer, dx: dx.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.inChannels / SUBGROUP_TM), 2]);
+    packed.dispose();
+    return dx;
+  }
   const t = tiling(g, 4, 4);
   // One grid layer per class of positions (iy mod stride, ix mod stride).
   const classH = Math.ceil(g.inH / g.stride);
@@ -210,12 +224,12 @@ export function conv2dBackwardWeightKernel(dy: Tensor, x: Tensor, g: Conv2dGeome
   const splits = Math.ceil(g.batch / samplesPerSplit);
   const weights = g.outChannels * g.inChannels * g.kernelH * g.kernelW;
   const partial = Tensor.empty([splits, weights]);
-  const vec4 = fits3x3(g);
+  const vec4 = fits3x3(g, [1, 2]);
   const kernel = rt.kernel({
     family: t.family,
     entry: vec4 ? 'backward_weight_3x3' : 'backward_weight',
     bindings: vec4 ? ['dims', 'dy4', 'x4', 'dw'] : ['dims', 'dy', 'x', 'dw'],
-    overrides: vec4 ? { WG: wg, SG: rt.subgroupSize, TM: SUBGROUP_TM } : { ...t.overrides, WG: wg },
+    overrides: vec4 ? { WG: wg, SG: rt.subgroupSize, TM: SUBGROUP_TM, STRIDE: g.stride } : { ...t.overrides, WG: wg },
   });
   rt.dispatch(
     kernel,

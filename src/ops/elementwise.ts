@@ -181,8 +181,9 @@ export const addRelu = defineOp('addRelu', {
     return y;
   },
   backward: (ctx, dy) => {
+    // The same gradient for both inputs: backward() shares it between them without a copy.
     const g = binaryKernel('reluMask', dy, ctx.saved[0]);
-    return [g, ctx.needsGrad[0] && ctx.needsGrad[1] ? clone(g) : g];
+    return [g, g];
   },
 });
 

@@ -57,6 +57,18 @@ describe('autograd', () => {
     assertEqual(grads[2], [3, 0, 3]);
   });
 
+  it("add's one gradient handed to a leaf and to an intermediate is not corrupted by accumulation into the leaf", async () => {
+    // y = (3x + x)·(h + h) with h = 2x: the leaf x receives add's dy directly and again through 3x, and h
+    // receives the same dy twice (shared storage); dy/dx = 4·(4x) + 4x·4 = 32x.
+    const grad = await scopeAsync(async () => {
+      const x = leaf([1, -2, 0.5]);
+      const h = scale(x, 2);
+      sum(mul(add(scale(x, 3), x), add(h, h))).backward();
+      return x.grad!.toArray();
+    });
+    assertEqual(grad, [32, -64, 16]);
+  });
+
   it('inputs with requiresGrad false get no gradient, nor do intermediate tensors', async () => {
     const [gx] = await scopeAsync(async () => {
       const x = leaf([1, 2]);

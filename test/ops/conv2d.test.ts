@@ -96,6 +96,8 @@ describe.each(paths)('conv2d with %s', (path) => {
       { batch: 3, inChannels: 3, inH: 16, inW: 16, outChannels: 17, kernel: 3, stride: 1, padding: 1 },
       { batch: 2, inChannels: 45, inH: 8, inW: 8, outChannels: 12, kernel: 3, stride: 1, padding: 1 },
       { batch: 5, inChannels: 7, inH: 3, inW: 4, outChannels: 33, kernel: 3, stride: 1, padding: 1 },
+      { batch: 2, inChannels: 5, inH: 8, inW: 32, outChannels: 19, kernel: 3, stride: 2, padding: 1 },
+      { batch: 1, inChannels: 9, inH: 6, inW: 16, outChannels: 4, kernel: 3, stride: 2, padding: 1 },
     ];
     await withSeed(`conv2d exact ${path}`, async (rng, seed) => {
       for (const s of cases) {
@@ -119,6 +121,7 @@ describe.each(paths)('conv2d with %s', (path) => {
       { batch: 2, inChannels: 12, inH: 8, inW: 8, outChannels: 23, kernel: 3, stride: 2, padding: 1 },
       { batch: 1, inChannels: 45, inH: 7, inW: 5, outChannels: 45, kernel: 3, stride: 1, padding: 1 },
       { batch: 2, inChannels: 16, inH: 32, inW: 32, outChannels: 16, kernel: 3, stride: 1, padding: 1 },
+      { batch: 2, inChannels: 16, inH: 32, inW: 32, outChannels: 32, kernel: 3, stride: 2, padding: 1 },
       { batch: 3, inChannels: 23, inH: 6, inW: 6, outChannels: 12, kernel: 1, stride: 1, padding: 0 },
     ];
     await withSeed(`conv2d float ${path}`, async (rng, seed) => {
@@ -144,6 +147,7 @@ describe.each(paths)('conv2d with %s', (path) => {
       { batch: 1, inChannels: 5, inH: 7, inW: 7, outChannels: 3, kernel: 3, stride: 2, padding: 1 },
       { batch: 1, inChannels: 12, inH: 4, inW: 5, outChannels: 7, kernel: 3, stride: 1, padding: 1 },
       { batch: 2, inChannels: 3, inH: 3, inW: 8, outChannels: 5, kernel: 3, stride: 1, padding: 1 },
+      { batch: 1, inChannels: 3, inH: 4, inW: 8, outChannels: 4, kernel: 3, stride: 2, padding: 1 },
       { batch: 2, inChannels: 4, inH: 5, inW: 3, outChannels: 5, kernel: 1, stride: 2, padding: 0 },
       { batch: 1, inChannels: 2, inH: 9, inW: 8, outChannels: 3, kernel: 7, stride: 2, padding: 3 },
     ];

@@ -47,6 +47,7 @@ describe('shortcutA: random shapes against the float64 reference', () => {
     await withSeed('shortcutA', async (rng, seed) => {
       const cases: [number[], number, number][] = [
         [[2, 16, 8, 8], 32, 2],
+        [[2, 6, 4, 16], 9, 2], // rows of 8 outputs: four per invocation (vec4)
         [[1, 32, 4, 4], 64, 2],
         [[3, 5, 7, 9], 10, 2],
         [[2, 3, 5, 5], 7, 2],
