@@ -89,6 +89,21 @@ export interface TrainerOptions {
   maxSteps?: number;
 }
 
+/** An epoch's sums up to a mid-epoch checkpoint. */
+interface EpochProgress {
+  lossSum: number;
+  correct: number;
+  images: number;
+  seconds: number;
+}
+
+function takeEpochProgress(extra: Record<string, unknown>): EpochProgress | null {
+  const p = extra.epochProgress as Partial<EpochProgress> | undefined;
+  delete extra.epochProgress;
+  if (!p || ![p.lossSum, p.correct, p.images, p.seconds].every((v) => typeof v === 'number' && Number.isFinite(v))) return null;
+  return p as EpochProgress;
+}
+
 export class Trainer {
   epoch = 0;
   step = 0;
@@ -177,13 +192,19 @@ export class Trainer {
     let totalSteps = 0;
     while (this.epoch < epochs) {
       const epoch = this.epoch;
-      const started = performance.now();
-      let images = 0;
-      let seen = 0;
-      await this.resetCounters();
+      // A run resumed mid-epoch carries the epoch's sums so far, so its record covers the whole epoch.
+      const carried = this.step > 0 ? takeEpochProgress(this.extra) : null;
+      const started = performance.now() - 1000 * (carried?.seconds ?? 0);
+      let images = carried?.images ?? 0;
+      let seen = images;
+      await this.resetCounters(carried);
       let lr = schedule.at(epoch);
       let lastLog = performance.now();
       let imagesSinceLog = 0;
+      const progress = async (): Promise<EpochProgress> => {
+        const [lossSum, correct] = await this.readCounters();
+        return { lossSum, correct, images, seconds: (performance.now() - started) / 1000 };
+      };
       for (const batch of this.train.batches()) {
         lr = schedule.at(epoch + this.step / steps);
         this.trainStep(batch, lr);
@@ -205,9 +226,9 @@ export class Trainer {
               `${rate.toFixed(1)} img/s lr ${lr.toPrecision(3)} ETA ${formatDuration(remaining)}`,
           );
         }
-        if (checkpointEvery > 0 && this.step % checkpointEvery === 0 && this.step < steps) await this.checkpoint();
+        if (checkpointEvery > 0 && this.step % checkpointEvery === 0 && this.step < steps) await this.checkpoint(await progress());
         if (this.options.maxSteps && totalSteps >= this.options.maxSteps && this.step < steps) {
-          await this.checkpoint();
+          await this.checkpoint(await progress());
           this.sink.line(`stopped after ${totalSteps} steps at epoch ${epoch + 1}, step ${this.step}/${steps}`);
           return records;
         }
@@ -241,12 +262,20 @@ export class Trainer {
     return records;
   }
 
-  async checkpoint(): Promise<void> {
+  /** Saves the position; mid-epoch, `progress` holds the epoch's sums so far for the resumed run. */
+  async checkpoint(progress?: EpochProgress): Promise<void> {
     this.extra.loader = this.train.state();
+    if (progress) this.extra.epochProgress = progress;
+    else delete this.extra.epochProgress;
     await this.store?.saveCheckpoint({ model: this.model, optimizer: this.optimizer, epoch: this.epoch, step: this.step, extra: this.extra });
   }
 
-  private async resetCounters(): Promise<void> {
+  private async resetCounters(start: EpochProgress | null): Promise<void> {
+    if (start) {
+      gpu().upload(this.lossSum.buffer, Float32Array.of(start.lossSum));
+      gpu().upload(this.correctSum.buffer, Float32Array.of(start.correct));
+      return;
+    }
     gpu().clear(this.lossSum.buffer);
     gpu().clear(this.correctSum.buffer);
   }

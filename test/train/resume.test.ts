@@ -51,9 +51,9 @@ async function weights(model: CifarResNet): Promise<Float32Array[]> {
 }
 
 describe('resume', () => {
-  it('stopping mid-epoch and resuming gives bit-identical final weights (SFP on, 2 epochs of 5 steps)', async () => {
+  it('stopping mid-epoch and resuming gives bit-identical final weights and epoch record (SFP on, 2 epochs of 5 steps)', async () => {
     const straight = setup();
-    await straight.trainer.run();
+    const straightRecords = await straight.trainer.run();
     const expected = await weights(straight.model);
 
     const first = setup(7); // stops in the middle of epoch 2
@@ -64,9 +64,13 @@ describe('resume', () => {
 
     const second = setup();
     restore(checkpoint, second.model, second.optimizer, second.trainer, second.pruner);
-    await second.trainer.run();
+    const resumedRecords = await second.trainer.run();
     const actual = await weights(second.model);
     expect(actual.length).toBe(expected.length);
     actual.forEach((a, i) => expect([...a]).toEqual([...expected[i]]));
+    // The resumed epoch's record covers all of its steps: the loss and accuracy sums before the stop travel in the checkpoint.
+    expect(resumedRecords.map((r) => r.epoch)).toEqual([2]);
+    expect(resumedRecords[0].trainLoss).toBe(straightRecords[1].trainLoss);
+    expect(resumedRecords[0].trainAccuracy).toBe(straightRecords[1].trainAccuracy);
   });
 });
