@@ -244,18 +244,26 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
 // + ky] = (w[co, ci, ky, 0..2], 0).
 @group(0) @binding(7) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(8) var<storage, read> w4: array<vec4f>;
+@group(0) @binding(12) var<storage, read_write> y4: array<vec4f>;
 
-@compute @workgroup_size(WG)
-fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-                  @builtin(subgroup_invocation_id) lane: u32) {
+// The four output columns a lane of forward_3x3 owns; lanes past the end (valid = false) take the last
+// tile's position so they still join the subgroup's shuffles.
+struct Tile3x3 { valid: bool, n: u32, oy: u32, t: u32 }
+
+fn tile_3x3(wid: vec3u, li: u32) -> Tile3x3 {
   let tiles_w = dims.out_w / 4u;
   let tiles = dims.batch * dims.out_h * tiles_w;
   let index = wid.x * WG + li;
   let tile = min(index, tiles - 1u);
-  let t = tile % tiles_w;
-  let oy = (tile / tiles_w) % dims.out_h;
-  let n = tile / (tiles_w * dims.out_h);
-  let m0 = wid.y * TM;
+  return Tile3x3(index < tiles, tile / (tiles_w * dims.out_h), (tile / tiles_w) % dims.out_h, tile % tiles_w);
+}
+
+// Rows m0 .. m0 + TM of the lane's four outputs.
+fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> array<vec4f, TM_MAX> {
+  let tiles_w = dims.out_w / 4u;
+  let t = tile.t;
+  let oy = tile.oy;
+  let n = tile.n;
   let cin = dims.in_channels;
   let has_left = t > 0u;
   let has_right = t + 1u < tiles_w;
@@ -299,12 +307,39 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
       }
     }
   }
-  if (index >= tiles) { return; }
+  return acc;
+}
+
+@compute @workgroup_size(WG)
+fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+               @builtin(subgroup_invocation_id) lane: u32) {
+  let tile = tile_3x3(wid, li);
+  let m0 = wid.y * TM;
+  let acc = accumulate_3x3(tile, m0, lane);
+  if (!tile.valid) { return; }
   for (var m = 0u; m < TM; m++) {
     let co = m0 + m;
     if (co >= dims.out_channels) { break; }
-    let base = ((n * dims.out_channels + co) * dims.out_h + oy) * dims.out_w + t * 4u;
-    y[base] = acc[m].x; y[base + 1u] = acc[m].y; y[base + 2u] = acc[m].z; y[base + 3u] = acc[m].w;
+    y4[(((tile.n * dims.out_channels + co) * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t] = acc[m];
+  }
+}
+
+// forward_3x3 plus a map [out_channels, out_h, out_w] added to every sample: the bias that a compacted
+// conv's constant input channels leave (prune/compact.ts), in the same pass instead of a second one.
+@group(0) @binding(11) var<storage, read> bias_map4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn forward_3x3_bias_map(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+                        @builtin(subgroup_invocation_id) lane: u32) {
+  let tile = tile_3x3(wid, li);
+  let m0 = wid.y * TM;
+  let acc = accumulate_3x3(tile, m0, lane);
+  if (!tile.valid) { return; }
+  for (var m = 0u; m < TM; m++) {
+    let co = m0 + m;
+    if (co >= dims.out_channels) { break; }
+    let position = ((co * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t;
+    y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = acc[m] + bias_map4[position];
   }
 }
 

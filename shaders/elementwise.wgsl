@@ -149,3 +149,11 @@ fn fill_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   if (i >= dims.n) { return; }
   y4[i] = vec4f(dims.alpha);
 }
+
+// y = a op b where b is repeated whole along a's leading axes (dims.out0 = b's length in vec4s).
+@compute @workgroup_size(WG)
+fn binary_tiled_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear_index(gid, nwg);
+  if (i >= dims.n) { return; }
+  y4[i] = binary_op4(a4[i], b4[i % dims.out0]);
+}

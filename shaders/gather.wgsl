@@ -117,3 +117,45 @@ fn residual_join_backward_r(@builtin(global_invocation_id) gid: vec3u, @builtin(
   }
   dx[i] = acc;
 }
+
+// residual_join over segments of JOIN_SEGMENT vec4s of one (sample, channel) plane, where a plane row
+// holds a multiple of 4 outputs and r is read at stride 1 (same size) or 2 (r_w = 2·w): the channel's
+// indices and constant are loaded once per segment, positions found by one set of divisions, values
+// moved as vec4s. An absent input (index −1) is a select, not a branch.
+@group(0) @binding(12) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(13) var<storage, read> r4: array<vec4f>;
+@group(0) @binding(14) var<storage, read_write> joined4: array<vec4f>;
+
+const JOIN_SEGMENT = 4u;
+
+@compute @workgroup_size(WG)
+fn residual_join_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let index = linear_index(gid, nwg);
+  let plane4 = dims.h * dims.w / 4u;
+  let per_plane = (plane4 + JOIN_SEGMENT - 1u) / JOIN_SEGMENT;
+  if (index >= dims.batch * dims.out_channels * per_plane) { return; }
+  let start = (index % per_plane) * JOIN_SEGMENT;
+  let c = (index / per_plane) % dims.out_channels;
+  let n = index / (per_plane * dims.out_channels);
+  let yc = y_index[c];
+  let rc = r_index[c];
+  let constant = vec4f(constants[c]);
+  let y_plane = (n * dims.y_channels + u32(max(yc, 0))) * plane4;
+  let r_plane = n * dims.r_channels + u32(max(rc, 0));
+  let out_plane = (n * dims.out_channels + c) * plane4;
+  for (var p4 = start; p4 < min(start + JOIN_SEGMENT, plane4); p4++) {
+    var from_r: vec4f;
+    if (dims.stride == 1u) {
+      from_r = r4[r_plane * plane4 + p4];
+    } else {
+      // Outputs (oy, ox .. ox + 3) read r at row 2·oy, columns 2·ox, 2·ox + 2, ...: the even halves of two vec4s.
+      let p = 4u * p4;
+      let first = ((r_plane * dims.r_h + 2u * (p / dims.w)) * dims.r_w + 2u * (p % dims.w)) / 4u;
+      let a = r4[first];
+      let b = r4[first + 1u];
+      from_r = vec4f(a.x, a.z, b.x, b.z);
+    }
+    let v = constant + select(vec4f(0.0), x4[y_plane + p4], yc >= 0) + select(vec4f(0.0), from_r, rc >= 0);
+    joined4[out_plane + p4] = max(v, vec4f(0.0));
+  }
+}

@@ -10,8 +10,9 @@
 import { defineOp } from '../autograd/function.js';
 import { gpu, grid1d } from '../gpu/encoder.js';
 import { Tensor } from '../tensor/tensor.js';
-import { formatShape, type Shape } from '../tensor/shape.js';
-import { add } from './elementwise.js';
+import { formatShape, sameShape, type Shape } from '../tensor/shape.js';
+import { add, binaryKernel } from './elementwise.js';
+import { sumTo } from './reduce.js';
 import { reshape } from './view.js';
 import { reduceAxisKernel } from './reduce.js';
 
@@ -89,6 +90,14 @@ function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
   return gpu().subgroupSize % (g.outW / 4) === 0;
 }
 
+/**
+ * Channel rows per workgroup for the vec4 kernels: at most SUBGROUP_TM, split evenly, so a compacted
+ * width like 11 or 23 runs 11 or 2 × 12 rows instead of being padded to 16 or 32 (compute scales with TM).
+ */
+function rowBlock(channels: number): number {
+  return Math.ceil(channels / Math.ceil(channels / SUBGROUP_TM));
+}
+
 /** Weights in the packed layout of the 3×3 kernels; `flip` gives those of the stride-1 input gradient. */
 function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
   const rt = gpu();
@@ -98,15 +107,20 @@ function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
   return packed;
 }
 
-function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry): Tensor {
+function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry, biasMap: Tensor | null = null): Tensor {
   const rt = gpu();
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
   const tiles = g.batch * g.outH * (g.outW / 4);
+  const tm = rowBlock(g.outChannels);
   const kernel = rt.kernel({
-    family: 'conv2d_subgroup', entry: 'forward_3x3', bindings: ['dims', 'x4', 'w4', 'y'],
-    overrides: { WG, SG: rt.subgroupSize, TM: SUBGROUP_TM, STRIDE: g.stride },
+    family: 'conv2d_subgroup',
+    entry: biasMap ? 'forward_3x3_bias_map' : 'forward_3x3',
+    bindings: biasMap ? ['dims', 'x4', 'w4', 'bias_map4', 'y4'] : ['dims', 'x4', 'w4', 'y4'],
+    overrides: { WG, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride },
   });
-  rt.dispatch(kernel, { x4: x.buffer, w4: packed.buffer, y: y.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.outChannels / SUBGROUP_TM)]);
+  const buffers: Record<string, GPUBuffer> = { x4: x.buffer, w4: packed.buffer, y4: y.buffer };
+  if (biasMap) buffers.bias_map4 = biasMap.buffer;
+  rt.dispatch(kernel, buffers, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.outChannels / tm)]);
   return y;
 }
 
@@ -140,12 +154,19 @@ function uniforms(g: Conv2dGeometry, samplesPerSplit = 1): Record<string, number
   };
 }
 
-export function conv2dForwardKernel(x: Tensor, w: Tensor, g: Conv2dGeometry): Tensor {
+/** y = conv2d(x, w), plus `biasMap` [out_channels, out_h, out_w] added to every sample when given. */
+export function conv2dForwardKernel(x: Tensor, w: Tensor, g: Conv2dGeometry, biasMap: Tensor | null = null): Tensor {
   if (fits3x3(g, [1, 2])) {
     const packed = pack3x3(w, g, false);
-    const y = forward3x3(x, packed, g);
+    const y = forward3x3(x, packed, g, biasMap);
     packed.dispose();
     return y;
+  }
+  if (biasMap) {
+    const y = conv2dForwardKernel(x, w, g);
+    const withMap = binaryKernel('add', y, biasMap);
+    y.dispose();
+    return withMap;
   }
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
   const t = tiling(g, conv2dUsesSubgroups() ? 4 : 8, 4);
@@ -186,12 +207,13 @@ export function conv2dBackwardInputKernel(dy: Tensor, w: Tensor, g: Conv2dGeomet
   const dx = Tensor.empty([g.batch, g.inChannels, g.inH, g.inW]);
   if (fits3x3(g, [2]) && rt.subgroupSize % (g.inW / 4) === 0) {
     const packed = pack3x3(w, g, false);
+    const tm = rowBlock(g.inChannels);
     const kernel = rt.kernel({
       family: 'conv2d_subgroup', entry: 'backward_input_3x3_s2', bindings: ['dims', 'dy2', 'w4', 'dx'],
-      overrides: { WG, SG: rt.subgroupSize, TM: SUBGROUP_TM },
+      overrides: { WG, SG: rt.subgroupSize, TM: tm },
     });
     const tiles = g.batch * (g.inH / 2) * (g.inW / 4);
-    rt.dispatch(kernel, { dy2: dy.buffer, w4: packed.buffer, dx: dx.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.inChannels / SUBGROUP_TM), 2]);
+    rt.dispatch(kernel, { dy2: dy.buffer, w4: packed.buffer, dx: dx.buffer }, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.inChannels / tm), 2]);
     packed.dispose();
     return dx;
   }
@@ -219,23 +241,24 @@ export function conv2dBackwardWeightKernel(dy: Tensor, x: Tensor, g: Conv2dGeome
   for (const size of [32, 16, 8]) {
     if (size >= minimum && Math.ceil(columns / size) * size < Math.ceil(columns / wg) * wg) wg = size;
   }
-  const blocks = Math.ceil(columns / wg) * Math.ceil(g.outChannels / t.tm);
+  const vec4 = fits3x3(g, [1, 2]);
+  const tm = vec4 ? rowBlock(g.outChannels) : t.tm;
+  const blocks = Math.ceil(columns / wg) * Math.ceil(g.outChannels / tm);
   const samplesPerSplit = Math.ceil(g.batch / Math.min(g.batch, Math.ceil(TARGET_WORKGROUPS / blocks)));
   const splits = Math.ceil(g.batch / samplesPerSplit);
   const weights = g.outChannels * g.inChannels * g.kernelH * g.kernelW;
   const partial = Tensor.empty([splits, weights]);
-  const vec4 = fits3x3(g, [1, 2]);
   const kernel = rt.kernel({
     family: t.family,
     entry: vec4 ? 'backward_weight_3x3' : 'backward_weight',
     bindings: vec4 ? ['dims', 'dy4', 'x4', 'dw'] : ['dims', 'dy', 'x', 'dw'],
-    overrides: vec4 ? { WG: wg, SG: rt.subgroupSize, TM: SUBGROUP_TM, STRIDE: g.stride } : { ...t.overrides, WG: wg },
+    overrides: vec4 ? { WG: wg, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride } : { ...t.overrides, WG: wg },
   });
   rt.dispatch(
     kernel,
     vec4 ? { dy4: dy.buffer, x4: x.buffer, dw: partial.buffer } : { dy: dy.buffer, x: x.buffer, dw: partial.buffer },
     uniforms(g, samplesPerSplit),
-    [Math.ceil(columns / wg), Math.ceil(g.outChannels / t.tm), splits],
+    [Math.ceil(columns / wg), Math.ceil(g.outChannels / tm), splits],
   );
   if (splits === 1) {
     const dw = partial.viewAs([g.outChannels, g.inChannels, g.kernelH, g.kernelW]);
@@ -265,6 +288,37 @@ const conv2dNoBias = defineOp('conv2d', {
     ];
   },
 });
+
+const conv2dBiasMapOp = defineOp('conv2dBiasMap', {
+  forward: (ctx, x: Tensor, w: Tensor, biasMap: Tensor, options: Conv2dOptions = {}) => {
+    const g = conv2dGeometry(x.shape, w.shape, options);
+    if (!sameShape(biasMap.shape, [g.outChannels, g.outH, g.outW])) {
+      throw new Error(`conv2d: bias map must be [${g.outChannels}, ${g.outH}, ${g.outW}] for input ${x.describe()}, got ${biasMap.describe()}`);
+    }
+    ctx.save(x, w);
+    ctx.info.geometry = g;
+    ctx.info.mapShape = biasMap.shape;
+    return conv2dForwardKernel(x, w, g, biasMap);
+  },
+  backward: (ctx, dy) => {
+    const [x, w] = ctx.saved;
+    const g = ctx.info.geometry as Conv2dGeometry;
+    return [
+      ctx.needsGrad[0] ? conv2dBackwardInputKernel(dy, w, g) : null,
+      ctx.needsGrad[1] ? conv2dBackwardWeightKernel(dy, x, g) : null,
+      ctx.needsGrad[2] ? sumTo(dy, ctx.info.mapShape as Shape) : null,
+    ];
+  },
+});
+
+/**
+ * y = conv2d(x, w) + biasMap, the map [out_channels, out_h, out_w] added to every sample: a compacted conv
+ * whose constant input channels became a per-position bias (prune/compact.ts), in one pass where the
+ * vec4 kernels apply.
+ */
+export function conv2dWithBiasMap(x: Tensor, w: Tensor, biasMap: Tensor, options: Conv2dOptions = {}): Tensor {
+  return conv2dBiasMapOp(x, w, biasMap, options);
+}
 
 /** y = conv2d(x, w) (+ bias broadcast over positions). */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {

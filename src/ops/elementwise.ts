@@ -20,6 +20,14 @@ function checkF32(op: string, ...ts: Tensor[]): void {
   for (const t of ts) if (t.dtype !== 'f32') throw new Error(`${op}: expected f32 tensors, got ${t.describe()}`);
 }
 
+/** Whether `b` broadcast to `shape` is `b` repeated whole: its shape (with leading 1s dropped) is a suffix of `shape`. */
+function repeatsAlongLeadingAxes(b: Shape, shape: Shape): boolean {
+  let start = 0;
+  while (start < b.length && b[start] === 1) start++;
+  const core = b.slice(start);
+  return core.length > 0 && core.length < shape.length && sameShape(core, shape.slice(shape.length - core.length));
+}
+
 /** Runs a binary kernel, broadcasting when the shapes differ. */
 export function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape = broadcastShapes(a.shape, b.shape)): Tensor {
   checkF32(op, a, b);
@@ -29,6 +37,17 @@ export function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor, shape: Shape = 
   const buffers = { a: a.buffer, b: b.buffer, y: y.buffer };
   if (sameShape(a.shape, shape) && sameShape(b.shape, shape)) {
     runSameShape('binary_same', overrides, buffers, {}, y.size);
+    return y;
+  }
+  // a full-size, b repeated along leading axes only (a bias map added to every sample): b's index is
+  // the output's modulo b's size, four values at a time.
+  if (sameShape(a.shape, shape) && b.size % 4 === 0 && repeatsAlongLeadingAxes(b.shape, shape)) {
+    run1d(
+      { family: 'elementwise', entry: 'binary_tiled_vec4', bindings: ['dims', 'a4', 'b4', 'y4'], overrides },
+      { a4: a.buffer, b4: b.buffer, y4: y.buffer },
+      { n: y.size / 4, out0: b.size / 4 },
+      y.size / 4,
+    );
     return y;
   }
   const padded = [...new Array(MAX_RANK - shape.length).fill(1), ...shape];

@@ -63,6 +63,9 @@ export function residualJoin(y: Tensor, r: Tensor, join: ResidualJoinIndex): Ten
   return residualJoinOp(y, r, join.yIndex, join.rIndex, join.constants, join.stride);
 }
 
+/** vec4s per invocation of residual_join_vec4 (JOIN_SEGMENT in gather.wgsl). */
+const JOIN_SEGMENT = 4;
+
 const residualJoinOp = defineOp('residualJoin', {
   forward: (ctx, y: Tensor, r: Tensor, yIndex: Tensor, rIndex: Tensor, constants: Tensor, stride: number) => {
     if (y.rank !== 4 || r.rank !== 4) throw new Error(`residualJoin: expected [batch, channels, h, w] tensors, got ${y.describe()} and ${r.describe()}`);
@@ -76,12 +79,23 @@ const residualJoinOp = defineOp('residualJoin', {
     }
     const dims = { batch, out_channels: channels, h, w, y_channels: yChannels, r_channels: rChannels, r_h: rH, r_w: rW, stride };
     const out = Tensor.empty([batch, channels, h, w]);
-    run1d(
-      { family: 'gather', entry: 'residual_join', bindings: ['dims', 'x', 'r', 'y_index', 'r_index', 'constants', 'joined'] },
-      { x: y.buffer, r: r.buffer, y_index: yIndex.buffer, r_index: rIndex.buffer, constants: constants.buffer, joined: out.buffer },
-      dims,
-      out.size,
-    );
+    const indices = { y_index: yIndex.buffer, r_index: rIndex.buffer, constants: constants.buffer };
+    const vec4 = w % 4 === 0 && (stride === 1 ? rH === h && rW === w : stride === 2 && rW === 2 * w);
+    if (vec4) {
+      run1d(
+        { family: 'gather', entry: 'residual_join_vec4', bindings: ['dims', 'x4', 'r4', 'y_index', 'r_index', 'constants', 'joined4'] },
+        { x4: y.buffer, r4: r.buffer, ...indices, joined4: out.buffer },
+        dims,
+        batch * channels * Math.ceil((h * w) / 4 / JOIN_SEGMENT),
+      );
+    } else {
+      run1d(
+        { family: 'gather', entry: 'residual_join', bindings: ['dims', 'x', 'r', 'y_index', 'r_index', 'constants', 'joined'] },
+        { x: y.buffer, r: r.buffer, ...indices, joined: out.buffer },
+        dims,
+        out.size,
+      );
+    }
     ctx.save(out, yIndex, rIndex);
     ctx.info.dims = dims;
     ctx.info.shapes = [y.shape, r.shape];

@@ -18,7 +18,7 @@ import { Rng } from '../tensor/random.js';
 import { noGrad } from '../autograd/mode.js';
 import { gpu } from '../gpu/encoder.js';
 import { add, fill } from '../ops/elementwise.js';
-import { conv2d } from '../ops/conv2d.js';
+import { conv2d, conv2dWithBiasMap } from '../ops/conv2d.js';
 import { indexSelect, residualJoin } from '../ops/gather.js';
 import { globalAvgPool } from '../ops/pool.js';
 import { applyFilterMask } from '../ops/mask.js';
@@ -46,12 +46,13 @@ export class CompactConv2d extends Conv2d {
   }
 
   override forward(x: Tensor): Tensor {
-    const y = super.forward(x);
-    if (!this.inputBias) return y;
-    if (y.shape[2] !== this.outSize[0] || y.shape[3] !== this.outSize[1]) {
-      throw new Error(`${this.plan.conv}: the compact model was built for ${this.outSize.join('×')} outputs here, got ${y.describe()} (another input size?)`);
+    if (!this.inputBias) return super.forward(x);
+    const { stride, padding } = this.plan;
+    const out = [convOut(x.shape[2], 3, stride, padding), convOut(x.shape[3], 3, stride, padding)];
+    if (out[0] !== this.outSize[0] || out[1] !== this.outSize[1]) {
+      throw new Error(`${this.plan.conv}: the compact model was built for ${this.outSize.join('×')} outputs here, got ${out.join('×')} from ${x.describe()} (another input size?)`);
     }
-    return add(y, this.inputBias);
+    return conv2dWithBiasMap(x, this.weight, this.inputBias, { stride, padding });
   }
 }
 

@@ -10,6 +10,7 @@ import {
   conv2dForwardKernel,
   conv2dGeometry,
   conv2dUsesSubgroups,
+  conv2dWithBiasMap,
   setConv2dKernelPath,
   type Conv2dKernelPath,
 } from '../../src/ops/conv2d.js';
@@ -136,6 +137,42 @@ describe.each(paths)('conv2d with %s', (path) => {
         assertClose(y, ref.conv2d(x, w, s), { ...tolerance(s.inChannels * k2), label: `y of ${label}`, seed, shape: sh.y });
         assertClose(dx, ref.conv2dBackwardInput(dy, w, s), { ...tolerance(s.outChannels * k2), label: `dx of ${label}`, seed, shape: sh.x });
         assertClose(dw, ref.conv2dBackwardWeight(dy, x, s), { ...tolerance(s.batch * outH * outW), label: `dw of ${label}`, seed, shape: sh.w });
+      }
+    });
+  });
+
+  it('conv2dWithBiasMap adds a [C, H, W] map to every sample (exact on integers; the vec4 kernel fuses it) and differentiates all three inputs', async () => {
+    setConv2dKernelPath(path);
+    const cases: Conv2dShape[] = [
+      { batch: 3, inChannels: 5, inH: 4, inW: 16, outChannels: 11, kernel: 3, stride: 1, padding: 1 },
+      { batch: 2, inChannels: 4, inH: 8, inW: 8, outChannels: 7, kernel: 3, stride: 2, padding: 1 },
+      { batch: 2, inChannels: 3, inH: 5, inW: 7, outChannels: 6, kernel: 3, stride: 1, padding: 1 },
+    ];
+    await withSeed(`conv2d bias map ${path}`, async (rng, seed) => {
+      for (const s of cases) {
+        const sh = shapes(s);
+        const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
+        const mapShape = sh.y.slice(1);
+        const positions = count(mapShape);
+        const [x, w, map] = [randomInts(rng, count(sh.x)), randomInts(rng, count(sh.w)), randomInts(rng, positions)];
+        const y = await scope(() => conv2dWithBiasMap(tensor(x, sh.x), tensor(w, sh.w), tensor(map, mapShape), { stride: s.stride, padding: s.padding }).keep()).toArray();
+        const expected = ref.conv2d(x, w, s).map((v, i) => v + map[i % positions]);
+        assertEqual(y, expected, { label: `y of ${describeShape(s)} + map`, seed, shape: sh.y });
+        await gradcheck(
+          {
+            label: `conv2dWithBiasMap ${describeShape(s)}`,
+            inputs: [
+              { data: randomArray(rng, count(sh.x)), shape: sh.x },
+              { data: randomArray(rng, count(sh.w)), shape: sh.w },
+              { data: randomArray(rng, positions), shape: mapShape },
+            ],
+            op: (xt, wt, mt) => conv2dWithBiasMap(xt, wt, mt, { stride: s.stride, padding: s.padding }),
+            reference: (xv, wv, mv) => ref.conv2d(xv, wv, s).map((v, i) => v + mv[i % positions]),
+            reductionLength: Math.max(s.inChannels * 9, s.batch),
+            seed,
+          },
+          rng,
+        );
       }
     });
   });

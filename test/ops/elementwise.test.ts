@@ -129,6 +129,23 @@ describe('elementwise: four elements per invocation where the count allows', () 
   });
 });
 
+describe('elementwise: a tensor repeated along leading axes (the tiled vec4 kernel)', () => {
+  it('a + b and a · b where b is a bias map [C, H, W] or [1, H, W] repeated over the batch equal the reference', async () => {
+    await withSeed('elementwise tiled', async (rng, seed) => {
+      const cases: [Shape, Shape][] = [[[3, 4, 5, 4], [4, 5, 4]], [[2, 3, 8], [1, 3, 8]], [[5, 12], [12]], [[2, 4, 2, 2], [4, 1, 2]]];
+      for (const [as, bs] of cases) {
+        const a = randomArray(rng, ref.numel(as), -4, 4);
+        const b = randomArray(rng, ref.numel(bs), -4, 4);
+        const outs = scope(() => [add(tensor(a, as), tensor(b, bs)), mul(tensor(a, as), tensor(b, bs))]);
+        const [s, m] = await readAll(outs);
+        assertEqual(s, toF32(ref.binary('add', a, as, b, bs).data), { label: `add [${as}] + [${bs}]`, seed });
+        assertEqual(m, toF32(ref.binary('mul', a, as, b, bs).data), { label: `mul [${as}] · [${bs}]`, seed });
+        for (const t of outs) t.dispose();
+      }
+    });
+  });
+});
+
 describe('elementwise: random shapes against the float64 reference', () => {
   it('add, sub and mul are correctly rounded for same shapes and broadcasts (equality with fround(reference))', async () => {
     await withSeed('elementwise exact binary', async (rng, seed) => {

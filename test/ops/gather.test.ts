@@ -66,12 +66,16 @@ describe('residualJoin', () => {
     expect([...out]).toEqual([11.5, 22.5, 33.5, 44.5, 0, 5, 15, 25, 0, 0, 0.5, 1.5]);
   });
 
-  it('matches the reference exactly on random index maps, strides 1 and 2, odd sizes', async () => {
+  it('matches the reference exactly on random index maps, strides 1 and 2, odd sizes and rows of 4 and 8', async () => {
     await withSeed('residualJoin sweep', async (rng, seed) => {
       for (const [batch, yChannels, rChannels, channels, rH, rW, stride] of [
         [2, 5, 7, 9, 5, 5, 1],
         [1, 12, 16, 32, 7, 5, 2],
         [3, 3, 3, 3, 1, 1, 2],
+        // Rows of a multiple of 4 outputs: four per invocation.
+        [2, 6, 9, 11, 8, 8, 1],
+        [2, 12, 16, 32, 16, 16, 2],
+        [1, 4, 4, 5, 4, 8, 2],
       ]) {
         const h = Math.ceil(rH / stride);
         const w = Math.ceil(rW / stride);
