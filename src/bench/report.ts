@@ -4,6 +4,7 @@
  * functions of a SpeedupReport; the CLI writes the files.
  */
 import type { BatchResult, ModelResult, RowResult, SpeedupReport } from './speedup.js';
+import { escapeXml } from '../report/chart.js';
 
 export function reportJson(report: SpeedupReport): string {
   return JSON.stringify(report, null, 1) + '\n';
@@ -78,10 +79,6 @@ export function reportMarkdown(report: SpeedupReport): string {
     for (const b of m.batches) lines.push(...batchTable(m, b));
   }
   return lines.join('\n');
-}
-
-function escapeXml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 const BAR = 9;

@@ -2,8 +2,10 @@
  * Command-line flags: ONE typed table per command, from which come the parser, the validation messages, the
  * `--help` text and the TypeScript type of the parsed object (`--batch-size` becomes `batchSize: number`).
  * Accepted forms: `--flag value`, `--flag=value`, and for booleans `--flag` / `--no-flag`. An unknown flag is an
- * error that suggests the closest name and lists the valid ones.
+ * error that suggests the closest name and lists the valid ones. The way back, parsed flags to a shell command
+ * line, is `argvOf` and `shellCommand` (run records and reports print it).
  */
+import { PAPER_KEYS } from '../report/paper.js';
 
 /** An interval as written in the help: `[0, 1)`, `(0, inf)`, `[1, 10]`. The type checker rejects anything else. */
 export type Range = `${'[' | '('}${number | '-inf'}, ${number | 'inf'}${']' | ')'}`;
@@ -24,7 +26,9 @@ export type FlagSpec =
   | (Common & MaybeRequired & { type: 'string'; default?: string; /** shown in the help, e.g. <path> */ placeholder?: string })
   | (Common & { type: 'boolean'; default?: boolean })
   | (Common & MaybeRequired & { type: 'enum'; choices: readonly string[]; default?: string })
-  | (Common & MaybeRequired & { type: 'numbers'; default?: readonly number[]; range?: Range; increasing?: boolean });
+  | (Common & MaybeRequired & { type: 'numbers'; default?: readonly number[]; range?: Range; increasing?: boolean })
+  // Repeatable: every occurrence is collected in order, and none gives [].
+  | (Common & { type: 'strings'; default?: never; placeholder?: string });
 
 export interface CommandSpec {
   summary: string;
@@ -41,9 +45,11 @@ type ValueOf<S> = S extends { type: 'number' | 'int' }
         ? C
         : S extends { type: 'numbers' }
           ? number[]
-          : never;
-/** Booleans, flags with a default and required flags always have a value; the others may be undefined. */
-type AlwaysSet<S> = S extends { type: 'boolean' } | { default: unknown } | { required: true } ? true : false;
+          : S extends { type: 'strings' }
+            ? string[]
+            : never;
+/** Booleans, lists of strings, flags with a default and required flags always have a value; the others may be undefined. */
+type AlwaysSet<S> = S extends { type: 'boolean' } | { type: 'strings' } | { default: unknown } | { required: true } ? true : false;
 type CamelCase<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S;
 
 /** The parsed object for a flag table: kebab-case flags become camelCase keys. */
@@ -93,7 +99,7 @@ const shared = {
   checkpoint: { type: 'string', required: true, placeholder: '<file>', help: 'checkpoint to read, .safetensors' },
 } as const satisfies Record<string, FlagSpec>;
 
-export type CommandName = 'train' | 'eval' | 'compact' | 'bench' | 'pipeline' | 'export' | 'data' | 'demo';
+export type CommandName = 'train' | 'eval' | 'compact' | 'bench' | 'pipeline' | 'export' | 'data' | 'demo' | 'report';
 
 /** Every command's flags, in one place. Help lists flags in this order. */
 export const commands = {
@@ -213,6 +219,21 @@ export const commands = {
       out: { type: 'string', default: 'runs/pipeline', placeholder: '<dir>', help: 'folder for every result (train/, compact.safetensors, plan.json, bench/)' },
     },
   }),
+  report: defineCommand({
+    summary:
+      "Turn training results into Markdown and SVG: per run folder a report.md and an accuracy.svg; a comparison of baseline, " +
+      "SFP and hard pruning beside the paper's numbers; and the README's generated blocks (<!-- report:NAME --> ... <!-- /report:NAME -->)",
+    flags: {
+      run: { type: 'strings', placeholder: '<dir>', help: 'a train --out folder (metrics.jsonl, checkpoint.safetensors or run.json): writes report.md and accuracy.svg into it' },
+      compare: {
+        type: 'string',
+        placeholder: '<name=dir,...>',
+        help: 'runs to compare, the baseline (--sfp-rate 0) first, e.g. baseline=runs/base,sfp=runs/sfp,hard=runs/hard: prints the table',
+      },
+      paper: { type: 'enum', choices: PAPER_KEYS, help: "the paper's row (model-rate) shown beside --compare's rows" },
+      readme: { type: 'string', placeholder: '<file>', help: "replace the README's block report:<run folder name> for each --run, and report:compare for --compare" },
+    },
+  }),
   demo: defineCommand({
     summary: 'A short training run with SFP, then compaction and a timing',
     flags: {
@@ -257,7 +278,7 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
       inline = 'false';
     }
     if (!flag) throw new ArgsError(unknownFlag(command, name, Object.keys(flags)));
-    if (seen.has(name)) throw new ArgsError(`${command}: --${name} was given more than once`);
+    if (seen.has(name) && flag.type !== 'strings') throw new ArgsError(`${command}: --${name} was given more than once`);
     seen.add(name);
 
     let text: string;
@@ -272,7 +293,7 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
     }
     const parsed = parseValue(name, flag, text);
     if (typeof parsed === 'string') throw new ArgsError(`${command}: ${parsed}`);
-    values[name] = parsed.value;
+    values[name] = flag.type === 'strings' ? [...((values[name] as string[] | undefined) ?? []), parsed.value] : parsed.value;
   }
 
   const result: Record<string, unknown> = {};
@@ -280,6 +301,7 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
   for (const [name, flag] of Object.entries(flags)) {
     let value = Object.hasOwn(values, name) ? values[name] : flag.default;
     if (value === undefined && flag.type === 'boolean') value = false;
+    if (value === undefined && flag.type === 'strings') value = [];
     if (value === undefined && 'required' in flag && flag.required) missing.push(`--${name} (${describeType(flag)})`);
     result[camelCase(name)] = Array.isArray(value) ? [...value] : value;
   }
@@ -295,6 +317,7 @@ export function helpText(command: CommandName): string {
     const notes: string[] = [];
     if ((flag.type === 'number' || flag.type === 'int' || flag.type === 'numbers') && flag.range) notes.push(`in ${flag.range}`);
     if (flag.type === 'numbers' && flag.increasing) notes.push('increasing');
+    if (flag.type === 'strings') notes.push('repeatable');
     if (flag.default !== undefined) {
       notes.push(`default: ${Array.isArray(flag.default) ? flag.default.join(',') : String(flag.default)}`);
     } else if ('required' in flag && flag.required) {
@@ -320,6 +343,7 @@ function parseValue(name: string, flag: FlagSpec, text: string): { value: unknow
   const bad = `--${name} must be ${describeType(flag)}, got '${text}'`;
   switch (flag.type) {
     case 'string':
+    case 'strings':
       return text === '' ? `--${name} must not be empty` : { value: text };
     case 'boolean':
       return text === 'true' ? { value: true } : text === 'false' ? { value: false } : `--${name} is a switch: use --${name} or --no-${name}, got '${text}'`;
@@ -357,6 +381,8 @@ function describeType(flag: FlagSpec): string {
       return `an integer${range}`;
     case 'string':
       return 'a non-empty string';
+    case 'strings':
+      return 'a non-empty string, once per value';
     case 'boolean':
       return 'a switch (--flag or --no-flag)';
     case 'enum':
@@ -371,6 +397,7 @@ function placeholder(flag: FlagSpec): string {
     case 'enum':
       return flag.choices.join('|');
     case 'string':
+    case 'strings':
       return flag.placeholder ?? '<text>';
     case 'numbers':
       return '<n,n,...>';
@@ -379,6 +406,29 @@ function placeholder(flag: FlagSpec): string {
     default:
       return '<number>';
   }
+}
+
+/** How the commands are run from a checkout; the start of every command line a run record or report prints. */
+export const invocation = 'npx tsx src/cli/main.ts';
+
+/** `args` back to flags for `command`: the ones that differ from their defaults, in table order (keys outside the table are ignored). */
+export function argvOf<C extends CommandName>(command: C, args: Partial<Args<C>> | Record<string, unknown>): string[] {
+  const argv: string[] = [];
+  for (const [name, flag] of Object.entries(commands[command].flags as Record<string, FlagSpec>)) {
+    const value = (args as Record<string, unknown>)[camelCase(name)];
+    const fallback = flag.type === 'boolean' ? (flag.default ?? false) : flag.default;
+    if (value === undefined || JSON.stringify(value) === JSON.stringify(fallback)) continue;
+    if (flag.type === 'boolean') argv.push(value ? `--${name}` : `--no-${name}`);
+    else if (flag.type === 'strings') for (const item of value as string[]) argv.push(`--${name}`, item);
+    else argv.push(`--${name}`, Array.isArray(value) ? value.join(',') : String(value));
+  }
+  return argv;
+}
+
+/** The shell command line `npx tsx src/cli/main.ts <command> <argv...>`, each argument quoted where the shell would split or expand it. */
+export function shellCommand(command: CommandName, argv: readonly string[]): string {
+  const quote = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+  return [invocation, command, ...argv.map(quote)].join(' ');
 }
 
 function parseNumber(text: string, integer: boolean): number | undefined {

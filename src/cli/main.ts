@@ -7,6 +7,7 @@ import { runEval } from './eval.js';
 import { runExport } from './export.js';
 import { runBench } from './bench.js';
 import { runPipeline } from './pipeline.js';
+import { runReport } from './report.js';
 import { parseArgs } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
 import { ArgsError, HelpRequested } from './args.js';
@@ -60,6 +61,12 @@ const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void
     async run(argv) {
       await init();
       await runPipeline(argv);
+    },
+  },
+  report: {
+    help: "training results as Markdown and SVG: report.md and accuracy.svg per run, the pruning comparison beside the paper's numbers, the README's blocks",
+    async run(argv) {
+      await runReport(argv);
     },
   },
   demo: {

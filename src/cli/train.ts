@@ -1,7 +1,7 @@
 /** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
-import { mkdir, appendFile, writeFile, access } from 'node:fs/promises';
+import { mkdir, appendFile, writeFile, access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs, type Args } from './args.js';
+import { argvOf, parseArgs, shellCommand, type Args } from './args.js';
 import { cifarResNet, type CifarResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { LrSchedule, type ScheduleOptions } from '../optim/schedule.js';
@@ -11,12 +11,15 @@ import { pruningHooks } from '../train/pruning.js';
 import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { saveCheckpoint, loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
+import { writeFileAtomic } from '../io/files.js';
+import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { Tensor } from '../tensor/tensor.js';
 import { terminalSink } from './terminal.js';
 import type { ProgressSink } from '../train/progress.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
+export const RUN_FILE = 'run.json';
 
 export function scheduleFrom(args: Args<'train'>): LrSchedule {
   const options: ScheduleOptions = {
@@ -31,7 +34,7 @@ export function scheduleFrom(args: Args<'train'>): LrSchedule {
 }
 
 /** The settings a resumed run must share with the run it continues. */
-function configOf(args: Args<'train'>): Record<string, unknown> {
+export function configOf(args: Args<'train'>): Record<string, unknown> {
   const { resume: _resume, out: _out, data: _data, checkpointEvery: _every, maxSteps: _max, ...rest } = args;
   return rest;
 }
@@ -81,6 +84,31 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
   trainer.resumeAt(Number(epoch), Number(step), extra);
 }
 
+/** The train command rebuilt from a run's config (as its checkpoint keeps it), for runs without run.json. */
+export function trainCommandOf(config: Record<string, unknown>, out: string, data?: string): string {
+  return shellCommand('train', argvOf('train', { ...config, out, data }));
+}
+
+/**
+ * Writes run.json: how the run was started (the command, config, data and time), so that a report prints the
+ * command that was run rather than a reconstruction. A resume adds its own command to `resumes`; a resume of a
+ * run that has no run.json yet records the command rebuilt from the config, with an unknown start.
+ */
+export async function recordRun(args: Args<'train'>, argv: readonly string[] | undefined, data: string): Promise<void> {
+  const path = join(args.out, RUN_FILE);
+  const config = configOf(args);
+  const now = new Date().toISOString();
+  const command = shellCommand('train', argv ?? argvOf('train', args));
+  let record: RunRecord = { command, config, data, startedAt: now };
+  if (args.resume) {
+    const previous: RunRecord = (await exists(path))
+      ? parseRunRecord(await readFile(path, 'utf8'), path)
+      : { command: trainCommandOf(config, args.out, args.data), config, data, startedAt: null };
+    record = { ...previous, resumes: [...(previous.resumes ?? []), { command, startedAt: now }] };
+  }
+  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(record, null, 1) + '\n'));
+}
+
 /** What a training run leaves in memory, for callers that continue with the model (the pipeline). */
 export interface TrainRun {
   records: EpochRecord[];
@@ -97,6 +125,8 @@ export interface TrainOptions {
   sink?: ProgressSink;
   /** Already loaded data (else --data is resolved and loaded). */
   data?: DataSplits;
+  /** The command line's flags, for run.json (else they are rebuilt from the parsed flags). */
+  argv?: readonly string[];
 }
 
 /** The `train` command on parsed flags. */
@@ -133,6 +163,7 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
   } else {
     await writeFile(join(args.out, METRICS_FILE), '');
   }
+  await recordRun(args, options.argv, data.description);
   sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
     (pruner ? `, ${pruner.mode} pruning at ${args.sfpRate} (${args.criterion})` : ''));
   const records = await trainer.run();
@@ -142,7 +173,7 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
 }
 
 export async function runTrain(argv: readonly string[]): Promise<EpochRecord[]> {
-  return (await trainModel(parseArgs('train', argv))).records;
+  return (await trainModel(parseArgs('train', argv), { argv })).records;
 }
 
 export async function exists(path: string): Promise<boolean> {

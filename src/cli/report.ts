@@ -1,0 +1,78 @@
+/**
+ * `report`: training results into the README's tables and charts. Each --run folder gets report.md and
+ * accuracy.svg; --compare prints the baseline / SFP / hard-pruning table (with --paper, the paper's numbers beside
+ * it); --readme replaces the generated blocks. Everything is computed before anything is written, so a missing
+ * marker leaves every file as it was. No GPU is needed.
+ */
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { ArgsError, parseArgs, type Args } from './args.js';
+import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE, exists, trainCommandOf } from './train.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
+import { readFileChecked, writeFileAtomic } from '../io/files.js';
+import { accuracyChart } from '../report/chart.js';
+import { compareMarkdown, parseMetrics, parseRunRecord, runMarkdown, type RunResults } from '../report/runs.js';
+import { spliceBlocks } from '../report/readme.js';
+
+const REPORT_FILE = 'report.md';
+const CHART_FILE = 'accuracy.svg';
+
+const readText = async (path: string, what: string) => new TextDecoder().decode(await readFileChecked(path, what));
+
+/** A run folder's metrics, config and command: run.json if there is one, else the checkpoint's config. */
+export async function readRun(dir: string): Promise<RunResults> {
+  const records = parseMetrics(await readText(join(dir, METRICS_FILE), 'metrics'), join(dir, METRICS_FILE));
+  if (await exists(join(dir, RUN_FILE))) {
+    const run = parseRunRecord(await readText(join(dir, RUN_FILE), 'run record'), join(dir, RUN_FILE));
+    return { records, config: run.config, command: run.command, reconstructed: false, data: run.data };
+  }
+  if (!(await exists(join(dir, CHECKPOINT_FILE)))) throw new Error(`${dir}: neither ${RUN_FILE} nor ${CHECKPOINT_FILE}, so the run's config is unknown`);
+  const config = (await loadCheckpoint(join(dir, CHECKPOINT_FILE))).meta.config as Record<string, unknown>;
+  return { records, config, command: trainCommandOf(config, dir), reconstructed: true };
+}
+
+/** `a=dir1,b=dir2` as pairs, in order. */
+function parseCompare(text: string): { name: string; dir: string }[] {
+  return text.split(',').map((item) => {
+    const eq = item.indexOf('=');
+    if (eq <= 0 || eq === item.length - 1) throw new ArgsError(`report: --compare takes name=dir,name=dir,..., got '${item}'`);
+    return { name: item.slice(0, eq).trim(), dir: item.slice(eq + 1).trim() };
+  });
+}
+
+/** A link from the folder of `from` to `to`, with forward slashes as Markdown wants. */
+const href = (from: string, to: string) => relative(dirname(resolve(from)), resolve(to)).split(sep).join('/');
+
+/** The files `report` writes (path → text) and the comparison table, computed without writing anything. */
+export async function buildReport(args: Args<'report'>): Promise<{ files: Map<string, string>; compare?: string }> {
+  if (args.run.length === 0 && !args.compare) {
+    throw new ArgsError("report: give --run <dir> (repeatable) or --compare name=dir,...; run 'sfp-gpu report --help' for the flags");
+  }
+  if (args.paper && !args.compare) throw new ArgsError('report: --paper goes with --compare');
+  const files = new Map<string, string>();
+  const blocks = new Map<string, string>();
+  for (const dir of args.run) {
+    const run = await readRun(dir);
+    const name = basename(resolve(dir));
+    if (blocks.has(name)) throw new ArgsError(`report: two --run folders are named '${name}', and a README block is named after its folder`);
+    files.set(join(dir, REPORT_FILE), `# ${name}\n\n${runMarkdown(run, CHART_FILE)}`);
+    files.set(join(dir, CHART_FILE), accuracyChart(`${name}: accuracy per epoch`, run.records));
+    if (args.readme) blocks.set(name, runMarkdown(run, href(args.readme, join(dir, CHART_FILE))));
+  }
+  let compare: string | undefined;
+  if (args.compare) {
+    const runs = await Promise.all(parseCompare(args.compare).map(async ({ name, dir }) => ({ name, run: await readRun(dir) })));
+    compare = compareMarkdown(runs, args.paper);
+    if (args.readme) blocks.set('compare', compare);
+  }
+  if (args.readme) files.set(args.readme, spliceBlocks(await readText(args.readme, 'README'), blocks, args.readme));
+  return { files, compare };
+}
+
+export async function runReport(argv: readonly string[]): Promise<void> {
+  const { files, compare } = await buildReport(parseArgs('report', argv));
+  if (compare) console.log(compare);
+  for (const [path, text] of files) {
+    await writeFileAtomic(path, new TextEncoder().encode(text));
+    console.log(`wrote ${path}`);
+  }
+}

@@ -1,0 +1,207 @@
+// `report`: training results into Markdown, SVG and the README's generated blocks. Fixtures are small fake run
+// folders; every expected number is computed here from the fixture's records, not copied from the output.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { argvOf, ArgsError, parseArgs } from '../../src/cli/args.js';
+import { buildReport } from '../../src/cli/report.js';
+import { configOf, recordRun } from '../../src/cli/train.js';
+import { encodeCheckpoint } from '../../src/io/checkpoint.js';
+import { paperConvFlops } from '../../src/prune/flops.js';
+import { markers } from '../../src/report/readme.js';
+import { parseMetrics } from '../../src/report/runs.js';
+import type { EpochRecord } from '../../src/train/trainer.js';
+
+const epochs = 7;
+/** Deterministic, non-monotonic accuracies, so "best" and "final" differ; the resumed epoch 4 has a short time. */
+function records(pruned: boolean, offset: number): EpochRecord[] {
+  return Array.from({ length: epochs }, (_, i) => ({
+    epoch: i + 1,
+    lr: 0.1,
+    trainLoss: 2 - i * 0.2,
+    trainAccuracy: 0.3 + i * 0.08,
+    testLoss: 2 - i * 0.1,
+    testAccuracy: 0.25 + offset + 0.07 * i - (i === epochs - 1 ? 0.15 : 0),
+    seconds: i === 3 ? 120.5 : 900 + 7 * i,
+    imagesPerSecond: i === 3 ? 58.1 : 55 - i,
+    ...(pruned ? { regrown: 10 - i, testAccuracyMasked: 0.24 + offset + 0.07 * i, flops: 2.5e7, flopsReduction: 0.4 } : {}),
+  }));
+}
+
+/** A run's config as train keeps it in run.json and the checkpoint. */
+const config = (...argv: string[]) => configOf(parseArgs('train', ['--epochs', '15', ...argv]));
+const jsonl = (rs: EpochRecord[]) => rs.map((r) => JSON.stringify(r)).join('\n') + '\n';
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+let root: string;
+const dir = (name: string) => join(root, 'results', name);
+const fixtures = { base: records(false, 0.05), sfp: records(true, 0.03), hard: records(true, 0) };
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'sfp-report-'));
+  for (const [name, rs] of Object.entries(fixtures)) {
+    await mkdir(dir(name), { recursive: true });
+    await writeFile(join(dir(name), 'metrics.jsonl'), jsonl(rs));
+  }
+  const record = (c: object) => JSON.stringify({ command: 'npx tsx src/cli/main.ts train --sfp-rate 0.3', config: c, data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' });
+  await writeFile(join(dir('base'), 'run.json'), record(config()));
+  await writeFile(join(dir('sfp'), 'run.json'), record(config('--sfp-rate', '0.3')));
+  // No run.json: the config comes from the checkpoint, as for runs started before run.json existed.
+  await writeFile(join(dir('hard'), 'checkpoint.safetensors'), encodeCheckpoint({ model: new Map(), meta: { config: config('--sfp-rate', '0.3', '--hard-prune') } }));
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const report = (argv: string[]) => buildReport(parseArgs('report', argv));
+
+/** Tags balance (a tiny XML check); returns each polyline's point count. */
+function polylinePoints(svg: string): number[] {
+  const stack: string[] = [];
+  const points: number[] = [];
+  for (const [tag, close, name, attributes, selfClosing] of svg.matchAll(/<(\/?)([a-zA-Z]+)([^>]*?)(\/?)>/g)) {
+    if (close) expect(stack.pop(), `${tag} closes nothing open`).toBe(name);
+    else if (!selfClosing) stack.push(name);
+    if (name === 'polyline' && !close) points.push(/points="([^"]*)"/.exec(attributes)![1].trim().split(/\s+/).length);
+  }
+  expect(stack).toEqual([]);
+  expect(svg.replace(/<[^>]*>/g, '')).not.toMatch(/[<>]/);
+  return points;
+}
+
+describe('report of one run', () => {
+  it("the Markdown's accuracies, median throughput and total time are those of metrics.jsonl", async () => {
+    const { files } = await report(['--run', dir('sfp')]);
+    const md = files.get(join(dir('sfp'), 'report.md'))!;
+    const rs = fixtures.sfp;
+    const last = rs[rs.length - 1];
+    const best = rs.reduce((a, b) => (b.testAccuracy > a.testAccuracy ? b : a));
+    const pct = (v: number) => `${(100 * v).toFixed(2)} %`;
+    expect(best.epoch).not.toBe(last.epoch);
+    expect(md).toContain(`| final test accuracy (epoch ${last.epoch}) | ${pct(last.testAccuracy)} |`);
+    expect(md).toContain(`| best test accuracy (epoch ${best.epoch}) | ${pct(best.testAccuracy)} |`);
+    expect(md).toContain(`| final test accuracy after masking (epoch ${last.epoch}) | ${pct(last.testAccuracyMasked as number)} |`);
+    expect(md).toContain(`| images/s (median over epochs) | ${median(rs.map((r) => r.imagesPerSecond)).toFixed(1)} |`);
+    expect(md).toContain(`| time per epoch (median) | ${(median(rs.map((r) => r.seconds)) / 60).toFixed(1)} min |`);
+    expect(md).toContain(`| total time (sum over epochs) | ${(rs.reduce((s, r) => s + r.seconds, 0) / 3600).toFixed(2)} h |`);
+    expect(md).toContain('npx tsx src/cli/main.ts train --sfp-rate 0.3');
+    expect(md).toContain('![train and test accuracy per epoch](accuracy.svg)');
+  });
+
+  it('without run.json the command is rebuilt from the checkpoint config, and parses back to that config', async () => {
+    const { files } = await report(['--run', dir('hard')]);
+    const md = files.get(join(dir('hard'), 'report.md'))!;
+    const command = /```sh\n(.*)\n```/.exec(md)![1];
+    expect(command.startsWith('npx tsx src/cli/main.ts train ')).toBe(true);
+    const argv = command.split(' ').slice(4);
+    expect(parseArgs('train', argv)).toMatchObject({ ...config('--sfp-rate', '0.3', '--hard-prune'), out: dir('hard') });
+    expect(argvOf('train', parseArgs('train', argv))).toEqual(argv);
+  });
+
+  it('the chart is well-formed SVG with one polyline per series and one point per epoch, the same bytes every time', async () => {
+    const first = await report(['--run', dir('base'), '--run', dir('sfp')]);
+    const again = await report(['--run', dir('base'), '--run', dir('sfp')]);
+    const base = first.files.get(join(dir('base'), 'accuracy.svg'))!;
+    const sfp = first.files.get(join(dir('sfp'), 'accuracy.svg'))!;
+    expect(polylinePoints(base)).toEqual([epochs, epochs]); // train, test
+    expect(polylinePoints(sfp)).toEqual([epochs, epochs, epochs]); // and test after masking
+    expect(base).toContain('>epoch</text>');
+    expect(base).toContain('>accuracy (%)</text>');
+    expect(again.files).toEqual(first.files);
+  });
+
+  it('a repeated epoch keeps its later record, and a bad line is named by file and line', () => {
+    const rs = fixtures.base;
+    const redo = { ...rs[2], testAccuracy: 0.99 };
+    const parsed = parseMetrics(jsonl([...rs.slice(0, 3), redo, ...rs.slice(3)]));
+    expect(parsed.map((r) => r.testAccuracy)).toEqual(rs.map((r) => (r.epoch === 3 ? 0.99 : r.testAccuracy)));
+    expect(() => parseMetrics('{"epoch":1}\n', 'm.jsonl')).toThrow('m.jsonl:1: "trainAccuracy" is missing');
+  });
+});
+
+describe('README blocks', () => {
+  const readme = () => join(root, 'README.md');
+  const text = (names: string[]) =>
+    ['# title', '', 'typed by hand', ...names.flatMap((n) => [markers(n).start, 'stale', markers(n).end, `after ${n}`]), ''].join('\n');
+
+  it('replaces only the text between the markers, with image links relative to the README, and is idempotent', async () => {
+    const original = text(['sfp', 'compare']);
+    await writeFile(readme(), original);
+    const argv = ['--run', dir('sfp'), '--compare', `baseline=${dir('base')},sfp=${dir('sfp')}`, '--readme', readme()];
+    const { files, compare } = await report(argv);
+    const out = files.get(readme())!;
+    const outside = (t: string) => t.replace(/(<!-- report:(\w+) -->)[\s\S]*?(<!-- \/report:\2 -->)/g, '$1$3');
+    expect(outside(out)).toBe(outside(original));
+    expect(out).not.toContain('stale');
+    expect(out).toContain('![train and test accuracy per epoch](results/sfp/accuracy.svg)');
+    expect(out).toContain(`${markers('compare').start}\n${compare!.trimEnd()}\n${markers('compare').end}`);
+    await writeFile(readme(), out);
+    expect((await report(argv)).files.get(readme())).toBe(out);
+  });
+
+  it('a missing marker fails with a message naming it, before any file is written', async () => {
+    await writeFile(readme(), text(['sfp']));
+    await expect(report(['--run', dir('sfp'), '--run', dir('base'), '--readme', readme()])).rejects.toThrow('<!-- report:base -->');
+    await writeFile(readme(), text(['sfp']).replace(markers('sfp').end, ''));
+    await expect(report(['--run', dir('sfp'), '--readme', readme()])).rejects.toThrow('<!-- /report:sfp -->');
+  });
+});
+
+describe('comparison with the paper', () => {
+  it("ResNet-20 at rate 0.3 cuts the paper's conv FLOPs by 42.2 %, and drops are measured from the baseline", async () => {
+    const { compare } = await report(['--compare', `baseline=${dir('base')},sfp=${dir('sfp')},hard=${dir('hard')}`, '--paper', 'resnet20-30']);
+    const rows = compare!.split('\n').filter((l) => l.startsWith('| '));
+    const cells = (name: string) => rows.find((r) => r.startsWith(`| ${name} |`))!.split(' | ');
+    const last = (name: keyof typeof fixtures) => fixtures[name][epochs - 1];
+    const baseAccuracy = last('base').testAccuracy;
+    for (const name of ['sfp', 'hard'] as const) {
+      const [, , , accuracy, drop, flops, reduction] = cells(name);
+      const masked = last(name).testAccuracyMasked as number;
+      expect(accuracy).toBe(`${(100 * masked).toFixed(2)} %`);
+      expect(drop).toBe((100 * (baseAccuracy - masked)).toFixed(2));
+      expect(Number(flops.replace('E', 'e'))).toBeCloseTo(paperConvFlops(20, 0.3), -4);
+      expect(reduction).toBe('42.2 %');
+    }
+    expect(cells('baseline')[6]).toBe('0.0 %');
+    // The paper's columns: its baseline and SFP rows; it has no hard-pruning row.
+    expect(cells('baseline').slice(8)).toEqual(['92.20 %', '–', '4.055E7', '0.0 % |']);
+    expect(cells('sfp').slice(8)).toEqual(['90.83 %', '1.37', '2.43E7', '42.2 % |']);
+    expect(cells('hard').slice(8)).toEqual(['n/r', 'n/r', 'n/r', 'n/r |']);
+  });
+
+  it('refuses a pruned first run, a paper row of another model, and a malformed --compare', async () => {
+    await expect(report(['--compare', `sfp=${dir('sfp')},baseline=${dir('base')}`])).rejects.toThrow("the first run is the baseline, but 'sfp'");
+    await expect(report(['--compare', `baseline=${dir('base')}`, '--paper', 'resnet56-40'])).rejects.toThrow('--paper resnet56-40 is resnet56');
+    await expect(report(['--compare', dir('base')])).rejects.toThrow(ArgsError);
+  });
+});
+
+describe('flags and run.json', () => {
+  it('--run is repeatable and kept in order; an unknown flag lists the valid ones', () => {
+    expect(parseArgs('report', ['--run', 'a', '--run=b']).run).toEqual(['a', 'b']);
+    expect(parseArgs('report', []).run).toEqual([]);
+    expect(() => parseArgs('report', ['--runs', 'a'])).toThrow('Valid flags: --run, --compare, --paper, --readme, --help');
+  });
+
+  it('train writes run.json at the start, and a resume appends to `resumes` instead of replacing it', async () => {
+    const out = join(root, 'train');
+    await mkdir(out);
+    const argv = ['--epochs', '2', '--out', out];
+    await recordRun(parseArgs('train', argv), argv, 'synthetic set');
+    const started = JSON.parse(await readFile(join(out, 'run.json'), 'utf8'));
+    expect(started).toMatchObject({ command: `npx tsx src/cli/main.ts train --epochs 2 --out ${out}`, data: 'synthetic set' });
+    expect(started.config).toEqual(configOf(parseArgs('train', argv)));
+    expect(new Date(started.startedAt).toISOString()).toBe(started.startedAt);
+    const resume = [...argv, '--resume', join(out, 'checkpoint.safetensors')];
+    await recordRun(parseArgs('train', resume), resume, 'synthetic set');
+    const resumed = JSON.parse(await readFile(join(out, 'run.json'), 'utf8'));
+    expect({ ...resumed, resumes: undefined }).toEqual({ ...started, resumes: undefined });
+    expect(resumed.resumes).toHaveLength(1);
+    expect(resumed.resumes[0].command).toContain('--resume');
+  });
+});
