@@ -127,6 +127,11 @@ export const commands = {
       data: shared.data,
       out: { type: 'string', default: 'runs/train', placeholder: '<dir>', help: 'folder for checkpoints and metrics' },
       resume: { type: 'string', placeholder: '<file>', help: 'checkpoint to resume from: weights, optimizer, masks, epoch, RNG and schedule' },
+      pretrained: {
+        type: 'string',
+        placeholder: '<file>',
+        help: "start from this checkpoint's weights and BN statistics (not its momentum or position): SFP from a pretrained model (the paper fine-tunes at a tenth of the original --lr), or hard pruning with masks chosen from these weights",
+      },
       'max-steps': { type: 'int', default: 0, range: '[0, inf)', help: 'stop after this many steps in all (0: no limit), for smoke runs' },
       'checkpoint-every': {
         type: 'int',

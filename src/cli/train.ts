@@ -161,6 +161,12 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
     restore(checkpoint, model, optimizer, trainer, pruner);
     sink.line(`resuming from ${args.resume} at epoch ${trainer.epoch + 1}, step ${trainer.step}`);
   } else {
+    if (args.pretrained) {
+      // Before trainer.run(): the pruning hooks choose their first masks from these weights.
+      const pretrained = await loadCheckpoint(args.pretrained);
+      model.loadStateDict(pretrained.model);
+      sink.line(`starting from the weights of ${args.pretrained} (trained ${String(pretrained.meta.epoch ?? '?')} epochs)`);
+    }
     await writeFile(join(args.out, METRICS_FILE), '');
   }
   await recordRun(args, options.argv, data.description);
