@@ -185,7 +185,30 @@ export function runMarkdown(run: RunResults, chartHref: string): string {
     'Images/s and time per epoch are medians over the epochs (an epoch resumed mid-way by an older trainer recorded only its resumed part); ' +
       'the total time is the sum of the recorded epoch times.',
     '',
+    ...epochTable(run.records),
+    '',
   ].join('\n');
+}
+
+/** One row per epoch: the curve in numbers, and the throughput of each epoch (runs span engine versions). */
+function epochTable(records: readonly EpochRecord[]): string[] {
+  const masked = records.some((r) => typeof r.testAccuracyMasked === 'number');
+  const header = ['epoch', 'lr', 'train loss', 'train acc', 'test acc', ...(masked ? ['test acc after masking'] : []), 'images/s', 'minutes'];
+  const row = (r: EpochRecord) => [
+    String(r.epoch),
+    r.lr.toPrecision(3),
+    r.trainLoss.toFixed(4),
+    percent(r.trainAccuracy),
+    percent(r.testAccuracy),
+    ...(masked ? [typeof r.testAccuracyMasked === 'number' ? percent(r.testAccuracyMasked) : ''] : []),
+    r.imagesPerSecond.toFixed(1),
+    (r.seconds / 60).toFixed(1),
+  ];
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '--:').join('|')}|`,
+    ...records.map((r) => `| ${row(r).join(' | ')} |`),
+  ];
 }
 
 /**

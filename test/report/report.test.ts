@@ -91,6 +91,10 @@ describe('report of one run', () => {
     expect(md).toContain(`| total time (sum over epochs) | ${(rs.reduce((s, r) => s + r.seconds, 0) / 3600).toFixed(2)} h |`);
     expect(md).toContain('npx tsx src/cli/main.ts train --sfp-rate 0.3');
     expect(md).toContain('![train and test accuracy per epoch](accuracy.svg)');
+    // One row per epoch with its test accuracy, accuracy after masking and throughput.
+    for (const r of rs) {
+      expect(md).toContain(`| ${pct(r.testAccuracy)} | ${pct(r.testAccuracyMasked as number)} | ${r.imagesPerSecond.toFixed(1)} | ${(r.seconds / 60).toFixed(1)} |`);
+    }
   });
 
   it('without run.json the command is rebuilt from the checkpoint config, and parses back to that config', async () => {
