@@ -236,7 +236,16 @@ export const commands = {
         help: 'runs to compare, the baseline (--sfp-rate 0) first, e.g. baseline=runs/base,sfp=runs/sfp,hard=runs/hard: prints the table',
       },
       paper: { type: 'enum', choices: PAPER_KEYS, help: "the paper's row (model-rate) shown beside --compare's rows" },
-      readme: { type: 'string', placeholder: '<file>', help: "replace the README's block report:<run folder name> for each --run, and report:compare for --compare" },
+      bench: {
+        type: 'strings',
+        placeholder: '<dir>',
+        help: "a bench --out folder (speedup.md, speedup.svg): its end-to-end summary and chart go into the README's block report:bench-<folder name>",
+      },
+      readme: {
+        type: 'string',
+        placeholder: '<file>',
+        help: "replace the README's block report:<run folder name> for each --run, report:bench-<folder name> for each --bench, and report:compare for --compare",
+      },
     },
   }),
   demo: defineCommand({

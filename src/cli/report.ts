@@ -1,7 +1,7 @@
 /**
  * `report`: training results into the README's tables and charts. Each --run folder gets report.md and
  * accuracy.svg; --compare prints the baseline / SFP / hard-pruning table (with --paper, the paper's numbers beside
- * it); --readme replaces the generated blocks. Everything is computed before anything is written, so a missing
+ * it); --bench folders (written by `bench`) contribute their speedup summary; --readme replaces the generated blocks. Everything is computed before anything is written, so a missing
  * marker leaves every file as it was. No GPU is needed.
  */
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
@@ -30,6 +30,23 @@ export async function readRun(dir: string): Promise<RunResults> {
   return { records, config, command: trainCommandOf(config, dir), reconstructed: true };
 }
 
+const BENCH_TABLE = 'speedup.md';
+const BENCH_CHART = 'speedup.svg';
+
+/**
+ * A bench folder's README block: the measuring conditions and the end-to-end summary of its speedup.md (the
+ * per-layer tables stay in that file, linked), and its chart.
+ */
+export function benchMarkdown(speedup: string, tableHref: string, chartHref: string, source: string): string {
+  const lines = speedup.split('\n');
+  const start = lines.findIndex((l) => l.startsWith('## Summary'));
+  if (start < 0) throw new Error(`${source}: no '## Summary' section (not written by the bench command?)`);
+  const end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
+  const conditions = lines.slice(1, start).join('\n').trim();
+  const summary = lines.slice(start + 1, end < 0 ? lines.length : end).join('\n').trim();
+  return [conditions, '', summary, '', `![real vs theoretical speedup per layer](${chartHref})`, '', `Per layer and batch size: [${tableHref}](${tableHref}).`].join('\n');
+}
+
 /** `a=dir1,b=dir2` as pairs, in order. */
 function parseCompare(text: string): { name: string; dir: string }[] {
   return text.split(',').map((item) => {
@@ -44,9 +61,10 @@ const href = (from: string, to: string) => relative(dirname(resolve(from)), reso
 
 /** The files `report` writes (path → text) and the comparison table, computed without writing anything. */
 export async function buildReport(args: Args<'report'>): Promise<{ files: Map<string, string>; compare?: string }> {
-  if (args.run.length === 0 && !args.compare) {
-    throw new ArgsError("report: give --run <dir> (repeatable) or --compare name=dir,...; run 'sfp-gpu report --help' for the flags");
+  if (args.run.length === 0 && args.bench.length === 0 && !args.compare) {
+    throw new ArgsError("report: give --run <dir> or --bench <dir> (repeatable) or --compare name=dir,...; run 'sfp-gpu report --help' for the flags");
   }
+  if (args.bench.length && !args.readme) throw new ArgsError('report: --bench fills README blocks, so it needs --readme');
   if (args.paper && !args.compare) throw new ArgsError('report: --paper goes with --compare');
   const files = new Map<string, string>();
   const blocks = new Map<string, string>();
@@ -57,6 +75,12 @@ export async function buildReport(args: Args<'report'>): Promise<{ files: Map<st
     files.set(join(dir, REPORT_FILE), `# ${name}\n\n${runMarkdown(run, CHART_FILE)}`);
     files.set(join(dir, CHART_FILE), accuracyChart(`${name}: accuracy per epoch`, run.records));
     if (args.readme) blocks.set(name, runMarkdown(run, href(args.readme, join(dir, CHART_FILE))));
+  }
+  for (const dir of args.bench) {
+    const name = `bench-${basename(resolve(dir))}`;
+    if (blocks.has(name)) throw new ArgsError(`report: two --bench folders are named '${name.slice(6)}'`);
+    const markdown = await readText(join(dir, BENCH_TABLE), 'speedup table');
+    blocks.set(name, benchMarkdown(markdown, href(args.readme!, join(dir, BENCH_TABLE)), href(args.readme!, join(dir, BENCH_CHART)), join(dir, BENCH_TABLE)));
   }
   let compare: string | undefined;
   if (args.compare) {

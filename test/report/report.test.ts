@@ -128,8 +128,9 @@ describe('report of one run', () => {
   });
 });
 
+const readme = () => join(root, 'README.md');
+
 describe('README blocks', () => {
-  const readme = () => join(root, 'README.md');
   const text = (names: string[]) =>
     ['# title', '', 'typed by hand', ...names.flatMap((n) => [markers(n).start, 'stale', markers(n).end, `after ${n}`]), ''].join('\n');
 
@@ -153,6 +154,26 @@ describe('README blocks', () => {
     await expect(report(['--run', dir('sfp'), '--run', dir('base'), '--readme', readme()])).rejects.toThrow('<!-- report:base -->');
     await writeFile(readme(), text(['sfp']).replace(markers('sfp').end, ''));
     await expect(report(['--run', dir('sfp'), '--readme', readme()])).rejects.toThrow('<!-- /report:sfp -->');
+  });
+});
+
+describe('report --bench', () => {
+  it("puts a bench folder's conditions, end-to-end summary and chart into its block, not the per-layer tables", async () => {
+    const bench = join(root, 'results', 'bench-r20');
+    await mkdir(bench, { recursive: true });
+    const summaryRow = '| resnet20 | 128 | 436 | 313 | 1.67× | 1.40× (1.40–1.42) | compacted by prune/compact.ts |';
+    await writeFile(join(bench, 'speedup.md'), [
+      '# Real vs theoretical speedup of the compact models', '', 'measured on the test machine', '', 'Method: ...', '',
+      '## Summary (end to end)', '', '| model | batch |', '|---|--:|', summaryRow, '', '## resnet20', '', '| layer 1 row |', '',
+    ].join('\n'));
+    await writeFile(readme(), `intro\n${markers('bench-bench-r20').start}\nold\n${markers('bench-bench-r20').end}\n`);
+    const out = (await report(['--bench', bench, '--readme', readme()])).files.get(readme())!;
+    expect(out).toContain(summaryRow);
+    expect(out).toContain('measured on the test machine');
+    expect(out).toContain('](results/bench-r20/speedup.svg)');
+    expect(out).not.toContain('layer 1 row');
+    expect(out).not.toContain('old');
+    await expect(report(['--bench', bench])).rejects.toThrow(/needs --readme/);
   });
 });
 
@@ -189,7 +210,7 @@ describe('flags and run.json', () => {
   it('--run is repeatable and kept in order; an unknown flag lists the valid ones', () => {
     expect(parseArgs('report', ['--run', 'a', '--run=b']).run).toEqual(['a', 'b']);
     expect(parseArgs('report', []).run).toEqual([]);
-    expect(() => parseArgs('report', ['--runs', 'a'])).toThrow('Valid flags: --run, --compare, --paper, --readme, --help');
+    expect(() => parseArgs('report', ['--runs', 'a'])).toThrow('Valid flags: --run, --compare, --paper, --bench, --readme, --help');
   });
 
   it('train writes run.json at the start, and a resume appends to `resumes` instead of replacing it', async () => {
