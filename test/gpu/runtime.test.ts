@@ -115,9 +115,14 @@ describe('shaders', () => {
           x.requiresGrad = w.requiresGrad = v.requiresGrad = true;
           const h = addRelu(relu(sub(add(x, v), div(mul(x, v), addScalar(exp(neg(x)), 1)))), scale(log(addScalar(relu(x), 1)), 2));
           const logits = matmul(add(h, broadcastTo(v, [2, 3])), w);
-          const loss = add(add(softmaxCrossEntropy(logits, tensor([0, 1], [2], 'u32')), mean(max(h, 1))), sum(fill([1], 0)));
+          // Sizes that are multiples of 4 take the vec4 entry points (same shape, tiled broadcast, fill, accumulate).
+          const q = tensor([1, -2, 3, 4, -5, 6, 7, -8], [2, 4]);
+          q.requiresGrad = true;
+          const quad = sum(relu(add(mul(q, q), tensor([1, 2, 3, 4]))));
+          const loss = add(add(add(softmaxCrossEntropy(logits, tensor([0, 1], [2], 'u32')), mean(max(h, 1))), sum(fill([1], 0))), add(quad, sum(fill([4], 0))));
           loss.backward();
           sum(matmul(x, w)).backward(); // accumulates into existing gradients
+          sum(relu(q)).backward();
           new SGD([w], { lr: 0.1 }).step();
           new SGD([w], { lr: 0.1, momentum: 0.9 }).step();
           // The portable matmul runs too when the subgroup kernel is the default.
