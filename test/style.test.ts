@@ -1,11 +1,11 @@
 // The core runs in Node and in a browser page: only the Node entry points and Node-only helpers may
 // import `node:` modules (style.md §2.8).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('../', import.meta.url).pathname;
-const NODE_ONLY = ['src/node.ts', 'src/platform/node.ts', 'src/io/files.ts', 'src/data/node-files.ts', 'src/data/download.ts'];
+const NODE_ONLY = ['src/node.ts', 'src/platform/node.ts', 'src/io/files.ts', 'src/io/checkpoint-files.ts', 'src/data/node-files.ts', 'src/data/download.ts'];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -20,6 +20,19 @@ describe('platform boundary', () => {
       .map((path) => relative(root, path))
       .filter((path) => !path.startsWith('src/cli/') && !NODE_ONLY.includes(path))
       .filter((path) => /from\s+['"]node:|import\(\s*['"]node:/.test(readFileSync(join(root, path), 'utf8')));
+    expect(offenders).toEqual([]);
+  });
+
+  it('no core module imports a Node-only module (which would pull node: into a browser bundle)', () => {
+    const offenders = files(join(root, 'src'))
+      .map((path) => relative(root, path))
+      .filter((path) => !path.startsWith('src/cli/') && !NODE_ONLY.includes(path))
+      .flatMap((path) =>
+        [...readFileSync(join(root, path), 'utf8').matchAll(/(?:from|import\()\s*['"](\.[^'"]+)\.js['"]/g)]
+          .map((m) => relative(root, join(root, dirname(path), `${m[1]}.ts`)))
+          .filter((target) => NODE_ONLY.includes(target))
+          .map((target) => `${path} → ${target}`),
+      );
     expect(offenders).toEqual([]);
   });
 

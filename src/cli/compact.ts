@@ -8,11 +8,12 @@ import { parseArgs, type Args } from './args.js';
 import type { ProgressSink } from '../train/progress.js';
 import { terminalSink } from './terminal.js';
 import { CifarResNet } from '../models/resnet.js';
-import { loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
+import type { LoadedCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint, saveCompactModel } from '../io/checkpoint-files.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { LoaderSource } from '../train/sources.js';
 import { buildCompactionPlan, type CompactionPlan } from '../prune/plan.js';
-import { checkEquivalence, compactModel, saveCompactModel, zeroMaskedFilters, type CompactResNet, type EquivalenceReport, type HostImages } from '../prune/compact.js';
+import { checkEquivalence, compactModel, zeroMaskedFilters, type CompactResNet, type EquivalenceReport, type HostImages } from '../prune/compact.js';
 import { compactFlops, compactParameters } from '../prune/flops.js';
 
 /** The largest |Δlogit| the check accepts. */

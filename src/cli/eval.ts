@@ -1,6 +1,6 @@
 /** `eval`: a training checkpoint's accuracy and loss on the test set. */
 import { parseArgs } from './args.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/checkpoint-files.js';
 import { loadDataSplits } from '../data/node-files.js';
 import { cifarResNet, CIFAR_DEPTHS, type CifarResNetName } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';

@@ -1,7 +1,7 @@
 /** `export`: a training checkpoint's model as ONNX (eval mode), for ONNX Runtime and other runtimes. */
 import { writeFileAtomic } from '../io/files.js';
 import { parseArgs } from './args.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/checkpoint-files.js';
 import { cifarResNet, CIFAR_DEPTHS, type CifarResNetName } from '../models/resnet.js';
 import { exportCifarResNet } from '../io/onnx.js';
 

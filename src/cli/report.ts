@@ -7,7 +7,7 @@
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { ArgsError, parseArgs, type Args } from './args.js';
 import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE, exists, trainCommandOf } from './train.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/checkpoint-files.js';
 import { readFileChecked, writeFileAtomic } from '../io/files.js';
 import { accuracyChart } from '../report/chart.js';
 import { compareMarkdown, parseMetrics, parseRunRecord, runMarkdown, type RunResults } from '../report/runs.js';

@@ -53,19 +53,6 @@ const versionKey = 'format_version';
 /** Non-finite numbers, which JSON cannot hold, are written as {"$float": "NaN" | "Infinity" | "-Infinity"}. */
 const floatTag = '$float';
 
-/** Writes a checkpoint atomically: the previous file at `path` survives any failure. Node only. */
-export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
-  const bytes = encodeCheckpoint(await checkpointToHost(state, path), path);
-  const { writeFileAtomic } = await importFiles('saveCheckpoint');
-  await writeFileAtomic(path, bytes);
-}
-
-/** Reads and validates a checkpoint. Node only. */
-export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
-  const { readFileChecked } = await importFiles('loadCheckpoint');
-  return decodeCheckpoint(await readFileChecked(path, 'checkpoint'), path);
-}
-
 /** Copies every GPU tensor of `state` to the host with one submit (gpu().downloadMany). `source` prefixes errors. */
 export async function checkpointToHost(state: CheckpointState, source = 'checkpoint'): Promise<HostCheckpoint> {
   const pending: { into: Map<string, HostTensor>; name: string; tensor: Tensor }[] = [];
@@ -248,14 +235,4 @@ function describeValue(value: unknown): string {
 
 function arrayOf(dtype: HostTensor['dtype'], buffer: ArrayBuffer): HostArray {
   return dtype === 'f32' ? new Float32Array(buffer) : dtype === 'u32' ? new Uint32Array(buffer) : new Int32Array(buffer);
-}
-
-/** files.ts imports node:fs; loading it only here keeps this module importable in a browser. */
-async function importFiles(caller: string): Promise<typeof import('./files.js')> {
-  if (typeof process === 'undefined' || !process.versions?.node) {
-    throw new CheckpointError(`${caller} needs Node's file system; in a browser use encodeCheckpoint/decodeCheckpoint and store the bytes yourself`);
-  }
-  // A computed specifier: bundlers for the browser must not follow this Node-only module.
-  const files = './files.js';
-  return import(/* @vite-ignore */ files) as Promise<typeof import('./files.js')>;
 }

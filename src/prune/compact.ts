@@ -22,7 +22,7 @@ import { conv2d, conv2dWithBiasMap } from '../ops/conv2d.js';
 import { indexSelect, residualJoin } from '../ops/gather.js';
 import { globalAvgPool } from '../ops/pool.js';
 import { applyFilterMask } from '../ops/mask.js';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { checkpointToHost, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint.js';
 import type { CifarResNet } from '../models/resnet.js';
 import { CompactionPlan, type ConvPlan, type JoinPlan } from './plan.js';
 
@@ -318,18 +318,19 @@ export async function checkEquivalence(masked: Module, compact: Module, batches:
 
 const COMPACT_FORMAT = 'sfp-gpu compact cifar-resnet';
 
-/** Writes the compact model's state dict as safetensors, with the plan (JSON) and input size in the metadata. */
-export async function saveCompactModel(path: string, model: CompactResNet, meta: Record<string, unknown> = {}): Promise<void> {
-  await saveCheckpoint(path, {
+/** The compact model's state dict as safetensors bytes, with the plan (JSON) and input size in the metadata. */
+export async function encodeCompactModel(model: CompactResNet, meta: Record<string, unknown> = {}, source = 'compact model'): Promise<Uint8Array> {
+  const state = {
     model: model.stateDict(),
     meta: { ...meta, format: COMPACT_FORMAT, inputSize: [...model.inputSize], parameters: model.parameterCount(), plan: model.plan.toJSON() },
-  });
+  };
+  return encodeCheckpoint(await checkpointToHost(state, source), source);
 }
 
-/** Reads a file written by saveCompactModel back into a CompactResNet. */
-export async function loadCompactModel(path: string): Promise<CompactResNet> {
-  const checkpoint = await loadCheckpoint(path);
-  if (checkpoint.meta.format !== COMPACT_FORMAT) throw new Error(`${path}: not a compact model (format ${JSON.stringify(checkpoint.meta.format)})`);
+/** A CompactResNet from bytes written by encodeCompactModel; `source` names them in errors. */
+export function decodeCompactModel(bytes: Uint8Array, source = 'compact model'): CompactResNet {
+  const checkpoint = decodeCheckpoint(bytes, source);
+  if (checkpoint.meta.format !== COMPACT_FORMAT) throw new Error(`${source}: not a compact model (format ${JSON.stringify(checkpoint.meta.format)})`);
   const inputSize = checkpoint.meta.inputSize as [number, number];
   const model = new CompactResNet(CompactionPlan.fromJSON(checkpoint.meta.plan), { inputSize });
   model.loadStateDict(checkpoint.model);

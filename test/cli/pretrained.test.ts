@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { trainModel } from '../../src/cli/train.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
-import { loadCheckpoint } from '../../src/io/checkpoint.js';
+import { loadCheckpoint } from '../../src/io/checkpoint-files.js';
 import { cifarResNet } from '../../src/models/resnet.js';
 import { FilterPruner } from '../../src/prune/sfp.js';
 import type { DataSplits } from '../../src/data/node-files.js';

@@ -7,10 +7,9 @@ import {
   checkpointFormatVersion,
   decodeCheckpoint,
   encodeCheckpoint,
-  loadCheckpoint,
-  saveCheckpoint,
   type HostCheckpoint,
 } from '../../src/io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { decodeSafetensors, encodeSafetensors, type HostTensor } from '../../src/io/safetensors.js';
 import { Rng } from '../../src/tensor/random.js';
 import { Tensor } from '../../src/tensor/tensor.js';
