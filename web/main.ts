@@ -9,7 +9,16 @@ import { CifarResNet } from '../src/models/resnet.js';
 import type { Module } from '../src/nn/module.js';
 import { FilterPruner } from '../src/prune/sfp.js';
 import { buildCompactionPlan } from '../src/prune/plan.js';
-import { checkEquivalence, compactModel, zeroMaskedFilters, type CompactResNet, type EquivalenceReport, type HostImages } from '../src/prune/compact.js';
+import {
+  checkEquivalence,
+  compactModel,
+  decodeCompactModel,
+  isCompactModel,
+  zeroMaskedFilters,
+  type CompactResNet,
+  type EquivalenceReport,
+  type HostImages,
+} from '../src/prune/compact.js';
 import { compactFlops, compactParameters } from '../src/prune/flops.js';
 import { DataLoader, normalizeImages } from '../src/data/loader.js';
 import { CIFAR10_CLASSES, IMAGE_BYTES, parseCifar10Batch, type ImageDataset } from '../src/data/cifar10.js';
@@ -32,6 +41,8 @@ interface SfpHandle {
   prune(): Promise<{ pruned: number; total: number; changed: number }>;
   /** Evaluation-mode logits of the current model for images [n, 3, 32, 32] (already normalised). */
   forward(x: number[], shape: number[]): Promise<number[]>;
+  /** The same for the compact model last loaded through the checkpoint input. */
+  forwardCompact(x: number[], shape: number[]): Promise<number[]>;
   /** The "Compact the pruned model" button (after prune()); optional overrides of the section's inputs. */
   compact(options?: Partial<CompactSettings>): Promise<CompactSummary>;
   /** What the last compaction (button or compact()) showed; null before the first. */
@@ -592,7 +603,12 @@ $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
   const file = (event.target as HTMLInputElement).files?.[0];
   if (!file) return;
   void guarded('load checkpoint', async () => {
-    const checkpoint = decodeCheckpoint(new Uint8Array(await file.arrayBuffer()), file.name);
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const checkpoint = decodeCheckpoint(bytes, file.name);
+    if (isCompactModel(checkpoint.meta)) {
+      await showCompactModel(file.name, decodeCompactModel(bytes, file.name), checkpoint.meta);
+      return;
+    }
     const arch = architectureOf(checkpoint.model);
     const m = newModel(arch.depth, arch.widths, arch.classes);
     m.loadStateDict(checkpoint.model);
@@ -607,6 +623,22 @@ $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
     setStatus(`loaded ${file.name}`);
   });
 });
+
+/** The compact model last loaded from a file (written by `sfp-gpu compact` in Node). */
+let loadedCompact: CompactResNet | null = null;
+
+async function showCompactModel(name: string, compact: CompactResNet, meta: Record<string, unknown>): Promise<void> {
+  if (loadedCompact) for (const [, t] of [...loadedCompact.namedParameters(), ...loadedCompact.namedBuffers()]) t.dispose();
+  loadedCompact = compact;
+  const equivalence = meta.equivalence as { images?: number; maxAbsDiff?: number; predictionMismatches?: number } | undefined;
+  $('ckpt-info').textContent =
+    `${name}: compact model, ${compact.parameterCount()} parameters, input ${compact.inputSize.join('×')}\n` +
+    (equivalence ? `checked in Node on ${equivalence.images} test images: max |Δlogit| ${equivalence.maxAbsDiff}, ${equivalence.predictionMismatches} predictions differ\n` : '') +
+    `plan:\n${compact.plan.toString()}`;
+  const data = await getDataset();
+  showPredictions(`Predictions of the compact model ${name}`, data, null, await predict(compact, data, 8));
+  setStatus(`loaded ${name}`);
+}
 
 action('ckpt-save', async () => {
   const m = model ?? newModel();
@@ -670,6 +702,15 @@ window.sfp = {
       m.eval();
       const logits = scope(() => noGrad(() => m.forward(Tensor.fromArray(x, shape)).keep()));
       m.train();
+      const values = Array.from(await logits.toArray());
+      logits.dispose();
+      return values;
+    })) ?? [],
+  forwardCompact: async (x, shape) =>
+    (await guarded('forward', async () => {
+      const m = loadedCompact;
+      if (!m) throw new Error('no compact model: load one through the checkpoint input first');
+      const logits = scope(() => noGrad(() => m.forward(Tensor.fromArray(x, shape)).keep()));
       const values = Array.from(await logits.toArray());
       logits.dispose();
       return values;

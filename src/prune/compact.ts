@@ -327,6 +327,11 @@ export async function encodeCompactModel(model: CompactResNet, meta: Record<stri
   return encodeCheckpoint(await checkpointToHost(state, source), source);
 }
 
+/** Whether a checkpoint's metadata marks a compact model (written by encodeCompactModel), not a training checkpoint. */
+export function isCompactModel(meta: Record<string, unknown>): boolean {
+  return meta.format === COMPACT_FORMAT;
+}
+
 /** A CompactResNet from bytes written by encodeCompactModel; `source` names them in errors. */
 export function decodeCompactModel(bytes: Uint8Array, source = 'compact model'): CompactResNet {
   const checkpoint = decodeCheckpoint(bytes, source);

@@ -24,6 +24,9 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/random.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { checkpointToHost, encodeCheckpoint } from '../../src/io/checkpoint.js';
+import { FilterPruner } from '../../src/prune/sfp.js';
+import { buildCompactionPlan } from '../../src/prune/plan.js';
+import { compactModel, encodeCompactModel, zeroMaskedFilters } from '../../src/prune/compact.js';
 import { assertClose } from '../support/allclose.js';
 import { tolerance } from '../support/gradcheck.js';
 
@@ -61,6 +64,7 @@ interface SfpWindow {
     train(steps?: number, batch?: number): Promise<number[]>;
     prune(): Promise<{ pruned: number; total: number; changed: number }>;
     forward(x: number[], shape: number[]): Promise<number[]>;
+    forwardCompact(x: number[], shape: number[]): Promise<number[]>;
     lastCompact: CompactSummary | null;
   };
 }
@@ -220,6 +224,45 @@ describe('the web page in headless Chromium', () => {
     const actual = await within('window.sfp.forward', STEP_MS, page.evaluate(([v, s]) => (window as SfpWindow).sfp!.forward(v, s), [Array.from(x), shape] as const));
     const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     assertClose(actual, expected, { atol: NETWORK_RTOL * scale, rtol: 0, label: 'logits of the checkpoint: browser vs Node', shape: [3, 10] });
+  });
+
+  it('loads a compact model written in Node through the same input, and gives the logits Node gives', async () => {
+    const rng = new Rng(11);
+    const random = (n: number) => Float32Array.from({ length: n }, () => 2 * rng.uniform() - 1);
+    const shape = [2, 3, 32, 32];
+    const x = random(shape.reduce((a, b) => a * b));
+    const model = new CifarResNet(20, 10, 11, [8, 16, 32]);
+    let expected: Float32Array;
+    let bytes: Uint8Array;
+    try {
+      noGrad(() => {
+        for (let i = 0; i < 2; i++) model.forward(Tensor.fromArray(random(x.length), shape)).dispose();
+      });
+      model.eval();
+      const masks = new Map([...(await new FilterPruner(model, { rate: 0.3 }).computeMasks()).layers].map(([n, l]) => [n, l.mask]));
+      await zeroMaskedFilters(model, masks);
+      const compact = await compactModel(model, await buildCompactionPlan(model, masks));
+      const logits = noGrad(() => compact.forward(Tensor.fromArray(x, shape)));
+      expected = new Float32Array(await logits.toArray());
+      logits.dispose();
+      bytes = await encodeCompactModel(compact, { source: 'test/browser/page.test.ts' });
+      for (const [, t] of [...compact.namedParameters(), ...compact.namedBuffers()]) t.dispose();
+    } finally {
+      for (const p of model.parameters()) p.dispose();
+      for (const [, b] of model.namedBuffers()) b.dispose();
+    }
+    const name = 'node-compact-resnet20.safetensors';
+    await page.setInputFiles('#ckpt-file', { name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) });
+    await page.waitForFunction(
+      (n) => document.getElementById('status')!.textContent === `loaded ${n}` || document.getElementById('status')!.classList.contains('error'),
+      name,
+      { timeout: STEP_MS },
+    );
+    expect(await page.textContent('#status')).toBe(`loaded ${name}`);
+    expect(await page.textContent('#ckpt-info')).toContain('compact model');
+    const actual = await within('window.sfp.forwardCompact', STEP_MS, page.evaluate(([v, s]) => (window as SfpWindow).sfp!.forwardCompact(v, s), [Array.from(x), shape] as const));
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assertClose(actual, expected, { atol: NETWORK_RTOL * scale, rtol: 0, label: 'logits of the compact model: browser vs Node', shape: [2, 10] });
   });
 
   it('trains two steps and applies SFP masks', async () => {
