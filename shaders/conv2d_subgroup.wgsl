@@ -302,7 +302,7 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> array<vec4f, TM_MAX> {
       var wl: array<vec4f, TM_MAX>;
       for (var q = 0u; q < loads; q++) { wl[q] = w4[wrow[q] + ci * 3u + ky]; }
       for (var m = 0u; m < TM; m++) {
-        let wv = subgroupShuffle(wl[m / SG], m % SG);
+        let wv = subgroupShuffle(wl[m / SG].xyz, m % SG);
         acc[m] = fma(vec4f(wv.x), x0, fma(vec4f(wv.y), x1, fma(vec4f(wv.z), x2, acc[m])));
       }
     }
