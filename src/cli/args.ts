@@ -148,6 +148,25 @@ export const commands = {
       'prune-every': { type: 'int', default: 1, range: '[1, inf)', help: 'prune at the end of every this many epochs, and after the last' },
       criterion: { type: 'enum', choices: ['l2', 'l1', 'fpgm'], default: 'l2', help: 'filter ranking: L2 norm, L1 norm, or geometric median (FPGM)' },
       'hard-prune': { type: 'boolean', default: false, help: 'keep pruned filters at zero instead of letting them regrow (the hard pruning baseline)' },
+      'stage-rates': {
+        type: 'numbers',
+        range: '[0, 1)',
+        help: 'one pruning rate per stage instead of --sfp-rate for all, e.g. 0.2,0.3,0.4 (the stem counts with the first stage)',
+      },
+      'skip-stem': { type: 'boolean', default: false, help: 'leave the stem conv unpruned' },
+      'skip-last': { type: 'boolean', default: false, help: "leave each block's last conv (the one that writes the residual stream) unpruned" },
+      coupled: {
+        type: 'boolean',
+        default: false,
+        help: 'convs writing into the same residual stream share one mask (ranked by their summed norms), so compaction also narrows the stream',
+      },
+      asymptotic: { type: 'boolean', default: false, help: 'ASFP: the pruning rate grows from 0 to its final value over training' },
+      'bn-recalibrate': {
+        type: 'int',
+        default: 0,
+        range: '[0, inf)',
+        help: 'after each masking, re-estimate BN statistics from this many training batches (0: never, as in the SFP code); the masked accuracy is then not measured with the statistics of just-zeroed filters',
+      },
     },
   }),
   eval: defineCommand({

@@ -1,7 +1,7 @@
 /** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
 import { mkdir, appendFile, writeFile, access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { argvOf, parseArgs, shellCommand, type Args } from './args.js';
+import { ArgsError, argvOf, parseArgs, shellCommand, type Args } from './args.js';
 import { cifarResNet, type CifarResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { LrSchedule, type ScheduleOptions } from '../optim/schedule.js';
@@ -130,6 +130,33 @@ export interface TrainOptions {
   argv?: readonly string[];
 }
 
+/** The pruner the flags ask for, or null for a dense run. */
+export function prunerFor(model: CifarResNet, args: Args<'train'>): FilterPruner | null {
+  const stageRates = args.stageRates ?? [];
+  if (stageRates.length > 0 && args.sfpRate > 0) throw new ArgsError('train: give --sfp-rate or --stage-rates, not both');
+  if (stageRates.length === 0 && args.sfpRate === 0) {
+    const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]);
+    if (needsRate.length > 0 || args.bnRecalibrate > 0) {
+      throw new ArgsError(`train: the pruning options given need --sfp-rate or --stage-rates (a dense run prunes nothing)`);
+    }
+    return null;
+  }
+  const rate = stageRates.length > 0 ? stageRates : args.sfpRate;
+  const stages = model.widths.length;
+  if (Array.isArray(rate) && rate.length !== stages) {
+    throw new ArgsError(`train: --stage-rates needs one rate per stage of ${args.model} (${stages}), got ${rate.length}`);
+  }
+  return new FilterPruner(model, {
+    rate,
+    mode: args.hardPrune ? 'hard' : 'soft',
+    criterion: args.criterion,
+    skipStem: args.skipStem,
+    skipLast: args.skipLast,
+    coupled: args.coupled,
+    asymptotic: args.asymptotic,
+  });
+}
+
 /** The `train` command on parsed flags. */
 export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const sink = options.sink ?? terminalSink();
@@ -146,11 +173,12 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
   });
   const train = new LoaderSource(data.train, { batchSize: args.batchSize, train: true, seed: args.seed });
   const test = new LoaderSource(data.test, { batchSize: 500, train: false });
-  const pruner =
-    args.sfpRate > 0
-      ? new FilterPruner(model, { rate: args.sfpRate, mode: args.hardPrune ? 'hard' : 'soft', criterion: args.criterion })
-      : null;
-  const hooks = pruner ? pruningHooks(pruner, { epochs: args.epochs, pruneEvery: args.pruneEvery, log: (t) => sink.line(t) }, test) : {};
+  const pruner = prunerFor(model, args);
+  // Its own loader, restarted for every recalibration, so the training batches do not depend on it.
+  const recalibrate = { source: new LoaderSource(data.train, { batchSize: args.batchSize, train: true, seed: args.seed + 1 }), batches: args.bnRecalibrate };
+  const hooks = pruner
+    ? pruningHooks(pruner, { epochs: args.epochs, pruneEvery: args.pruneEvery, log: (t) => sink.line(t), recalibrate }, test)
+    : {};
   const store = new NodeRunStore(args.out, config, pruner);
   const trainer = new Trainer(model, optimizer, train, test, { epochs: args.epochs, schedule: scheduleFrom(args), maxSteps: args.maxSteps || undefined, checkpointEvery: args.checkpointEvery }, store, sink, hooks);
   if (args.resume) {

@@ -2,19 +2,24 @@
  * Trainer hooks that run a FilterPruner as the SFP code does: masks computed and applied once before
  * training, then at the end of every `pruneEvery` epochs and after the last one; the epoch's record
  * gets the accuracy after masking, how many filters changed (regrowth) and the pruned FLOPs. Hard
- * pruning keeps the first masks and re-zeroes the pruned filters after every step.
+ * pruning keeps the first masks and re-zeroes the pruned filters after every step. Optionally (beyond
+ * the paper) BN statistics are re-estimated after each masking, so the masked accuracy is not measured
+ * with the statistics of filters that were just zeroed.
  */
 import type { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import type { Trainer, TrainerHooks, BatchSource } from './trainer.js';
 import { compactFlops, paperConvFlops } from '../prune/flops.js';
 import { CifarResNet } from '../models/resnet.js';
 import { buildCompactionPlan } from '../prune/plan.js';
+import { recalibrateBatchNorm } from './recalibrate.js';
 
 export interface PruningSchedule {
   epochs: number;
   pruneEvery?: number;
   /** Called with a printable summary each time masks change. */
   log?(text: string): void;
+  /** Re-estimate BN statistics from this many batches of `source` after each end-of-epoch masking (0: never). */
+  recalibrate?: { source: BatchSource; batches: number };
 }
 
 export interface PruningState {
@@ -46,6 +51,15 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
         extra.regrown = masks.changesFrom(previous);
       } else {
         extra.regrown = 0;
+      }
+      const recalibrate = schedule.recalibrate;
+      if (recalibrate && recalibrate.batches > 0) {
+        if (test) {
+          const stale = await trainer.evaluate(test);
+          extra.testAccuracyMaskedStaleBN = stale.accuracy;
+          extra.testLossMaskedStaleBN = stale.loss;
+        }
+        extra.bnRecalibrationBatches = recalibrateBatchNorm(trainer.model, recalibrate.source, recalibrate.batches);
       }
       if (test) {
         const evaluation = await trainer.evaluate(test);

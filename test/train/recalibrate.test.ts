@@ -1,0 +1,94 @@
+// BN recalibration after masking: the running statistics are re-estimated from training batches, so a
+// zeroed filter's channel gets mean 0 and variance 0, and the old statistics leave no trace.
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { prunerFor, trainModel } from '../../src/cli/train.js';
+import { parseArgs } from '../../src/cli/args.js';
+import { syntheticCifar10 } from '../../src/data/synthetic.js';
+import { cifarResNet } from '../../src/models/resnet.js';
+import { FilterPruner } from '../../src/prune/sfp.js';
+import { LoaderSource } from '../../src/train/sources.js';
+import { recalibrateBatchNorm } from '../../src/train/recalibrate.js';
+import { gpu } from '../../src/gpu/encoder.js';
+import type { DataSplits } from '../../src/data/node-files.js';
+
+const silent = { status: () => {}, line: () => {} };
+const data: DataSplits = { train: syntheticCifar10(32, 1), test: syntheticCifar10(16, 2), kind: 'synthetic', dir: '', description: 'synthetic' };
+const dirs: string[] = [];
+
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function stats(model: ReturnType<typeof cifarResNet>): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, b] of model.namedBuffers()) out.set(name, (await b.toArray()) as Float32Array);
+  return out;
+}
+
+describe('recalibrateBatchNorm', () => {
+  it('gives a zeroed filter mean 0 and variance 0, and does not depend on the old statistics', async () => {
+    const model = cifarResNet('resnet20', 3);
+    const pruner = new FilterPruner(model, { rate: 0.3 });
+    const masks = await pruner.computeMasks();
+    pruner.apply(masks);
+    const source = () => new LoaderSource(data.train, { batchSize: 8, train: true, seed: 5 });
+
+    expect(recalibrateBatchNorm(model, source(), 3)).toBe(3);
+    const first = await stats(model);
+    const stemMask = masks.get('conv1')!;
+    const mean = first.get('bn1.running_mean')!;
+    const variance = first.get('bn1.running_var')!;
+    let pruned = 0;
+    for (let c = 0; c < stemMask.length; c++) {
+      if (stemMask[c]) {
+        expect(variance[c]).toBeGreaterThan(0);
+      } else {
+        pruned++;
+        expect(mean[c]).toBe(0);
+        expect(variance[c]).toBe(0);
+      }
+    }
+    expect(pruned).toBe(4);
+
+    // Garbage statistics before a second recalibration on the same batches: the same result.
+    for (const [name, b] of model.namedBuffers()) {
+      if (name.includes('running')) gpu().upload(b.buffer, new Float32Array(b.size).fill(name.endsWith('var') ? 123 : -45));
+    }
+    recalibrateBatchNorm(model, source(), 3);
+    const second = await stats(model);
+    for (const [name, values] of first) {
+      if (!name.includes('running')) continue;
+      const again = second.get(name)!;
+      for (let i = 0; i < values.length; i++) expect(again[i]).toBeCloseTo(values[i], 5);
+    }
+    pruner.dispose();
+  });
+
+  it('train --bn-recalibrate records the masked accuracy before and after recalibration', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sfp-recalibrate-'));
+    dirs.push(dir);
+    const run = await trainModel(
+      parseArgs('train', ['--model', 'resnet20', '--epochs', '1', '--batch-size', '8', '--warmup-epochs', '0', '--lr', '0.05', '--sfp-rate', '0.3', '--bn-recalibrate', '2', '--out', dir]),
+      { sink: silent, data },
+    );
+    const record = run.records[0];
+    expect(record.bnRecalibrationBatches).toBe(2);
+    expect(typeof record.testAccuracyMaskedStaleBN).toBe('number');
+    expect(typeof record.testAccuracyMasked).toBe('number');
+    const lines = (await readFile(join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+    expect(JSON.parse(lines[0]).bnRecalibrationBatches).toBe(2);
+    run.trainer.dispose();
+  });
+
+  it('pruning options without a rate are a usage error', () => {
+    expect(() => prunerArgs(['--coupled'])).toThrow(/--sfp-rate or --stage-rates/);
+    expect(() => prunerArgs(['--sfp-rate', '0.3', '--stage-rates', '0.1,0.2,0.3'])).toThrow(/not both/);
+  });
+});
+
+function prunerArgs(extra: string[]) {
+  return prunerFor(cifarResNet('resnet20'), parseArgs('train', ['--model', 'resnet20', ...extra]));
+}
