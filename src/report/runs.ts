@@ -141,7 +141,9 @@ const ratePercent = (rate: number) => `${Math.round(rate * 1000) / 10} %`;
 function pruningOf(config: Record<string, unknown>): string {
   const rate = rateOf(config);
   if (rate === 0) return 'none';
-  return `${config.hardPrune ? 'hard' : 'soft (SFP)'} ${ratePercent(rate)} (${config.criterion ?? 'l2'})`;
+  const recalibrated = typeof config.bnRecalibrate === 'number' && config.bnRecalibrate > 0 ? `, BN recalibrated on ${config.bnRecalibrate} batches` : '';
+  const start = typeof config.pretrained === 'string' ? ', from pretrained' : '';
+  return `${config.hardPrune ? 'hard' : 'soft (SFP)'} ${ratePercent(rate)} (${config.criterion ?? 'l2'}${recalibrated}${start})`;
 }
 
 function describeConfig(config: Record<string, unknown>): string {
@@ -193,14 +195,27 @@ export function runMarkdown(run: RunResults, chartHref: string): string {
 /** One row per epoch: the curve in numbers, and the throughput of each epoch (runs span engine versions). */
 function epochTable(records: readonly EpochRecord[]): string[] {
   const masked = records.some((r) => typeof r.testAccuracyMasked === 'number');
-  const header = ['epoch', 'lr', 'train loss', 'train acc', 'test acc', ...(masked ? ['test acc after masking'] : []), 'images/s', 'minutes'];
+  const stale = records.some((r) => typeof r.testAccuracyMaskedStaleBN === 'number');
+  const header = [
+    'epoch',
+    'lr',
+    'train loss',
+    'train acc',
+    'test acc',
+    ...(stale ? ['after masking, old BN statistics'] : []),
+    ...(masked ? [stale ? 'after masking, BN recalibrated' : 'test acc after masking'] : []),
+    'images/s',
+    'minutes',
+  ];
+  const cell = (v: unknown) => (typeof v === 'number' ? percent(v) : '');
   const row = (r: EpochRecord) => [
     String(r.epoch),
     r.lr.toPrecision(3),
     r.trainLoss.toFixed(4),
     percent(r.trainAccuracy),
     percent(r.testAccuracy),
-    ...(masked ? [typeof r.testAccuracyMasked === 'number' ? percent(r.testAccuracyMasked) : ''] : []),
+    ...(stale ? [cell(r.testAccuracyMaskedStaleBN)] : []),
+    ...(masked ? [cell(r.testAccuracyMasked)] : []),
     r.imagesPerSecond.toFixed(1),
     (r.seconds / 60).toFixed(1),
   ];
