@@ -98,7 +98,7 @@ describe('report of one run', () => {
   });
 
   it('a run with --bn-recalibrate shows the masked accuracy with the old and the recalibrated BN statistics', async () => {
-    const rs = fixtures.sfp.map((r, i) => ({ ...r, testAccuracyMaskedStaleBN: 0.11 + 0.01 * i }));
+    const rs: EpochRecord[] = fixtures.sfp.map((r, i) => ({ ...r, testAccuracyMaskedStaleBN: 0.11 + 0.01 * i }));
     await mkdir(dir('recal'), { recursive: true });
     await writeFile(join(dir('recal'), 'metrics.jsonl'), jsonl(rs));
     const c = config('--sfp-rate', '0.3', '--bn-recalibrate', '50');
@@ -108,7 +108,7 @@ describe('report of one run', () => {
     const pct = (v: number) => `${(100 * v).toFixed(2)} %`;
     expect(md).toContain('| after masking, old BN statistics | after masking, BN recalibrated |');
     expect(md).toContain('BN recalibrated on 50 batches');
-    for (const r of rs) expect(md).toContain(`| ${pct(r.testAccuracy)} | ${pct(r.testAccuracyMaskedStaleBN)} | ${pct(r.testAccuracyMasked as number)} |`);
+    for (const r of rs) expect(md).toContain(`| ${pct(r.testAccuracy)} | ${pct(r.testAccuracyMaskedStaleBN as number)} | ${pct(r.testAccuracyMasked as number)} |`);
   });
 
   it('without run.json the command is rebuilt from the checkpoint config, and parses back to that config', async () => {
