@@ -126,9 +126,9 @@ async function measure(entry: BenchEntry): Promise<BenchResult> {
     // Enough repetitions per sample that the sync and submit overhead is small against the work.
     const repeats = Math.min(64, Math.max(1, Math.ceil(50 / Math.max(once, 1e-3))));
     const bench = new Bench({
-      // Seconds-long problems (2048³ on a CPU driver) get two samples; the rest at least 8 or half a second.
+      // Seconds-long problems (2048³ on a CPU driver, training steps) get five samples; the rest at least 8 or half a second.
       time: once > 1000 ? 0 : 500,
-      iterations: once > 1000 ? 2 : 8,
+      iterations: once > 1000 ? 5 : 8,
       warmup: false,
       throws: true,
     });
