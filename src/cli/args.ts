@@ -226,13 +226,13 @@ export const commands = {
   pipeline: defineCommand({
     summary:
       'The whole path in one run: a short SFP training, compaction with the equivalence check, then the speedup table and chart ' +
-      '(about 10 minutes on a 2-core CPU with the defaults; --max-steps 0 and --epochs make it a real training)',
+      '(about 5 minutes on a 2-core CPU with the defaults; --max-steps 0 and --epochs make it a real training)',
     flags: {
       model: shared.model,
       data: shared.data,
       seed: shared.seed,
       epochs: { type: 'int', default: 1, range: '[1, inf)', help: 'epochs of the cosine schedule' },
-      'max-steps': { type: 'int', default: 30, range: '[0, inf)', help: 'stop training after this many steps (0: train every epoch); SFP then masks once more' },
+      'max-steps': { type: 'int', default: 150, range: '[0, inf)', help: 'stop training after this many steps (0: train every epoch); SFP then masks once more' },
       'batch-size': { type: 'int', default: 128, range: '[1, inf)', help: 'training images per step' },
       lr: { type: 'number', default: 0.1, range: '(0, inf)', help: 'peak learning rate' },
       'sfp-rate': { type: 'number', default: 0.3, range: '(0, 1)', help: 'fraction of filters SFP zeroes in every conv' },
