@@ -23,6 +23,12 @@ export interface BenchEntry {
   flops: number;
   /** Items (images) one repetition processes, when a rate in items/s means more than GFLOP/s. */
   items?: number;
+  /**
+   * At least this many back-to-back repetitions per sample (default 1). Training steps use several: a
+   * training loop records the next step while the GPU runs the last, and one step per sync would time
+   * the idle gap between them as well.
+   */
+  minRepeats?: number;
   /** Allocates inputs (kept tensors), before timing. */
   setup(): void | Promise<void>;
   /** Records one repetition's dispatches; the runner synchronises. Tensors it makes are released by the runner. */
@@ -124,7 +130,7 @@ async function measure(entry: BenchEntry): Promise<BenchResult> {
     await repeat(entry, 1);
     const once = performance.now() - start;
     // Enough repetitions per sample that the sync and submit overhead is small against the work.
-    const repeats = Math.min(64, Math.max(1, Math.ceil(50 / Math.max(once, 1e-3))));
+    const repeats = Math.min(64, Math.max(entry.minRepeats ?? 1, Math.ceil(50 / Math.max(once, 1e-3))));
     const bench = new Bench({
       // Seconds-long problems (2048³ on a CPU driver, training steps) get five samples; the rest at least 8 or half a second.
       time: once > 1000 ? 0 : 500,

@@ -1,7 +1,8 @@
 /**
  * Training throughput: one SGD step (forward, backward, Nesterov update) of the CIFAR ResNets at batch
  * 128 on random images, reported as images/s next to the step's conv FLOPs (forward, and the input and
- * weight gradients: 3 × the forward's multiply-adds × 2).
+ * weight gradients: 3 × the forward's multiply-adds × 2). Four steps back to back per sample, as a
+ * training loop runs them.
  */
 import type { RegisterBenches } from './run.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -24,6 +25,7 @@ export const register: RegisterBenches = (add, { quick }) => {
       note: 'one SGD step',
       flops: 3 * 2 * paperConvFlops(depth, 0) * batch,
       items: batch,
+      minRepeats: 4,
       setup() {
         const rng = new Rng(1);
         model = new CifarResNet(depth, 10, 1);
