@@ -130,18 +130,23 @@ export interface TrainOptions {
   argv?: readonly string[];
 }
 
-/** The pruner the flags ask for, or null for a dense run. */
-export function prunerFor(model: CifarResNet, args: Args<'train'>): FilterPruner | null {
+/** The pruning rate the flags ask for (one, or one per stage), or null for a dense run; wrong combinations are usage errors. */
+function pruningRate(args: Args<'train'>): number | number[] | null {
   const stageRates = args.stageRates ?? [];
   if (stageRates.length > 0 && args.sfpRate > 0) throw new ArgsError('train: give --sfp-rate or --stage-rates, not both');
-  if (stageRates.length === 0 && args.sfpRate === 0) {
-    const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]);
-    if (needsRate.length > 0 || args.bnRecalibrate > 0) {
-      throw new ArgsError(`train: the pruning options given need --sfp-rate or --stage-rates (a dense run prunes nothing)`);
-    }
-    return null;
+  if (stageRates.length > 0) return stageRates;
+  if (args.sfpRate > 0) return args.sfpRate;
+  const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]);
+  if (needsRate.length > 0 || args.bnRecalibrate > 0) {
+    throw new ArgsError(`train: the pruning options given need --sfp-rate or --stage-rates (a dense run prunes nothing)`);
   }
-  const rate = stageRates.length > 0 ? stageRates : args.sfpRate;
+  return null;
+}
+
+/** The pruner the flags ask for, or null for a dense run. */
+export function prunerFor(model: CifarResNet, args: Args<'train'>): FilterPruner | null {
+  const rate = pruningRate(args);
+  if (rate === null) return null;
   const stages = model.widths.length;
   if (Array.isArray(rate) && rate.length !== stages) {
     throw new ArgsError(`train: --stage-rates needs one rate per stage of ${args.model} (${stages}), got ${rate.length}`);
@@ -160,6 +165,7 @@ export function prunerFor(model: CifarResNet, args: Args<'train'>): FilterPruner
 /** The `train` command on parsed flags. */
 export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const sink = options.sink ?? terminalSink();
+  pruningRate(args); // flag errors before the data is read
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
