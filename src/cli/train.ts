@@ -181,7 +181,10 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
   const test = new LoaderSource(data.test, { batchSize: 500, train: false });
   const pruner = prunerFor(model, args);
   // Its own loader, restarted for every recalibration, so the training batches do not depend on it.
-  const recalibrate = { source: new LoaderSource(data.train, { batchSize: args.batchSize, train: true, seed: args.seed + 1 }), batches: args.bnRecalibrate };
+  const recalibrate =
+    args.bnRecalibrate > 0
+      ? { source: new LoaderSource(data.train, { batchSize: args.batchSize, train: true, seed: args.seed + 1 }), batches: args.bnRecalibrate }
+      : undefined;
   const hooks = pruner
     ? pruningHooks(pruner, { epochs: args.epochs, pruneEvery: args.pruneEvery, log: (t) => sink.line(t), recalibrate }, test)
     : {};

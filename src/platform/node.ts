@@ -13,7 +13,7 @@ const shaderDir = fileURLToPath(new URL('../../shaders/', import.meta.url));
  * descheduled for our own thread; four per core measured 30 % faster training and 40 % faster matmul
  * on 2 cores (bench/train.bench.ts, bench/matmul.bench.ts). Read when the Vulkan device is created.
  */
-export function lavapipeThreads(cores = availableParallelism()): number {
+function lavapipeThreads(cores = availableParallelism()): number {
   return Math.min(32, 4 * Math.max(1, cores));
 }
 
