@@ -266,10 +266,9 @@ fn tile_3x3(wid: vec3u, li: u32) -> Tile3x3 {
 // The inputs under taps kx = 0, 1, 2 of a lane's four output columns, in one input row.
 struct Taps3 { x0: vec4f, x1: vec4f, x2: vec4f }
 
-// Input row iy of channel ci (zeros outside the image) as Taps3; subgroup-uniform control flow.
-fn taps_3x3(n: u32, ci: u32, iy: i32, t: u32, has_left: bool, has_right: bool) -> Taps3 {
-  let row_ok = iy >= 0 && iy < i32(dims.in_h);
-  let row = ((n * dims.in_channels + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * (dims.in_w / 4u) + t * STRIDE;
+// The input row starting at vec4 `row` (zeros where !row_ok: padding rows) as Taps3; subgroup-uniform
+// control flow.
+fn taps_3x3(row: u32, row_ok: bool, has_left: bool, has_right: bool) -> Taps3 {
   if (STRIDE == 1u) {
     // Columns 4t − 1 .. 4t + 4: one vec4 and a column from each neighbour.
     let c = select(vec4f(0.0), x4[row], row_ok);
@@ -317,13 +316,23 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
   for (var q = 0u; q < loads; q++) {
     wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * 3u;
   }
-  // Input row of the top output row's tap ky = 0; the bottom row's starts STRIDE rows lower.
-  let iy0 = i32(tile.oy * STRIDE) - 1;
+  // The input rows under the lane's output rows: iy = oy·STRIDE − 1 + i, i < (ROWS − 1)·STRIDE + 3;
+  // offsets within a channel plane (clamped) and whether each lies inside the image, computed once.
+  let in_w4 = dims.in_w / 4u;
+  var offset: array<u32, 5>;
+  var inside: array<bool, 5>;
+  for (var i = 0u; i < 5u; i++) {
+    let iy = i32(tile.oy * STRIDE + i) - 1;
+    inside[i] = iy >= 0 && iy < i32(dims.in_h);
+    offset[i] = u32(clamp(iy, 0, i32(dims.in_h) - 1)) * in_w4 + t * STRIDE;
+  }
+  let plane = dims.in_h * in_w4;
   var acc: Acc3x3;
   for (var ci = 0u; ci < cin; ci++) {
-    let r0 = taps_3x3(n, ci, iy0, t, has_left, has_right);
-    let r1 = taps_3x3(n, ci, iy0 + 1, t, has_left, has_right);
-    let r2 = taps_3x3(n, ci, iy0 + 2, t, has_left, has_right);
+    let base = (n * cin + ci) * plane;
+    let r0 = taps_3x3(base + offset[0], inside[0], has_left, has_right);
+    let r1 = taps_3x3(base + offset[1], inside[1], has_left, has_right);
+    let r2 = taps_3x3(base + offset[2], inside[2], has_left, has_right);
     var b0 = r0;
     var b1 = r1;
     var b2 = r2;
@@ -331,11 +340,11 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
       if (STRIDE == 1u) {
         b0 = r1;
         b1 = r2;
-        b2 = taps_3x3(n, ci, iy0 + 3, t, has_left, has_right);
+        b2 = taps_3x3(base + offset[3], inside[3], has_left, has_right);
       } else {
         b0 = r2;
-        b1 = taps_3x3(n, ci, iy0 + 3, t, has_left, has_right);
-        b2 = taps_3x3(n, ci, iy0 + 4, t, has_left, has_right);
+        b1 = taps_3x3(base + offset[3], inside[3], has_left, has_right);
+        b2 = taps_3x3(base + offset[4], inside[4], has_left, has_right);
       }
     }
     apply_3x3(&acc, &wrow, ci * 3u, lane, r0, b0);
