@@ -246,21 +246,115 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
 @group(0) @binding(8) var<storage, read> w4: array<vec4f>;
 @group(0) @binding(12) var<storage, read_write> y4: array<vec4f>;
 
-// Output rows per lane of forward_3x3 (1 or 2): with two, the input rows under both are read once
-// (4 instead of 6 at stride 1) and every weight handed round by a shuffle feeds both rows.
-override ROWS: u32 = 1u;
-
-// The four output columns of ROWS rows a lane of forward_3x3 owns; lanes past the end (valid = false)
-// take the last tile's position so they still join the subgroup's shuffles.
+// The four output columns a lane of forward_3x3 owns; lanes past the end (valid = false) take the last
+// tile's position so they still join the subgroup's shuffles.
 struct Tile3x3 { valid: bool, n: u32, oy: u32, t: u32 }
 
 fn tile_3x3(wid: vec3u, li: u32) -> Tile3x3 {
   let tiles_w = dims.out_w / 4u;
-  let bands = dims.out_h / ROWS;
+  let tiles = dims.batch * dims.out_h * tiles_w;
+  let index = wid.x * WG + li;
+  let tile = min(index, tiles - 1u);
+  return Tile3x3(index < tiles, tile / (tiles_w * dims.out_h), (tile / tiles_w) % dims.out_h, tile % tiles_w);
+}
+
+// Rows m0 .. m0 + TM of the lane's four outputs.
+fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> array<vec4f, TM_MAX> {
+  let tiles_w = dims.out_w / 4u;
+  let t = tile.t;
+  let oy = tile.oy;
+  let n = tile.n;
+  let cin = dims.in_channels;
+  let has_left = t > 0u;
+  let has_right = t + 1u < tiles_w;
+  let loads = (TM + SG - 1u) / SG;
+  var wrow: array<u32, TM_MAX>;
+  for (var q = 0u; q < loads; q++) {
+    wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * 3u;
+  }
+  let in_w4 = dims.in_w / 4u;
+  var acc: array<vec4f, TM_MAX>;
+  for (var ci = 0u; ci < cin; ci++) {
+    for (var ky = 0u; ky < 3u; ky++) {
+      let iy = i32(oy * STRIDE + ky) - 1;
+      let row_ok = iy >= 0 && iy < i32(dims.in_h);
+      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * in_w4 + t * STRIDE;
+      // The inputs under taps kx = 0, 1, 2 of the lane's four outputs.
+      var x0: vec4f;
+      var x1: vec4f;
+      var x2: vec4f;
+      if (STRIDE == 1u) {
+        // Columns 4t − 1 .. 4t + 4: one vec4 and a column from each neighbour.
+        x1 = select(vec4f(0.0), x4[row], row_ok);
+        let l = subgroupShuffleUp(x1.w, 1u);
+        let r = subgroupShuffleDown(x1.x, 1u);
+        x0 = vec4f(select(0.0, l, has_left), x1.xyz);
+        x2 = vec4f(x1.yzw, select(0.0, r, has_right));
+      } else {
+        // Stride 2: columns 8t − 1 .. 8t + 7, two vec4s and the left neighbour's last column.
+        let a = select(vec4f(0.0), x4[row], row_ok);
+        let b = select(vec4f(0.0), x4[row + 1u], row_ok);
+        let l = subgroupShuffleUp(b.w, 1u);
+        x0 = vec4f(select(0.0, l, has_left), a.y, a.w, b.y);
+        x1 = vec4f(a.x, a.z, b.x, b.z);
+        x2 = vec4f(a.y, a.w, b.y, b.w);
+      }
+      var wl: array<vec4f, TM_MAX>;
+      for (var q = 0u; q < loads; q++) { wl[q] = w4[wrow[q] + ci * 3u + ky]; }
+      for (var m = 0u; m < TM; m++) {
+        let wv = subgroupShuffle(wl[m / SG].xyz, m % SG);
+        acc[m] = fma(vec4f(wv.x), x0, fma(vec4f(wv.y), x1, fma(vec4f(wv.z), x2, acc[m])));
+      }
+    }
+  }
+  return acc;
+}
+
+@compute @workgroup_size(WG)
+fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+               @builtin(subgroup_invocation_id) lane: u32) {
+  let tile = tile_3x3(wid, li);
+  let m0 = wid.y * TM;
+  let acc = accumulate_3x3(tile, m0, lane);
+  if (!tile.valid) { return; }
+  for (var m = 0u; m < TM; m++) {
+    let co = m0 + m;
+    if (co >= dims.out_channels) { break; }
+    y4[(((tile.n * dims.out_channels + co) * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t] = acc[m];
+  }
+}
+
+// forward_3x3 plus a map [out_channels, out_h, out_w] added to every sample: the bias that a compacted
+// conv's constant input channels leave (prune/compact.ts), in the same pass instead of a second one.
+@group(0) @binding(11) var<storage, read> bias_map4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn forward_3x3_bias_map(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+                        @builtin(subgroup_invocation_id) lane: u32) {
+  let tile = tile_3x3(wid, li);
+  let m0 = wid.y * TM;
+  let acc = accumulate_3x3(tile, m0, lane);
+  if (!tile.valid) { return; }
+  for (var m = 0u; m < TM; m++) {
+    let co = m0 + m;
+    if (co >= dims.out_channels) { break; }
+    let position = ((co * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t;
+    y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = acc[m] + bias_map4[position];
+  }
+}
+
+// forward_3x3_pair: forward_3x3 for blocks of channels that do not fill TM_MAX rows (compacted widths
+// such as 10, 20, 39), over two output rows per lane (even out_h). The input rows under both are read
+// once (4 instead of 6 at stride 1) and every weight handed round by a shuffle feeds both rows, so the
+// loads that a short row block leaves unamortised are shared. Blocks of 16 full rows run faster through
+// forward_3x3 (src/ops/conv2d.ts chooses per shape).
+fn tile_3x3_pair(wid: vec3u, li: u32) -> Tile3x3 {
+  let tiles_w = dims.out_w / 4u;
+  let bands = dims.out_h / 2u;
   let tiles = dims.batch * bands * tiles_w;
   let index = wid.x * WG + li;
   let tile = min(index, tiles - 1u);
-  return Tile3x3(index < tiles, tile / (tiles_w * bands), ((tile / tiles_w) % bands) * ROWS, tile % tiles_w);
+  return Tile3x3(index < tiles, tile / (tiles_w * bands), ((tile / tiles_w) % bands) * 2u, tile % tiles_w);
 }
 
 // The inputs under taps kx = 0, 1, 2 of a lane's four output columns, in one input row.
@@ -283,11 +377,11 @@ fn taps_3x3(row: u32, row_ok: bool, has_left: bool, has_right: bool) -> Taps3 {
   return Taps3(vec4f(select(0.0, l, has_left), a.y, a.w, b.y), vec4f(a.x, a.z, b.x, b.z), vec4f(a.y, a.w, b.y, b.w));
 }
 
-// The lane's accumulators: TM channel rows of four columns, in each of ROWS output rows.
+// The lane's accumulators: TM channel rows of four columns, in each of its two output rows.
 struct Acc3x3 { top: array<vec4f, TM_MAX>, bottom: array<vec4f, TM_MAX> }
 
 // One kernel row ky of the TM weights (loaded one row per lane, handed round by shuffles) applied to
-// the top output row's taps `a` and, with ROWS = 2, the bottom one's `b`.
+// the top output row's taps `a` and the bottom one's `b`.
 fn apply_3x3(acc: ptr<function, Acc3x3>, wrow: ptr<function, array<u32, TM_MAX>>, tap: u32, lane: u32, a: Taps3, b: Taps3) {
   let loads = (TM + SG - 1u) / SG;
   var wl: array<vec4f, TM_MAX>;
@@ -295,16 +389,14 @@ fn apply_3x3(acc: ptr<function, Acc3x3>, wrow: ptr<function, array<u32, TM_MAX>>
   for (var m = 0u; m < TM; m++) {
     let wv = subgroupShuffle(wl[m / SG].xyz, m % SG);
     (*acc).top[m] = fma(vec4f(wv.x), a.x0, fma(vec4f(wv.y), a.x1, fma(vec4f(wv.z), a.x2, (*acc).top[m])));
-    if (ROWS == 2u) {
-      (*acc).bottom[m] = fma(vec4f(wv.x), b.x0, fma(vec4f(wv.y), b.x1, fma(vec4f(wv.z), b.x2, (*acc).bottom[m])));
-    }
+    (*acc).bottom[m] = fma(vec4f(wv.x), b.x0, fma(vec4f(wv.y), b.x1, fma(vec4f(wv.z), b.x2, (*acc).bottom[m])));
   }
 }
 
-// Rows m0 .. m0 + TM of the lane's four outputs in output rows oy .. oy + ROWS. Written out per kernel
+// Rows m0 .. m0 + TM of the lane's four outputs in output rows oy and oy + 1. Written out per kernel
 // row (no loop over ky) so that every private array index is a constant after unrolling: lavapipe
 // turns a varying one into a per-lane loop.
-fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
+fn accumulate_3x3_pair(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
   let tiles_w = dims.out_w / 4u;
   let t = tile.t;
   let n = tile.n;
@@ -316,7 +408,7 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
   for (var q = 0u; q < loads; q++) {
     wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * 3u;
   }
-  // The input rows under the lane's output rows: iy = oy·STRIDE − 1 + i, i < (ROWS − 1)·STRIDE + 3;
+  // The input rows under the lane's output rows: iy = oy·STRIDE − 1 + i, i < STRIDE + 3;
   // offsets within a channel plane (clamped) and whether each lies inside the image, computed once.
   let in_w4 = dims.in_w / 4u;
   var offset: array<u32, 5>;
@@ -333,19 +425,13 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
     let r0 = taps_3x3(base + offset[0], inside[0], has_left, has_right);
     let r1 = taps_3x3(base + offset[1], inside[1], has_left, has_right);
     let r2 = taps_3x3(base + offset[2], inside[2], has_left, has_right);
-    var b0 = r0;
-    var b1 = r1;
-    var b2 = r2;
-    if (ROWS == 2u) {
-      if (STRIDE == 1u) {
-        b0 = r1;
-        b1 = r2;
-        b2 = taps_3x3(base + offset[3], inside[3], has_left, has_right);
-      } else {
-        b0 = r2;
-        b1 = taps_3x3(base + offset[3], inside[3], has_left, has_right);
-        b2 = taps_3x3(base + offset[4], inside[4], has_left, has_right);
-      }
+    var b0 = r1;
+    var b1 = r2;
+    var b2 = taps_3x3(base + offset[3], inside[3], has_left, has_right);
+    if (STRIDE != 1u) {
+      b0 = r2;
+      b1 = b2;
+      b2 = taps_3x3(base + offset[4], inside[4], has_left, has_right);
     }
     apply_3x3(&acc, &wrow, ci * 3u, lane, r0, b0);
     apply_3x3(&acc, &wrow, ci * 3u + 1u, lane, r1, b1);
@@ -355,31 +441,29 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
 }
 
 @compute @workgroup_size(WG)
-fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+fn forward_3x3_pair(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
                @builtin(subgroup_invocation_id) lane: u32) {
-  let tile = tile_3x3(wid, li);
+  let tile = tile_3x3_pair(wid, li);
   let m0 = wid.y * TM;
-  let acc = accumulate_3x3(tile, m0, lane);
+  let acc = accumulate_3x3_pair(tile, m0, lane);
   if (!tile.valid) { return; }
   for (var m = 0u; m < TM; m++) {
     let co = m0 + m;
     if (co >= dims.out_channels) { break; }
     let top = (((tile.n * dims.out_channels + co) * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t;
     y4[top] = acc.top[m];
-    if (ROWS == 2u) { y4[top + dims.out_w / 4u] = acc.bottom[m]; }
+    y4[top + dims.out_w / 4u] = acc.bottom[m];
   }
 }
 
-// forward_3x3 plus a map [out_channels, out_h, out_w] added to every sample: the bias that a compacted
-// conv's constant input channels leave (prune/compact.ts), in the same pass instead of a second one.
-@group(0) @binding(11) var<storage, read> bias_map4: array<vec4f>;
+// forward_3x3_pair plus the bias map, as forward_3x3_bias_map.
 
 @compute @workgroup_size(WG)
-fn forward_3x3_bias_map(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
+fn forward_3x3_pair_bias_map(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
                         @builtin(subgroup_invocation_id) lane: u32) {
-  let tile = tile_3x3(wid, li);
+  let tile = tile_3x3_pair(wid, li);
   let m0 = wid.y * TM;
-  let acc = accumulate_3x3(tile, m0, lane);
+  let acc = accumulate_3x3_pair(tile, m0, lane);
   if (!tile.valid) { return; }
   for (var m = 0u; m < TM; m++) {
     let co = m0 + m;
@@ -387,10 +471,8 @@ fn forward_3x3_bias_map(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoca
     let position = ((co * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t;
     let sample = tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u;
     y4[sample + position] = acc.top[m] + bias_map4[position];
-    if (ROWS == 2u) {
-      let below = position + dims.out_w / 4u;
-      y4[sample + below] = acc.bottom[m] + bias_map4[below];
-    }
+    let below = position + dims.out_w / 4u;
+    y4[sample + below] = acc.bottom[m] + bias_map4[below];
   }
 }
 

@@ -4,8 +4,8 @@
  * samples, then a deterministic sum of the partials (reduce.wgsl). Where the device has subgroups of
  * one fixed size, the kernels of shaders/conv2d_subgroup.wgsl are used instead (same entry points), and
  * 3×3 padding-1 convolutions with output rows of a multiple of 4 go through its vec4 kernels
- * (forward_3x3 and backward_weight_3x3 at stride 1 and 2; the stride-1 input gradient is a forward_3x3, the
- * stride-2 one backward_input_3x3_s2).
+ * (forward_3x3, or forward_3x3_pair for widths that do not fill its row blocks, and backward_weight_3x3
+ * at stride 1 and 2; the stride-1 input gradient is a forward, the stride-2 one backward_input_3x3_s2).
  */
 import { defineOp } from '../autograd/function.js';
 import { gpu, grid1d } from '../gpu/encoder.js';
@@ -108,27 +108,29 @@ function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
 }
 
 /**
- * Rows and output rows per lane of forward_3x3. At stride 1, blocks of at most 8 channels over two
- * output rows: one weight load per lane per tap row, and each weight feeds 8 output columns. Measured
- * on lavapipe at batch 128 against 16 × 1: 1.0–1.2× as fast on full-width CIFAR layers, 1.25–1.6× on
- * compacted ones (10, 20, 39 channels), whose short row blocks otherwise leave loads unamortised. At
- * stride 2, 16 × 1 stays fastest.
+ * Which vec4 forward kernel and how many channel rows per workgroup. Blocks of 16 full rows run
+ * fastest through forward_3x3 (one output row per lane). A width that does not split into such blocks
+ * (compacted layers keep 10, 20, 39, ... filters) leaves each load amortised over fewer rows; at stride 1
+ * forward_3x3_pair takes it instead, with blocks of at most 8 rows over two output rows per lane.
+ * Measured on lavapipe at batch 128, in one process: forward_3x3 is 1.8× as fast as the pair kernel
+ * on 16, 32 and 64 channels, the pair kernel 1.3–1.4× as fast as forward_3x3 on 10 of 16 channels.
  */
-function forwardBlock(g: Conv2dGeometry): { tm: number; rows: number } {
-  if (g.stride !== 1) return { tm: rowBlock(g.outChannels), rows: 1 };
-  return { tm: rowBlock(g.outChannels, 8), rows: g.outH % 2 === 0 ? 2 : 1 };
+function forwardBlock(g: Conv2dGeometry): { entry: 'forward_3x3' | 'forward_3x3_pair'; tm: number } {
+  const pair = g.stride === 1 && g.outH % 2 === 0 && g.outChannels % SUBGROUP_TM !== 0;
+  return pair ? { entry: 'forward_3x3_pair', tm: rowBlock(g.outChannels, 8) } : { entry: 'forward_3x3', tm: rowBlock(g.outChannels) };
 }
 
 function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry, biasMap: Tensor | null = null): Tensor {
   const rt = gpu();
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
-  const { tm, rows } = forwardBlock(g);
+  const { entry, tm } = forwardBlock(g);
+  const rows = entry === 'forward_3x3_pair' ? 2 : 1;
   const tiles = g.batch * (g.outH / rows) * (g.outW / 4);
   const kernel = rt.kernel({
     family: 'conv2d_subgroup',
-    entry: biasMap ? 'forward_3x3_bias_map' : 'forward_3x3',
+    entry: biasMap ? `${entry}_bias_map` : entry,
     bindings: biasMap ? ['dims', 'x4', 'w4', 'bias_map4', 'y4'] : ['dims', 'x4', 'w4', 'y4'],
-    overrides: { WG, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride, ROWS: rows },
+    overrides: { WG, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride },
   });
   const buffers: Record<string, GPUBuffer> = { x4: x.buffer, w4: packed.buffer, y4: y.buffer };
   if (biasMap) buffers.bias_map4 = biasMap.buffer;
