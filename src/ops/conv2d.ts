@@ -4,8 +4,8 @@
  * samples, then a deterministic sum of the partials (reduce.wgsl). Where the device has subgroups of
  * one fixed size, the kernels of shaders/conv2d_subgroup.wgsl are used instead (same entry points), and
  * 3×3 padding-1 convolutions with output rows of a multiple of 4 go through its vec4 kernels
- * (forward_3x3, or forward_3x3_pair for widths that do not fill its row blocks, and backward_weight_3x3
- * at stride 1 and 2; the stride-1 input gradient is a forward, the stride-2 one backward_input_3x3_s2).
+ * (forward_3x3 and backward_weight_3x3 at stride 1 and 2; the stride-1 input gradient is a forward_3x3, the
+ * stride-2 one backward_input_3x3_s2).
  */
 import { defineOp } from '../autograd/function.js';
 import { gpu, grid1d } from '../gpu/encoder.js';
@@ -91,11 +91,11 @@ function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
 }
 
 /**
- * Channel rows per workgroup for the vec4 kernels: at most `most` (SUBGROUP_TM unless given), split evenly, so a compacted
+ * Channel rows per workgroup for the vec4 kernels: at most SUBGROUP_TM, split evenly, so a compacted
  * width like 11 or 23 runs 11 or 2 × 12 rows instead of being padded to 16 or 32 (compute scales with TM).
  */
-function rowBlock(channels: number, most = SUBGROUP_TM): number {
-  return Math.ceil(channels / Math.ceil(channels / most));
+function rowBlock(channels: number): number {
+  return Math.ceil(channels / Math.ceil(channels / SUBGROUP_TM));
 }
 
 /** Weights in the packed layout of the 3×3 kernels; `flip` gives those of the stride-1 input gradient. */
@@ -107,28 +107,17 @@ function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
   return packed;
 }
 
-/**
- * Which vec4 forward kernel and how many channel rows per workgroup. Blocks of 16 full rows run
- * fastest through forward_3x3 (one output row per lane). A width that does not split into such blocks
- * (compacted layers keep 10, 20, 39, ... filters) leaves each load amortised over fewer rows; at stride 1
- * forward_3x3_pair takes it instead, with blocks of at most 8 rows over two output rows per lane.
- * Measured on lavapipe at batch 128, in one process: forward_3x3 is 1.8× as fast as the pair kernel
- * on 16, 32 and 64 channels, the pair kernel 1.3–1.4× as fast as forward_3x3 on 10 of 16 channels.
- */
-function forwardBlock(g: Conv2dGeometry): { entry: 'forward_3x3' | 'forward_3x3_pair'; tm: number } {
-  const pair = g.stride === 1 && g.outH % 2 === 0 && g.outChannels % SUBGROUP_TM !== 0;
-  return pair ? { entry: 'forward_3x3_pair', tm: rowBlock(g.outChannels, 8) } : { entry: 'forward_3x3', tm: rowBlock(g.outChannels) };
-}
-
 function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry, biasMap: Tensor | null = null): Tensor {
   const rt = gpu();
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
-  const { entry, tm } = forwardBlock(g);
-  const rows = entry === 'forward_3x3_pair' ? 2 : 1;
-  const tiles = g.batch * (g.outH / rows) * (g.outW / 4);
+  const tiles = g.batch * g.outH * (g.outW / 4);
+  // Always full blocks of SUBGROUP_TM rows, the last one padded: on lavapipe a 16-row block costs
+  // about what an 8- or 10-row one does (the input loads dominate), so splitting 10 or 20 channels
+  // into shorter blocks was 1.3–2× slower than padding them (measured per shape, batch 128).
+  const tm = SUBGROUP_TM;
   const kernel = rt.kernel({
     family: 'conv2d_subgroup',
-    entry: biasMap ? `${entry}_bias_map` : entry,
+    entry: biasMap ? 'forward_3x3_bias_map' : 'forward_3x3',
     bindings: biasMap ? ['dims', 'x4', 'w4', 'bias_map4', 'y4'] : ['dims', 'x4', 'w4', 'y4'],
     overrides: { WG, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride },
   });

@@ -185,7 +185,7 @@ describe.each(paths)('conv2d with %s', (path) => {
       { batch: 1, inChannels: 12, inH: 4, inW: 5, outChannels: 7, kernel: 3, stride: 1, padding: 1 },
       { batch: 2, inChannels: 3, inH: 3, inW: 8, outChannels: 5, kernel: 3, stride: 1, padding: 1 },
       { batch: 1, inChannels: 3, inH: 4, inW: 8, outChannels: 4, kernel: 3, stride: 2, padding: 1 },
-      // Even height at stride 1: the vec4 kernel's two output rows per lane, over two channel blocks.
+      // A channel count that leaves the vec4 forward's last row block partly padded.
       { batch: 2, inChannels: 5, inH: 6, inW: 8, outChannels: 11, kernel: 3, stride: 1, padding: 1 },
       { batch: 2, inChannels: 4, inH: 5, inW: 3, outChannels: 5, kernel: 1, stride: 2, padding: 0 },
       { batch: 1, inChannels: 2, inH: 9, inW: 8, outChannels: 3, kernel: 7, stride: 2, padding: 3 },
