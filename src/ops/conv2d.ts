@@ -91,8 +91,8 @@ function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
 }
 
 /**
- * Channel rows per workgroup for the vec4 kernels: at most SUBGROUP_TM, split evenly, so a compacted
- * width like 11 or 23 runs 11 or 2 × 12 rows instead of being padded to 16 or 32 (compute scales with TM).
+ * Channel rows per workgroup for the vec4 backward kernels: at most SUBGROUP_TM, split evenly (11 or 23
+ * channels run 11 or 2 × 12 rows). The vec4 forward pads to full SUBGROUP_TM blocks instead (forward3x3).
  */
 function rowBlock(channels: number): number {
   return Math.ceil(channels / Math.ceil(channels / SUBGROUP_TM));
