@@ -25,7 +25,12 @@ export interface PruneOptions {
   skipLast?: boolean;
   /** Leave projection shortcuts unpruned (the ImageNet default of the SFP code). */
   skipProjection?: boolean;
-  /** Convs writing into the same residual stream share one mask, ranked by their summed scores. */
+  /**
+   * Convs writing into the same residual stream share one mask, ranked by their summed scores. Where
+   * option-A shortcuts carry the previous stage's stream into the next (CIFAR ResNets), a stage's group
+   * prunes only channels the shortcut leaves constant (its zero channels and the channels the previous
+   * group pruned), so every stage's stream narrows, not only the first.
+   */
   coupled?: boolean;
   /** ASFP: the rate grows from 0 to P over training. */
   asymptotic?: boolean;
@@ -76,6 +81,10 @@ export class FilterMasks {
 
 export class FilterPruner {
   readonly targets: ConvInfo[];
+  /** Every conv of the model, pruned or not. */
+  private readonly convs: ConvInfo[];
+  /** Stages are joined by option-A shortcuts (subsample, append zero channels), not projections. */
+  private readonly optionA: boolean;
   readonly mode: 'soft' | 'hard';
   readonly criterion: NormCriterion;
   masks: FilterMasks | null = null;
@@ -87,7 +96,9 @@ export class FilterPruner {
   ) {
     this.mode = options.mode ?? 'soft';
     this.criterion = options.criterion ?? 'l2';
-    this.targets = describeConvs(model).filter(
+    this.convs = describeConvs(model);
+    this.optionA = !this.convs.some((c) => c.role === 'projection');
+    this.targets = this.convs.filter(
       (c) =>
         !(options.skipStem && c.role === 'stem') &&
         !(options.skipLast && c.role === 'last') &&
@@ -113,18 +124,29 @@ export class FilterPruner {
     const scores = new Map(this.targets.map((t, i) => [t.name, new Float32Array(raw[i])]));
     const layers = new Map<string, LayerMask>();
     const groups = this.options.coupled ? this.couplingGroups() : this.targets.map((t) => [t]);
+    const streamMasks = new Map<number, Uint32Array>();
     for (const group of groups) {
       // A group shares one ranking: the sum of its members' scores per filter.
       const width = group[0].conv.outChannels;
       const summed = new Float64Array(width);
       for (const t of group) scores.get(t.name)!.forEach((v, i) => (summed[i] += v));
       const count = prunedCount(width, this.rateFor(group[0], epoch, epochs));
-      const mask = maskFromScores(summed, count);
+      const stream = group[0].stream;
+      const mask =
+        this.options.coupled && this.optionA && stream !== null && stream > 0
+          ? maskFromScores(rankShortcutLiveLast(summed, streamMasks.get(stream - 1) ?? null, this.streamWidth(stream - 1)), count)
+          : maskFromScores(summed, count);
+      if (stream !== null) streamMasks.set(stream, mask);
       let threshold = NaN;
       for (let i = 0; i < width; i++) if (!mask[i]) threshold = Number.isNaN(threshold) ? summed[i] : Math.max(threshold, summed[i]);
       for (const t of group) layers.set(t.name, { name: t.name, mask, threshold });
     }
     return new FilterMasks(layers);
+  }
+
+  /** Channels of a residual stream (the output width of the convs that write it). */
+  private streamWidth(stream: number): number {
+    return this.convs.find((c) => c.stream === stream)!.conv.outChannels;
   }
 
   /** Convs that write the same residual stream form one group; the others are groups of one. */
@@ -193,3 +215,15 @@ export class FilterPruner {
   }
 }
 
+/**
+ * Scores reordered so that a coupled group of an option-A stage ranks first the channels its shortcut
+ * leaves constant: the appended zero channels (index ≥ the previous stream's width) and the channels
+ * the previous stream's group pruned (`previous` = null: that stream is not pruned). A channel the
+ * shortcut keeps live stays live in the stream whatever the group does, so pruning it would not narrow
+ * the stream; those channels follow, in their own score order, only when the others run out.
+ */
+export function rankShortcutLiveLast(summed: Float64Array, previous: Uint32Array | null, previousWidth: number): Float64Array {
+  let max = 0;
+  for (const v of summed) max = Math.max(max, v);
+  return summed.map((v, j) => (j < previousWidth && (previous === null || previous[j] === 1) ? v + max + 1 : v));
+}

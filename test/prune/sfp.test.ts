@@ -181,6 +181,24 @@ describe('options', () => {
     expect(masks.get('layer1.0.conv1')).not.toBe(masks.get('conv1'));
   });
 
+  it('the coupled mode prunes, in stages 2 and 3, only channels the option-A shortcut leaves constant', async () => {
+    const m = model(16);
+    const masks = await new FilterPruner(m, { rate: 0.3, coupled: true }).computeMasks();
+    const plain = await new FilterPruner(m, { rate: 0.3 }).computeMasks();
+    let previous = masks.get('conv1')!;
+    for (const stage of [2, 3]) {
+      const mask = masks.get(`layer${stage}.0.conv2`)!;
+      expect(mask.length - mask.reduce((a, b) => a + b, 0)).toBe(Math.floor(mask.length * 0.3));
+      // Channel j < previous width carries the previous stream: prunable only where that stream was pruned.
+      for (let j = 0; j < mask.length; j++) if (!mask[j] && j < previous.length) expect(previous[j]).toBe(0);
+      previous = mask;
+    }
+    // The control: ranked alone, the same weights prune some channel the shortcut keeps live.
+    const first = masks.get('conv1')!;
+    const alone = plain.get('layer2.0.conv2')!;
+    expect([...alone].some((k, j) => !k && j < first.length && first[j] === 1)).toBe(true);
+  });
+
   it('skips the stem and the last conv of each block on request, and takes one rate per stage', () => {
     const m = model(7);
     const skipped = new FilterPruner(m, { rate: 0.3, skipStem: true, skipLast: true });
