@@ -143,9 +143,8 @@ function pruningRate(args: Args<'train'>): number | number[] | null {
   return null;
 }
 
-/** The pruner the flags ask for, or null for a dense run. */
-export function prunerFor(model: CifarResNet, args: Args<'train'>): FilterPruner | null {
-  const rate = pruningRate(args);
+/** The pruner the flags ask for, or null for a dense run; `rate` is pruningRate(args) when already known. */
+export function prunerFor(model: CifarResNet, args: Args<'train'>, rate = pruningRate(args)): FilterPruner | null {
   if (rate === null) return null;
   const stages = model.widths.length;
   if (Array.isArray(rate) && rate.length !== stages) {
@@ -165,7 +164,7 @@ export function prunerFor(model: CifarResNet, args: Args<'train'>): FilterPruner
 /** The `train` command on parsed flags. */
 export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const sink = options.sink ?? terminalSink();
-  pruningRate(args); // flag errors before the data is read
+  const rate = pruningRate(args); // flag errors before the data is read
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
@@ -179,7 +178,7 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
   });
   const train = new LoaderSource(data.train, { batchSize: args.batchSize, train: true, seed: args.seed });
   const test = new LoaderSource(data.test, { batchSize: 500, train: false });
-  const pruner = prunerFor(model, args);
+  const pruner = prunerFor(model, args, rate);
   // Its own loader, restarted for every recalibration, so the training batches do not depend on it.
   const recalibrate =
     args.bnRecalibrate > 0
