@@ -111,9 +111,9 @@ function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry, biasMap: Tenso
   const rt = gpu();
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
   const tiles = g.batch * g.outH * (g.outW / 4);
-  // Always full blocks of SUBGROUP_TM rows, the last one padded: on lavapipe a 16-row block costs
-  // about what an 8- or 10-row one does (the input loads dominate), so splitting 10 or 20 channels
-  // into shorter blocks was 1.3–2× slower than padding them (measured per shape, batch 128).
+  // Always full blocks of SUBGROUP_TM rows, the last one padded: on lavapipe an 8-row block costs what
+  // a 16-row one does and 10- or 12-row blocks up to twice as much (the per-step loads and shuffles set
+  // the cost, not the rows' multiply-adds), so shorter blocks lost to padding (measured per shape, batch 128).
   const tm = SUBGROUP_TM;
   const kernel = rt.kernel({
     family: 'conv2d_subgroup',
