@@ -310,6 +310,21 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> array<vec4f, TM_MAX> {
   return acc;
 }
 
+// The epilogue, chosen by override constants: HAS_MAP adds a map [out_channels, out_h, out_w] to every
+// sample (the bias that a compacted conv's constant input channels leave, prune/compact.ts); HAS_BN
+// normalizes with batch norm's running statistics (evaluation mode) by the arithmetic of batchnorm.wgsl's
+// eval_stats and normalize, so the values are those of the separate passes, and RELU follows it. Bindings
+// an epilogue does not use still need a buffer (any will do).
+@group(0) @binding(11) var<storage, read> bias_map4: array<vec4f>;
+@group(0) @binding(13) var<storage, read> bn_mean: array<f32>;
+@group(0) @binding(14) var<storage, read> bn_var: array<f32>;
+@group(0) @binding(15) var<storage, read> bn_gamma: array<f32>;
+@group(0) @binding(16) var<storage, read> bn_beta: array<f32>;
+override HAS_MAP: bool = false;
+override HAS_BN: bool = false;
+override RELU: bool = false;
+override EPS: f32 = 1e-5;
+
 @compute @workgroup_size(WG)
 fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
                @builtin(subgroup_invocation_id) lane: u32) {
@@ -320,26 +335,16 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
   for (var m = 0u; m < TM; m++) {
     let co = m0 + m;
     if (co >= dims.out_channels) { break; }
-    y4[(((tile.n * dims.out_channels + co) * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t] = acc[m];
-  }
-}
-
-// forward_3x3 plus a map [out_channels, out_h, out_w] added to every sample: the bias that a compacted
-// conv's constant input channels leave (prune/compact.ts), in the same pass instead of a second one.
-@group(0) @binding(11) var<storage, read> bias_map4: array<vec4f>;
-
-@compute @workgroup_size(WG)
-fn forward_3x3_bias_map(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-                        @builtin(subgroup_invocation_id) lane: u32) {
-  let tile = tile_3x3(wid, li);
-  let m0 = wid.y * TM;
-  let acc = accumulate_3x3(tile, m0, lane);
-  if (!tile.valid) { return; }
-  for (var m = 0u; m < TM; m++) {
-    let co = m0 + m;
-    if (co >= dims.out_channels) { break; }
     let position = ((co * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t;
-    y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = acc[m] + bias_map4[position];
+    var v = acc[m];
+    if (HAS_MAP) { v = v + bias_map4[position]; }
+    if (HAS_BN) {
+      let scale = vec4f((1.0 / sqrt(bn_var[co] + EPS)) * bn_gamma[co]);
+      let shift = vec4f(bn_beta[co]) - vec4f(bn_mean[co]) * scale;
+      v = fma(v, scale, shift);
+    }
+    if (RELU) { v = max(v, vec4f(0.0)); }
+    y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = v;
   }
 }
 

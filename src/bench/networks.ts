@@ -10,7 +10,7 @@
  * of constant inputs, the scatter-add join), but its outputs mean nothing. It is for timing only.
  */
 import { Module } from '../nn/module.js';
-import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
+import { BatchNorm2d, Conv2d, Linear, convBatchNorm } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { gpu } from '../gpu/encoder.js';
@@ -98,7 +98,7 @@ class LayerList {
       relu: bn.options.relu ?? false,
       biasMap,
     });
-    return this.push({ name, kind, inputs: [input], flops, forward: ([x]) => bn.forward(conv.forward(x)) }, size);
+    return this.push({ name, kind, inputs: [input], flops, forward: ([x]) => convBatchNorm(conv, bn, x) }, size);
   }
 
   join(name: string, y: number, residual: number, added: number, outChannels: number, forward: (y: Tensor, r: Tensor) => Tensor): number {
@@ -241,6 +241,10 @@ class BiasMapConv2d extends Conv2d {
   override forward(x: Tensor): Tensor {
     const y = super.forward(x);
     return this.inputBias ? add(y, this.inputBias) : y;
+  }
+
+  override outputBias(): Tensor | null {
+    return this.inputBias;
   }
 }
 

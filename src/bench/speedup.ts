@@ -15,6 +15,7 @@ import { Tensor, scope } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { noGrad } from '../autograd/mode.js';
 import { gpu } from '../gpu/encoder.js';
+import { tuneConv2d, type Conv2dTuning } from '../ops/conv2d.js';
 import type { LayerFlops } from '../prune/flops.js';
 import type { BenchNetwork, LayerKind } from './networks.js';
 
@@ -59,6 +60,8 @@ export interface BatchResult {
   layers: RowResult[];
   /** Sum of the layers' medians, to compare with end to end. */
   sumOfLayersMs: { dense: number; compact: number };
+  /** The 3×3 conv row blocks measured before timing (shapes tuned at an earlier batch are not repeated). */
+  tuning?: Conv2dTuning[];
 }
 
 export interface ModelResult {
@@ -97,7 +100,8 @@ export interface SpeedupReport {
 export const METHOD =
   'eval-mode forward; each layer alone on fixed captured inputs, end to end through the model\'s forward; a sample = N back-to-back ' +
   'repetitions between gpu().sync() calls, divided by N; dense and compact sampled back to back in alternating order; ' +
-  'median and p10–p90 over repeats; FLOPs from prune/flops.ts (multiply-add = 1 FLOP); GFLOP/s with multiply-add = 2';
+  'median and p10–p90 over repeats; before timing, each 3×3 conv shape of both models gets the row block measured fastest for it ' +
+  '(ops/conv2d.ts tuneConv2d); FLOPs from prune/flops.ts (multiply-add = 1 FLOP); GFLOP/s with multiply-add = 2';
 
 export interface MeasureOptions {
   batchSizes: readonly number[];
@@ -204,6 +208,10 @@ export async function measureSpeedup(dense: BenchNetwork, compact: BenchNetwork,
   for (const batch of options.batchSizes) {
     const [c, h, w] = dense.inputShape;
     const x = Tensor.fromArray(Float32Array.from({ length: batch * c * h * w }, () => rng.normal()), [batch, c, h, w]).keep();
+    // Both models run the 3×3 conv blocks measured fastest for their own shapes.
+    const tuning: Conv2dTuning[] = [];
+    for (const network of [dense, compact]) tuning.push(...(await tuneConv2d(() => noGrad(() => scope(() => void network.forward(x))))));
+    for (const t of tuning) options.log?.(`batch ${batch}: conv ${t.shape} runs ${t.chosen}-row blocks (${Object.entries(t.ms).map(([tm, ms]) => `${tm}: ${ms.toFixed(2)} ms`).join(', ')})`);
     const denseOuts = captureOutputs(dense, x);
     const compactOuts = captureOutputs(compact, x);
     try {
@@ -255,6 +263,7 @@ export async function measureSpeedup(dense: BenchNetwork, compact: BenchNetwork,
           dense: layers.reduce((s, l) => s + l.dense.ms.median, 0),
           compact: layers.reduce((s, l) => s + l.compact.ms.median, 0),
         },
+        tuning,
       });
     } finally {
       for (const t of [x, ...denseOuts, ...compactOuts]) t.dispose();

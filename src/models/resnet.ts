@@ -5,7 +5,7 @@
  * bn2 → the residual stream.
  */
 import { Module } from '../nn/module.js';
-import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
+import { BatchNorm2d, Conv2d, Linear, convBatchNorm } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { addRelu } from '../ops/elementwise.js';
@@ -33,8 +33,8 @@ export class BasicBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const h = this.bn1.forward(this.conv1.forward(x));
-    const out = this.bn2.forward(this.conv2.forward(h));
+    const h = convBatchNorm(this.conv1, this.bn1, x);
+    const out = convBatchNorm(this.conv2, this.bn2, h);
     const residual = this.downsample ? shortcutA(x, this.downsample.outChannels, this.downsample.stride) : x;
     return addRelu(out, residual);
   }
@@ -76,7 +76,7 @@ export class CifarResNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let h = this.bn1.forward(this.conv1.forward(x));
+    let h = convBatchNorm(this.conv1, this.bn1, x);
     for (const stage of this.stages) h = stage.forward(h);
     return this.fc.forward(globalAvgPool(h));
   }
@@ -103,7 +103,7 @@ export class Projection extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.bn.forward(this.conv.forward(x));
+    return convBatchNorm(this.conv, this.bn, x);
   }
 }
 
@@ -126,7 +126,7 @@ export class ImageNetBasicBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x))));
+    const out = convBatchNorm(this.conv2, this.bn2, convBatchNorm(this.conv1, this.bn1, x));
     return addRelu(out, this.downsample ? this.downsample.forward(x) : x);
   }
 }
@@ -155,8 +155,8 @@ export class Bottleneck extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const h = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x))));
-    const out = this.bn3.forward(this.conv3.forward(h));
+    const h = convBatchNorm(this.conv2, this.bn2, convBatchNorm(this.conv1, this.bn1, x));
+    const out = convBatchNorm(this.conv3, this.bn3, h);
     return addRelu(out, this.downsample ? this.downsample.forward(x) : x);
   }
 }
@@ -200,7 +200,7 @@ export class ImageNetResNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let h = maxPool2d(this.bn1.forward(this.conv1.forward(x)), 3, { stride: 2, padding: 1 });
+    let h = maxPool2d(convBatchNorm(this.conv1, this.bn1, x), 3, { stride: 2, padding: 1 });
     for (const stage of this.layers) for (const block of stage) h = block.forward(h);
     return this.fc.forward(globalAvgPool(h));
   }

@@ -2,7 +2,8 @@
 import { Module, type HostTensor } from './module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng, normal } from '../tensor/create.js';
-import { conv2d } from '../ops/conv2d.js';
+import { conv2d, conv2dBatchNormEval } from '../ops/conv2d.js';
+import { isGradEnabled } from '../autograd/mode.js';
 import { batchNorm2d } from '../ops/batchnorm.js';
 import { matmul } from '../ops/matmul.js';
 import { add, fill } from '../ops/elementwise.js';
@@ -38,6 +39,11 @@ export class Conv2d extends Module {
 
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+  }
+
+  /** A map [out, out_h, out_w] this conv adds to every output sample for input x (compacted convs), or null. */
+  outputBias(_x: Tensor): Tensor | null {
+    return null;
   }
 }
 
@@ -96,4 +102,24 @@ export class Linear extends Module {
     const y = matmul(x, this.weight, { transposeB: true });
     return this.bias ? add(y, this.bias) : y;
   }
+}
+
+/**
+ * bn(conv(x)), BN's ReLU included. In evaluation mode without gradients, one pass where the 3×3 kernels
+ * apply (ops/conv2d.ts conv2dBatchNormEval: the same values, without writing the conv's output and reading
+ * it back); otherwise the two modules in turn.
+ */
+export function convBatchNorm(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
+  if (!bn.training && !isGradEnabled() && !conv.bias) {
+    const y = conv2dBatchNormEval(x, conv.weight, { stride: conv.stride, padding: conv.padding }, conv.outputBias(x), {
+      runningMean: bn.runningMean,
+      runningVar: bn.runningVar,
+      gamma: bn.weight,
+      beta: bn.bias,
+      eps: bn.options.eps ?? 1e-5,
+      relu: bn.options.relu ?? false,
+    });
+    if (y) return y;
+  }
+  return bn.forward(conv.forward(x));
 }

@@ -8,7 +8,7 @@
  * stride-2 one backward_input_3x3_s2).
  */
 import { defineOp } from '../autograd/function.js';
-import { gpu, grid1d } from '../gpu/encoder.js';
+import { gpu, grid1d, type GpuRuntime } from '../gpu/encoder.js';
 import { Tensor } from '../tensor/tensor.js';
 import { formatShape, sameShape, type Shape } from '../tensor/shape.js';
 import { add, binaryKernel } from './elementwise.js';
@@ -92,7 +92,7 @@ function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
 
 /**
  * Channel rows per workgroup for the vec4 backward kernels: at most SUBGROUP_TM, split evenly (11 or 23
- * channels run 11 or 2 × 12 rows). The vec4 forward pads to full SUBGROUP_TM blocks instead (forward3x3).
+ * channels run 11 or 2 × 12 rows). The vec4 forward picks its block per shape instead (forward3x3RowBlock).
  */
 function rowBlock(channels: number): number {
   return Math.ceil(channels / Math.ceil(channels / SUBGROUP_TM));
@@ -107,24 +107,160 @@ function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
   return packed;
 }
 
-function forward3x3(x: Tensor, packed: Tensor, g: Conv2dGeometry, biasMap: Tensor | null = null): Tensor {
+/**
+ * Output channels per workgroup that forward_3x3 can run. On lavapipe a block's cost grows with its rows,
+ * so the block that fits a layer's width matters: 12 kept of 16 channels run as one 12-row block, 22 of
+ * 32 as three 8-row ones (measured per shape, batch 128: 1.3× and 1.3× faster than 16-row blocks).
+ */
+export const FORWARD_3X3_ROW_BLOCKS = [8, 12, 16] as const;
+
+function forward3x3Key(g: Conv2dGeometry): string {
+  return `${g.batch}×${g.inChannels}×${g.inH}×${g.inW}→${g.outChannels} s${g.stride}`;
+}
+
+/** Untuned choice: the block that pads the fewest rows, the largest on ties. */
+function defaultForward3x3RowBlock(channels: number): number {
+  let best: number = SUBGROUP_TM;
+  for (const tm of FORWARD_3X3_ROW_BLOCKS) {
+    const padded = Math.ceil(channels / tm) * tm;
+    const bestPadded = Math.ceil(channels / best) * best;
+    if (padded < bestPadded || (padded === bestPadded && tm > best)) best = tm;
+  }
+  return best;
+}
+
+/** Row blocks measured by tuneConv2d, per device (a new device starts untuned). */
+const tunedRowBlocks = new WeakMap<GpuRuntime, Map<string, number>>();
+/** While tuneConv2d runs the model once: the 3×3 forward shapes it dispatches. */
+let recording: Map<string, Conv2dGeometry> | null = null;
+
+/** A row block forced on every forward_3x3 (tests check each one); null: tuned, else the default. */
+let forcedRowBlock: number | null = null;
+
+/** Forces forward_3x3's row block (one of FORWARD_3X3_ROW_BLOCKS), or null to undo; returns the previous setting. */
+export function setForward3x3RowBlock(tm: number | null): number | null {
+  if (tm !== null && !(FORWARD_3X3_ROW_BLOCKS as readonly number[]).includes(tm)) {
+    throw new Error(`conv2d: forward_3x3 row block must be one of ${FORWARD_3X3_ROW_BLOCKS.join(', ')}, got ${tm}`);
+  }
+  const previous = forcedRowBlock;
+  forcedRowBlock = tm;
+  return previous;
+}
+
+function forward3x3RowBlock(g: Conv2dGeometry): number {
+  return forcedRowBlock ?? tunedRowBlocks.get(gpu())?.get(forward3x3Key(g)) ?? defaultForward3x3RowBlock(g.outChannels);
+}
+
+/** Batch norm in evaluation mode (running statistics), as conv2dBatchNormEval fuses it. */
+export interface BatchNormEval {
+  runningMean: Tensor;
+  runningVar: Tensor;
+  gamma: Tensor;
+  beta: Tensor;
+  eps: number;
+  relu: boolean;
+}
+
+function forward3x3(
+  x: Tensor,
+  packed: Tensor,
+  g: Conv2dGeometry,
+  biasMap: Tensor | null = null,
+  tm = forward3x3RowBlock(g),
+  bn: BatchNormEval | null = null,
+): Tensor {
   const rt = gpu();
+  recording?.set(forward3x3Key(g), g);
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
   const tiles = g.batch * g.outH * (g.outW / 4);
-  // Always full blocks of SUBGROUP_TM rows, the last one padded: on lavapipe an 8-row block costs what
-  // a 16-row one does and 10- or 12-row blocks up to twice as much (the per-step loads and shuffles set
-  // the cost, not the rows' multiply-adds), so shorter blocks lost to padding (measured per shape, batch 128).
-  const tm = SUBGROUP_TM;
+  // The epilogue's unused bindings get the packed weights (never read).
   const kernel = rt.kernel({
     family: 'conv2d_subgroup',
-    entry: biasMap ? 'forward_3x3_bias_map' : 'forward_3x3',
-    bindings: biasMap ? ['dims', 'x4', 'w4', 'bias_map4', 'y4'] : ['dims', 'x4', 'w4', 'y4'],
-    overrides: { WG, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride },
+    entry: 'forward_3x3',
+    bindings: ['dims', 'x4', 'w4', 'bias_map4', 'bn_mean', 'bn_var', 'bn_gamma', 'bn_beta', 'y4'],
+    overrides: {
+      WG, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride,
+      HAS_MAP: Number(biasMap !== null), HAS_BN: Number(bn !== null), RELU: Number(bn?.relu ?? false), EPS: bn?.eps ?? 1e-5,
+    },
   });
-  const buffers: Record<string, GPUBuffer> = { x4: x.buffer, w4: packed.buffer, y4: y.buffer };
-  if (biasMap) buffers.bias_map4 = biasMap.buffer;
+  const unused = packed.buffer;
+  const buffers = {
+    x4: x.buffer, w4: packed.buffer, y4: y.buffer, bias_map4: biasMap?.buffer ?? unused,
+    bn_mean: bn?.runningMean.buffer ?? unused, bn_var: bn?.runningVar.buffer ?? unused,
+    bn_gamma: bn?.gamma.buffer ?? unused, bn_beta: bn?.beta.buffer ?? unused,
+  };
   rt.dispatch(kernel, buffers, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.outChannels / tm)]);
   return y;
+}
+
+/** The geometry the stride-1 input gradient of `g` runs through forward3x3 (conv2dBackwardInputKernel). */
+function inputGradientGeometry(g: Conv2dGeometry): Conv2dGeometry {
+  return {
+    ...g, inChannels: g.outChannels, outChannels: g.inChannels,
+    inH: g.outH, inW: g.outW, outH: g.inH, outW: g.inW, padding: g.kernelH - 1 - g.padding,
+  };
+}
+
+export interface Conv2dTuning {
+  /** The shape: batch × in channels × height × width → out channels, stride. */
+  shape: string;
+  /** Median milliseconds per candidate row block. */
+  ms: Record<number, number>;
+  chosen: number;
+}
+
+/**
+ * Measures which row block forward_3x3 runs fastest for every 3×3 shape that `run` dispatches (and, with
+ * `gradients`, the stride-1 input gradients of those shapes), and uses it from then on, on this device.
+ * `run` is called once (make it an evaluation-mode forward). The choice never changes a result: every block
+ * sums each output in the same order.
+ */
+export async function tuneConv2d(run: () => void, options: { gradients?: boolean; samples?: number } = {}): Promise<Conv2dTuning[]> {
+  const rt = gpu();
+  const shapes = new Map<string, Conv2dGeometry>();
+  recording = shapes;
+  try {
+    run();
+  } finally {
+    recording = null;
+  }
+  if (options.gradients) {
+    for (const g of [...shapes.values()]) {
+      const t = inputGradientGeometry(g);
+      if (g.stride === 1 && fits3x3(t)) shapes.set(forward3x3Key(t), t);
+    }
+  }
+  let table = tunedRowBlocks.get(rt);
+  if (!table) tunedRowBlocks.set(rt, (table = new Map()));
+  const samples = options.samples ?? 3;
+  const results: Conv2dTuning[] = [];
+  for (const [key, g] of shapes) {
+    if (table.has(key)) continue;
+    const x = Tensor.empty([g.batch, g.inChannels, g.inH, g.inW]);
+    const packed = Tensor.empty([g.outChannels * g.inChannels * 12]);
+    rt.clear(x.buffer);
+    rt.clear(packed.buffer);
+    const times = new Map<number, number[]>(FORWARD_3X3_ROW_BLOCKS.map((tm) => [tm, []]));
+    // One untimed pass builds the pipelines; then the candidates take turns.
+    for (const tm of FORWARD_3X3_ROW_BLOCKS) forward3x3(x, packed, g, null, tm).dispose();
+    await rt.sync();
+    for (let s = 0; s < samples; s++) {
+      for (const tm of FORWARD_3X3_ROW_BLOCKS) {
+        const start = performance.now();
+        forward3x3(x, packed, g, null, tm).dispose();
+        await rt.sync();
+        times.get(tm)!.push(performance.now() - start);
+      }
+    }
+    x.dispose();
+    packed.dispose();
+    const ms: Record<number, number> = {};
+    for (const [tm, list] of times) ms[tm] = list.sort((a, b) => a - b)[list.length >> 1];
+    const chosen = FORWARD_3X3_ROW_BLOCKS.reduce((best, tm) => (ms[tm] < ms[best] ? tm : best));
+    table.set(key, chosen);
+    results.push({ shape: key, ms, chosen });
+  }
+  return results;
 }
 
 export function conv2dGeometry(x: Shape, w: Shape, options: Conv2dOptions = {}): Conv2dGeometry {
@@ -157,6 +293,27 @@ function uniforms(g: Conv2dGeometry, samplesPerSplit = 1): Record<string, number
   };
 }
 
+/**
+ * bn(conv2d(x, w) + biasMap) in evaluation mode, BN's ReLU included, as one pass where the vec4 3×3
+ * kernels apply (else null: the caller runs the two ops). The same values as the two passes; no gradient.
+ */
+export function conv2dBatchNormEval(x: Tensor, w: Tensor, options: Conv2dOptions, biasMap: Tensor | null, bn: BatchNormEval): Tensor | null {
+  const g = conv2dGeometry(x.shape, w.shape, options);
+  if (!fits3x3(g, [1, 2])) return null;
+  if (biasMap && !sameShape(biasMap.shape, [g.outChannels, g.outH, g.outW])) {
+    throw new Error(`conv2d: bias map must be [${g.outChannels}, ${g.outH}, ${g.outW}] for input ${x.describe()}, got ${biasMap.describe()}`);
+  }
+  for (const [name, t] of Object.entries({ running_mean: bn.runningMean, running_var: bn.runningVar, weight: bn.gamma, bias: bn.beta })) {
+    if (t.rank !== 1 || t.shape[0] !== g.outChannels) {
+      throw new Error(`conv2d + batch norm: ${name} must have shape [${g.outChannels}] for ${g.outChannels} output channels, got ${t.describe()}`);
+    }
+  }
+  const packed = pack3x3(w, g, false);
+  const y = forward3x3(x, packed, g, biasMap, forward3x3RowBlock(g), bn);
+  packed.dispose();
+  return y;
+}
+
 /** y = conv2d(x, w), plus `biasMap` [out_channels, out_h, out_w] added to every sample when given. */
 export function conv2dForwardKernel(x: Tensor, w: Tensor, g: Conv2dGeometry, biasMap: Tensor | null = null): Tensor {
   if (fits3x3(g, [1, 2])) {
@@ -187,10 +344,7 @@ export function conv2dBackwardInputKernel(dy: Tensor, w: Tensor, g: Conv2dGeomet
   if (g.stride === 1 && g.kernelH === g.kernelW && transposedPadding >= 0) {
     // At stride 1, dx is the forward convolution of dy with wt[ci, co] = w[co, ci] rotated by 180°
     // and padding k − 1 − p: the fast forward kernel does the work.
-    const transposed: Conv2dGeometry = {
-      ...g, inChannels: g.outChannels, outChannels: g.inChannels,
-      inH: g.outH, inW: g.outW, outH: g.inH, outW: g.inW, padding: transposedPadding,
-    };
+    const transposed = inputGradientGeometry(g);
     if (fits3x3(transposed)) {
       const packed = pack3x3(w, g, true);
       const dx = forward3x3(dy, packed, transposed);

@@ -12,12 +12,12 @@
  * The constants are frozen: the compact model is for inference (training its BNs would change them).
  */
 import { Module } from '../nn/module.js';
-import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
+import { BatchNorm2d, Conv2d, Linear, convBatchNorm } from '../nn/layers.js';
 import { Tensor, scope } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { noGrad } from '../autograd/mode.js';
 import { gpu } from '../gpu/encoder.js';
-import { add, fill } from '../ops/elementwise.js';
+import { add, addRelu, fill } from '../ops/elementwise.js';
 import { conv2d, conv2dWithBiasMap } from '../ops/conv2d.js';
 import { indexSelect, residualJoin } from '../ops/gather.js';
 import { globalAvgPool } from '../ops/pool.js';
@@ -45,14 +45,19 @@ export class CompactConv2d extends Conv2d {
     this.inputBias = needsBiasMap(plan) ? this.registerBuffer('input_bias', fill([plan.keptOut.length, outSize[0], outSize[1]], 0)) : null;
   }
 
-  override forward(x: Tensor): Tensor {
-    if (!this.inputBias) return super.forward(x);
+  override outputBias(x: Tensor): Tensor | null {
+    if (!this.inputBias) return null;
     const { stride, padding } = this.plan;
     const out = [convOut(x.shape[2], 3, stride, padding), convOut(x.shape[3], 3, stride, padding)];
     if (out[0] !== this.outSize[0] || out[1] !== this.outSize[1]) {
       throw new Error(`${this.plan.conv}: the compact model was built for ${this.outSize.join('×')} outputs here, got ${out.join('×')} from ${x.describe()} (another input size?)`);
     }
-    return conv2dWithBiasMap(x, this.weight, this.inputBias, { stride, padding });
+    return this.inputBias;
+  }
+
+  override forward(x: Tensor): Tensor {
+    const map = this.outputBias(x);
+    return map ? conv2dWithBiasMap(x, this.weight, map, { stride: this.stride, padding: this.padding }) : super.forward(x);
   }
 }
 
@@ -74,7 +79,15 @@ export class ResidualJoin extends Module {
     throw new Error('ResidualJoin takes two inputs: call join(y, residual)');
   }
 
+  /** Whether the join is relu(y + residual) channel for channel (coupled masks), so the plain add serves. */
+  get isPlainAdd(): boolean {
+    const { stride, yIndex, rIndex, constants } = this.plan;
+    return stride === 1 && yIndex.every((j, i) => j === i) && rIndex.every((j, i) => j === i) && constants.every((c) => c === 0);
+  }
+
   join(y: Tensor, residual: Tensor): Tensor {
+    const n = this.plan.live.length;
+    if (this.isPlainAdd && y.shape[1] === n && residual.shape[1] === n) return addRelu(y, residual);
     return residualJoin(y, residual, { yIndex: this.yIndex, rIndex: this.rIndex, constants: this.constants, stride: this.plan.stride });
   }
 }
@@ -98,7 +111,7 @@ export class CompactBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x))));
+    const y = convBatchNorm(this.conv2, this.bn2, convBatchNorm(this.conv1, this.bn1, x));
     return this.join.join(y, x);
   }
 }
@@ -156,7 +169,7 @@ export class CompactResNet extends Module {
     if (x.rank !== 4 || x.shape[2] !== this.inputSize[0] || x.shape[3] !== this.inputSize[1]) {
       throw new Error(`CompactResNet: built for [batch, 3, ${this.inputSize.join(', ')}] inputs, got ${x.describe()}`);
     }
-    let h = this.bn1.forward(this.conv1.forward(x));
+    let h = convBatchNorm(this.conv1, this.bn1, x);
     for (const stage of this.stages) h = stage.forward(h);
     return this.fc.forward(globalAvgPool(h));
   }

@@ -17,6 +17,10 @@ export class LoaderSource implements BatchSource {
     });
   }
 
+  get batchSize(): number {
+    return this.loader.batchSize;
+  }
+
   get stepsPerEpoch(): number {
     return this.loader.batchesPerEpoch;
   }

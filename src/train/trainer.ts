@@ -10,6 +10,7 @@ import { gpu } from '../gpu/encoder.js';
 import { noGrad } from '../autograd/mode.js';
 import { softmaxCrossEntropy, correctCount } from '../ops/loss.js';
 import { accumulate_, zeros } from '../ops/elementwise.js';
+import { tuneConv2d } from '../ops/conv2d.js';
 import { SGD } from '../optim/sgd.js';
 import { LrSchedule } from '../optim/schedule.js';
 import { formatDuration, progressBar, type ProgressSink } from './progress.js';
@@ -27,6 +28,8 @@ export interface HostBatch {
  */
 export interface BatchSource {
   readonly stepsPerEpoch: number;
+  /** Images per batch (the last one of an epoch may hold fewer). */
+  readonly batchSize: number;
   readonly imageShape: readonly [number, number, number];
   /** The remaining batches of the current epoch. */
   batches(): Iterable<HostBatch>;
@@ -180,6 +183,21 @@ export class Trainer {
     return { loss: l / count, accuracy: a / count, count };
   }
 
+  /**
+   * Picks the conv kernels' blocks for this run's batch shapes, forward and input gradient (ops/conv2d.ts
+   * tuneConv2d): an evaluation-mode forward of zeros, so no BN statistic moves and no result changes.
+   */
+  private async tuneKernels(): Promise<void> {
+    const [c, h, w] = this.train.imageShape;
+    const sources = [{ batch: this.train.batchSize, gradients: true }];
+    if (this.test) sources.push({ batch: this.test.batchSize, gradients: false });
+    this.model.eval();
+    for (const { batch, gradients } of sources) {
+      await tuneConv2d(() => noGrad(() => scope(() => void this.model.forward(zeros([batch, c, h, w])))), { gradients });
+    }
+    this.model.train();
+  }
+
   /** Trains from the current position to the last epoch. */
   async run(): Promise<EpochRecord[]> {
     const { epochs, schedule } = this.options;
@@ -188,6 +206,7 @@ export class Trainer {
     const steps = this.train.stepsPerEpoch;
     const records: EpochRecord[] = [];
     if (this.epoch === 0 && this.step === 0) await this.hooks.beforeTraining?.(this);
+    await this.tuneKernels();
     this.model.train();
     let totalSteps = 0;
     while (this.epoch < epochs) {

@@ -3,9 +3,14 @@
 // init (conv N(0, sqrt(2/(k·k·out))), BN γ = 1 and β = 0, Linear Kaiming-normal fan-in with bias 0).
 import { describe, expect, it } from 'vitest';
 import { CifarResNet, ImageNetResNet, cifarResNet } from '../../src/models/resnet.js';
-import { BatchNorm2d, Conv2d, Linear } from '../../src/nn/layers.js';
+import { BatchNorm2d, Conv2d, Linear, convBatchNorm } from '../../src/nn/layers.js';
 import type { Module } from '../../src/nn/module.js';
-import { readAll } from '../support/allclose.js';
+import { noGrad } from '../../src/autograd/mode.js';
+import { conv2dUsesSubgroups } from '../../src/ops/conv2d.js';
+import { gpu } from '../../src/gpu/encoder.js';
+import { Tensor, scope } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/tensor/random.js';
+import { assertEqual, readAll } from '../support/allclose.js';
 
 function disposeModel(model: Module): void {
   for (const p of model.parameters()) p.dispose();
@@ -122,5 +127,34 @@ describe('initialisation (the SFP code’s models/resnet.py)', () => {
     expect(noBias.bias).toBeNull();
     expect(noBias.namedParameters().map(([name]) => name)).toEqual(['weight']);
     [a, b, c, conv, linear, noBias].forEach(disposeModel);
+  });
+});
+
+describe('convBatchNorm', () => {
+  it('runs one fused pass in evaluation mode without gradients, the two modules otherwise, with the same values', async () => {
+    const rng = new Rng(7);
+    const conv = new Conv2d(5, 11, 3, { padding: 1 }, rng);
+    const bn = new BatchNorm2d(11, { relu: true });
+    gpu().upload(bn.runningMean.buffer, Float32Array.from({ length: 11 }, () => rng.normal()));
+    gpu().upload(bn.runningVar.buffer, Float32Array.from({ length: 11 }, () => 0.5 + rng.uniform()));
+    const x = Tensor.fromArray(Float32Array.from({ length: 2 * 5 * 8 * 8 }, () => rng.normal()), [2, 5, 8, 8]).keep();
+    const dispatches = (fn: () => Tensor): [Tensor, number] => {
+      const before = gpu().stats().dispatches;
+      const y = scope(() => fn().keep());
+      return [y, gpu().stats().dispatches - before];
+    };
+    bn.eval();
+    const [fused, fusedCount] = dispatches(() => noGrad(() => convBatchNorm(conv, bn, x)));
+    const [separate, separateCount] = dispatches(() => noGrad(() => bn.forward(conv.forward(x))));
+    const [withGrad, withGradCount] = dispatches(() => convBatchNorm(conv, bn, x));
+    // Weight packing and the conv (+ BN) pass, against BN's statistics and normalize passes besides.
+    expect(fusedCount).toBe(conv2dUsesSubgroups() ? 2 : separateCount);
+    expect(withGradCount).toBe(separateCount);
+    const [a, b, c] = (await readAll([fused, separate, withGrad])) as Float32Array[];
+    assertEqual(a, b, { label: 'fused vs two passes' });
+    assertEqual(c, b, { label: 'with gradients vs two passes' });
+    for (const t of [fused, separate, withGrad, x]) t.dispose();
+    disposeModel(conv);
+    disposeModel(bn);
   });
 });

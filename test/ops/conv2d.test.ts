@@ -7,17 +7,23 @@ import {
   conv2d,
   conv2dBackwardInputKernel,
   conv2dBackwardWeightKernel,
+  conv2dBatchNormEval,
   conv2dForwardKernel,
   conv2dGeometry,
   conv2dUsesSubgroups,
   conv2dWithBiasMap,
+  FORWARD_3X3_ROW_BLOCKS,
   setConv2dKernelPath,
+  setForward3x3RowBlock,
+  tuneConv2d,
   type Conv2dKernelPath,
 } from '../../src/ops/conv2d.js';
 import { gpu } from '../../src/gpu/encoder.js';
 import { Tensor, scope } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
 import * as ref from '../reference/conv2d.js';
+import * as bnRef from '../reference/batchnorm.js';
+import { batchNorm2d } from '../../src/ops/batchnorm.js';
 import type { Conv2dShape } from '../reference/conv2d.js';
 import { assertClose, assertEqual, readAll } from '../support/allclose.js';
 import { gradcheck, tolerance } from '../support/gradcheck.js';
@@ -28,6 +34,7 @@ const pathName = (path: Conv2dKernelPath): string => (path === 'auto' ? 'subgrou
 
 afterEach(() => {
   setConv2dKernelPath('auto');
+  setForward3x3RowBlock(null);
 });
 
 function shapes(s: Conv2dShape): { x: number[]; w: number[]; y: number[] } {
@@ -216,6 +223,113 @@ describe.each(paths)('conv2d with %s', (path) => {
           rng,
         );
       }
+    });
+  });
+});
+
+describe('conv2d: forward_3x3 row blocks and their tuning', () => {
+  // Channel counts below, at and between the blocks, so each block runs full, partial and several.
+  const cases: Conv2dShape[] = [
+    { batch: 2, inChannels: 5, inH: 6, inW: 8, outChannels: 13, kernel: 3, stride: 1, padding: 1 },
+    { batch: 1, inChannels: 11, inH: 4, inW: 16, outChannels: 23, kernel: 3, stride: 1, padding: 1 },
+    { batch: 2, inChannels: 7, inH: 8, inW: 16, outChannels: 33, kernel: 3, stride: 2, padding: 1 },
+    { batch: 3, inChannels: 16, inH: 4, inW: 4, outChannels: 6, kernel: 3, stride: 1, padding: 1 },
+  ];
+
+  it.each(FORWARD_3X3_ROW_BLOCKS)('%i-row blocks give the exact integer forward and input gradient', async (tm) => {
+    setForward3x3RowBlock(tm);
+    await withSeed(`conv2d row block ${tm}`, async (rng, seed) => {
+      for (const s of cases) {
+        const sh = shapes(s);
+        const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
+        const [x, w, dy] = [randomInts(rng, count(sh.x)), randomInts(rng, count(sh.w)), randomInts(rng, count(sh.y))];
+        const [y, dx] = await runKernels(s, x, w, dy);
+        assertEqual(y, ref.conv2d(x, w, s), { label: `y of ${describeShape(s)}, ${tm}-row blocks`, seed, shape: sh.y });
+        assertEqual(dx, ref.conv2dBackwardInput(dy, w, s), { label: `dx of ${describeShape(s)}, ${tm}-row blocks`, seed, shape: sh.x });
+      }
+    });
+  });
+
+  it('refuses a row block the kernel does not have', () => {
+    expect(() => setForward3x3RowBlock(10)).toThrow(/one of 8, 12, 16, got 10/);
+  });
+
+  it('tuneConv2d measures every 3×3 shape the run dispatches (and their input gradients), once, and changes no result', async () => {
+    if (!conv2dUsesSubgroups()) return expect(await tuneConv2d(() => undefined)).toEqual([]);
+    const s: Conv2dShape = { batch: 2, inChannels: 11, inH: 8, inW: 8, outChannels: 21, kernel: 3, stride: 1, padding: 1 };
+    const sh = shapes(s);
+    await withSeed('conv2d tuning', async (rng, seed) => {
+      const x = tensor(randomArray(rng, sh.x.reduce((a, b) => a * b)), sh.x).keep();
+      const w = tensor(randomArray(rng, sh.w.reduce((a, b) => a * b)), sh.w).keep();
+      const forward = () => conv2d(x, w, null, { padding: 1 });
+      const before = await scope(() => forward().keep()).toArray();
+      const tuned = await tuneConv2d(() => void scope(forward), { gradients: true });
+      // The forward 11→21 and its input gradient 21→11, each with a time per block.
+      expect(tuned.map((t) => t.shape)).toEqual(['2×11×8×8→21 s1', '2×21×8×8→11 s1']);
+      for (const t of tuned) {
+        expect(FORWARD_3X3_ROW_BLOCKS).toContain(t.chosen);
+        expect(Object.keys(t.ms).map(Number)).toEqual([...FORWARD_3X3_ROW_BLOCKS]);
+        expect(t.ms[t.chosen]).toBe(Math.min(...Object.values(t.ms)));
+      }
+      expect(await tuneConv2d(() => void scope(forward), { gradients: true })).toEqual([]);
+      const after = await scope(() => forward().keep()).toArray();
+      assertEqual(after, before, { label: 'conv2d after tuning', seed, shape: sh.y });
+      x.dispose();
+      w.dispose();
+    });
+  });
+});
+
+describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
+  const cases: (Conv2dShape & { map: boolean; relu: boolean })[] = [
+    { batch: 2, inChannels: 5, inH: 6, inW: 8, outChannels: 13, kernel: 3, stride: 1, padding: 1, map: false, relu: true },
+    { batch: 1, inChannels: 11, inH: 4, inW: 16, outChannels: 23, kernel: 3, stride: 1, padding: 1, map: true, relu: true },
+    { batch: 2, inChannels: 7, inH: 8, inW: 16, outChannels: 9, kernel: 3, stride: 2, padding: 1, map: true, relu: false },
+    { batch: 3, inChannels: 3, inH: 4, inW: 4, outChannels: 4, kernel: 3, stride: 1, padding: 1, map: false, relu: false },
+  ];
+
+  it('gives the values of conv2d (+ bias map) then batchNorm2d, bit for bit, and the float64 reference within tolerance', async () => {
+    await withSeed('conv2d batch norm eval', async (rng, seed) => {
+      for (const s of cases) {
+        const sh = shapes(s);
+        const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
+        const c = s.outChannels;
+        const mapShape = sh.y.slice(1);
+        const [x, w, map] = [randomArray(rng, count(sh.x)), randomArray(rng, count(sh.w)), randomArray(rng, count(mapShape))];
+        const [mean, gamma, beta] = [randomArray(rng, c), randomArray(rng, c), randomArray(rng, c)];
+        const variance = randomArray(rng, c).map((v) => 0.5 + Math.abs(v));
+        const label = `${describeShape(s)}${s.map ? ' + map' : ''}${s.relu ? ', ReLU' : ''}`;
+        const [fused, twoPasses] = scope(() => {
+          const [xt, wt, mt] = [tensor(x, sh.x), tensor(w, sh.w), tensor(map, mapShape)];
+          const bn = { runningMean: tensor(mean, [c]), runningVar: tensor(variance, [c]), gamma: tensor(gamma, [c]), beta: tensor(beta, [c]), eps: 1e-5, relu: s.relu };
+          const options = { stride: s.stride, padding: s.padding };
+          const conv = s.map ? conv2dWithBiasMap(xt, wt, mt, options) : conv2d(xt, wt, null, options);
+          const separate = batchNorm2d(conv, bn.gamma, bn.beta, bn.runningMean, bn.runningVar, { training: false, eps: 1e-5, relu: s.relu });
+          const one = conv2dBatchNormEval(xt, wt, options, s.map ? mt : null, bn);
+          // The vec4 3×3 kernels fuse where the device has subgroups; elsewhere the caller runs the two ops.
+          expect(one === null).toBe(!conv2dUsesSubgroups());
+          return [(one ?? separate).keep(), separate.keep()];
+        });
+        const [y, expected] = (await readAll([fused, twoPasses])) as Float32Array[];
+        fused.dispose();
+        twoPasses.dispose();
+        assertEqual(y, expected, { label: `fused ${label}`, seed, shape: sh.y });
+        const convRef = ref.conv2d(x, w, s).map((v, i) => v + (s.map ? map[i % count(mapShape)] : 0));
+        const reference = bnRef.batchNorm2d(convRef, sh.y, gamma, beta, mean, variance, { training: false, eps: 1e-5, relu: s.relu }).y;
+        assertClose(y, reference, { ...tolerance(s.inChannels * 9), label: `fused ${label} vs float64`, seed, shape: sh.y });
+      }
+    });
+  });
+
+  it('refuses BN parameters and bias maps of the wrong shape', () => {
+    if (!conv2dUsesSubgroups()) return;
+    scope(() => {
+      const x = Tensor.empty([1, 4, 4, 4]);
+      const w = Tensor.empty([6, 4, 3, 3]);
+      const v = (n: number) => Tensor.empty([n]);
+      const bn = (n: number) => ({ runningMean: v(n), runningVar: v(6), gamma: v(6), beta: v(6), eps: 1e-5, relu: false });
+      expect(() => conv2dBatchNormEval(x, w, { padding: 1 }, null, bn(5))).toThrow(/running_mean must have shape \[6\]/);
+      expect(() => conv2dBatchNormEval(x, w, { padding: 1 }, Tensor.empty([6, 4, 5]), bn(6))).toThrow(/bias map must be \[6, 4, 4\]/);
     });
   });
 });

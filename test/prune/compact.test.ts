@@ -99,6 +99,7 @@ describe('compaction preserves the eval-mode logits', () => {
     const values = constants(plan);
     expect(values.some((v) => v === 0) && values.some((v) => v > 0) && values.some((v) => v < 0)).toBe(true);
     expect(compact.parameterCount()).toBeLessThan(model.parameters().reduce((n, p) => n + p.size, 0));
+    expect(compact.stages.flatMap((stage) => stage.blocks.filter((b) => b.join.isPlainAdd))).toEqual([]);
     // The control: dropping the constants (as the official code does for conv1/conv2) changes the logits.
     for (const stage of compact.stages) for (const block of stage.blocks) gpu().upload(block.join.constants.buffer, new Float32Array(block.join.constants.size));
     const broken = await checkEquivalence(model, compact, [images('faithful')]);
@@ -121,9 +122,12 @@ describe('compaction preserves the eval-mode logits', () => {
 
   it('coupled masks (one per residual stream): every stage’s stream narrows to its kept filters (12, 23, 45)', async () => {
     const model = randomModel('coupled');
-    const { plan } = await compactAndCompare('coupled', model, await masksOf(model, { rate: 0.3, coupled: true }));
+    const { plan, compact } = await compactAndCompare('coupled', model, await masksOf(model, { rate: 0.3, coupled: true }));
     const widths = plan.streamWidths();
     expect([widths.get('layer1.1'), widths.get('layer2.1'), widths.get('layer3.1'), widths.get('fc')]).toEqual([12, 23, 45, 45]);
+    // Channel for channel, the joins inside a stage are relu(y + residual): the plain add runs them.
+    const plainAdds = compact.stages.flatMap((stage) => stage.blocks.map((b) => b.join.isPlainAdd));
+    expect(plainAdds).toEqual([true, true, true, false, true, true, false, true, true]);
   });
 
   it('hard-pruned masks after a training step (BN statistics moved, pruned filters re-zeroed)', async () => {
