@@ -331,6 +331,23 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
   let tile = tile_3x3(wid, li);
   let m0 = wid.y * TM;
   let acc = accumulate_3x3(tile, m0, lane);
+  // BN's scale and shift: each lane computes those of its rows (as it loads weights), and every row
+  // gets them by shuffles, in uniform control flow; loading them per row would cost four gathers a row.
+  var scale: array<f32, TM_MAX>;
+  var shift: array<f32, TM_MAX>;
+  if (HAS_BN) {
+    var own_scale: array<f32, TM_MAX>;
+    var own_shift: array<f32, TM_MAX>;
+    for (var q = 0u; q < (TM + SG - 1u) / SG; q++) {
+      let c = min(m0 + q * SG + lane, dims.out_channels - 1u);
+      own_scale[q] = (1.0 / sqrt(bn_var[c] + EPS)) * bn_gamma[c];
+      own_shift[q] = bn_beta[c] - bn_mean[c] * own_scale[q];
+    }
+    for (var m = 0u; m < TM; m++) {
+      scale[m] = subgroupShuffle(own_scale[m / SG], m % SG);
+      shift[m] = subgroupShuffle(own_shift[m / SG], m % SG);
+    }
+  }
   if (!tile.valid) { return; }
   for (var m = 0u; m < TM; m++) {
     let co = m0 + m;
@@ -338,11 +355,7 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
     let position = ((co * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t;
     var v = acc[m];
     if (HAS_MAP) { v = v + bias_map4[position]; }
-    if (HAS_BN) {
-      let scale = vec4f((1.0 / sqrt(bn_var[co] + EPS)) * bn_gamma[co]);
-      let shift = vec4f(bn_beta[co]) - vec4f(bn_mean[co]) * scale;
-      v = fma(v, scale, shift);
-    }
+    if (HAS_BN) { v = fma(v, vec4f(scale[m]), vec4f(shift[m])); }
     if (RELU) { v = max(v, vec4f(0.0)); }
     y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = v;
   }

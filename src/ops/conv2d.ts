@@ -108,20 +108,29 @@ function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
 }
 
 /**
- * Output channels per workgroup that forward_3x3 can run. On lavapipe a block's cost grows with its rows,
+ * Output channels per workgroup that forward_3x3 runs. On lavapipe a block's cost grows with its rows,
  * so the block that fits a layer's width matters: 12 kept of 16 channels run as one 12-row block, 22 of
  * 32 as three 8-row ones (measured per shape, batch 128: 1.3× and 1.3× faster than 16-row blocks).
+ * The fixed candidates, plus the even split of the channels into blocks of at most 16 (10 of 16 → one
+ * 10-row block, 39 of 64 → three of 13).
  */
-export const FORWARD_3X3_ROW_BLOCKS = [8, 12, 16] as const;
+const ROW_BLOCKS = [8, 12, 16] as const;
+/** The most rows a block can have (TM_MAX in the shader). */
+const MAX_ROW_BLOCK = 16;
+
+export function forward3x3RowBlocks(channels: number): number[] {
+  const even = Math.ceil(channels / Math.ceil(channels / MAX_ROW_BLOCK));
+  return [...new Set([...ROW_BLOCKS, even])].sort((a, b) => a - b);
+}
 
 function forward3x3Key(g: Conv2dGeometry): string {
   return `${g.batch}×${g.inChannels}×${g.inH}×${g.inW}→${g.outChannels} s${g.stride}`;
 }
 
-/** Untuned choice: the block that pads the fewest rows, the largest on ties. */
+/** Untuned choice: among the fixed candidates, the block that pads the fewest rows, the largest on ties. */
 function defaultForward3x3RowBlock(channels: number): number {
-  let best: number = SUBGROUP_TM;
-  for (const tm of FORWARD_3X3_ROW_BLOCKS) {
+  let best: number = MAX_ROW_BLOCK;
+  for (const tm of ROW_BLOCKS) {
     const padded = Math.ceil(channels / tm) * tm;
     const bestPadded = Math.ceil(channels / best) * best;
     if (padded < bestPadded || (padded === bestPadded && tm > best)) best = tm;
@@ -137,10 +146,10 @@ let recording: Map<string, Conv2dGeometry> | null = null;
 /** A row block forced on every forward_3x3 (tests check each one); null: tuned, else the default. */
 let forcedRowBlock: number | null = null;
 
-/** Forces forward_3x3's row block (one of FORWARD_3X3_ROW_BLOCKS), or null to undo; returns the previous setting. */
+/** Forces forward_3x3's row block (an integer from 1 to 16), or null to undo; returns the previous setting. */
 export function setForward3x3RowBlock(tm: number | null): number | null {
-  if (tm !== null && !(FORWARD_3X3_ROW_BLOCKS as readonly number[]).includes(tm)) {
-    throw new Error(`conv2d: forward_3x3 row block must be one of ${FORWARD_3X3_ROW_BLOCKS.join(', ')}, got ${tm}`);
+  if (tm !== null && !(Number.isInteger(tm) && tm >= 1 && tm <= MAX_ROW_BLOCK)) {
+    throw new Error(`conv2d: forward_3x3 row block must be an integer from 1 to ${MAX_ROW_BLOCK}, got ${tm}`);
   }
   const previous = forcedRowBlock;
   forcedRowBlock = tm;
@@ -240,12 +249,13 @@ export async function tuneConv2d(run: () => void, options: { gradients?: boolean
     const packed = Tensor.empty([g.outChannels * g.inChannels * 12]);
     rt.clear(x.buffer);
     rt.clear(packed.buffer);
-    const times = new Map<number, number[]>(FORWARD_3X3_ROW_BLOCKS.map((tm) => [tm, []]));
+    const candidates = forward3x3RowBlocks(g.outChannels);
+    const times = new Map<number, number[]>(candidates.map((tm) => [tm, []]));
     // One untimed pass builds the pipelines; then the candidates take turns.
-    for (const tm of FORWARD_3X3_ROW_BLOCKS) forward3x3(x, packed, g, null, tm).dispose();
+    for (const tm of candidates) forward3x3(x, packed, g, null, tm).dispose();
     await rt.sync();
     for (let s = 0; s < samples; s++) {
-      for (const tm of FORWARD_3X3_ROW_BLOCKS) {
+      for (const tm of candidates) {
         const start = performance.now();
         forward3x3(x, packed, g, null, tm).dispose();
         await rt.sync();
@@ -256,7 +266,7 @@ export async function tuneConv2d(run: () => void, options: { gradients?: boolean
     packed.dispose();
     const ms: Record<number, number> = {};
     for (const [tm, list] of times) ms[tm] = list.sort((a, b) => a - b)[list.length >> 1];
-    const chosen = FORWARD_3X3_ROW_BLOCKS.reduce((best, tm) => (ms[tm] < ms[best] ? tm : best));
+    const chosen = candidates.reduce((best, tm) => (ms[tm] < ms[best] ? tm : best));
     table.set(key, chosen);
     results.push({ shape: key, ms, chosen });
   }

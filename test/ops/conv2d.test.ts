@@ -12,7 +12,7 @@ import {
   conv2dGeometry,
   conv2dUsesSubgroups,
   conv2dWithBiasMap,
-  FORWARD_3X3_ROW_BLOCKS,
+  forward3x3RowBlocks,
   setConv2dKernelPath,
   setForward3x3RowBlock,
   tuneConv2d,
@@ -236,7 +236,8 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
     { batch: 3, inChannels: 16, inH: 4, inW: 4, outChannels: 6, kernel: 3, stride: 1, padding: 1 },
   ];
 
-  it.each(FORWARD_3X3_ROW_BLOCKS)('%i-row blocks give the exact integer forward and input gradient', async (tm) => {
+  // The fixed candidates and even splits (13 = 13, 23 → 12, 33 → 11, 45 → 15, 10).
+  it.each([8, 12, 16, 10, 11, 13, 15])('%i-row blocks give the exact integer forward and input gradient', async (tm) => {
     setForward3x3RowBlock(tm);
     await withSeed(`conv2d row block ${tm}`, async (rng, seed) => {
       for (const s of cases) {
@@ -250,8 +251,15 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
     });
   });
 
+  it('the candidates: blocks of 8, 12 and 16, and the even split into blocks of at most 16', () => {
+    expect(forward3x3RowBlocks(10)).toEqual([8, 10, 12, 16]);
+    expect(forward3x3RowBlocks(39)).toEqual([8, 12, 13, 16]);
+    expect(forward3x3RowBlocks(64)).toEqual([8, 12, 16]);
+  });
+
   it('refuses a row block the kernel does not have', () => {
-    expect(() => setForward3x3RowBlock(10)).toThrow(/one of 8, 12, 16, got 10/);
+    expect(() => setForward3x3RowBlock(17)).toThrow(/integer from 1 to 16, got 17/);
+    expect(() => setForward3x3RowBlock(2.5)).toThrow(/integer from 1 to 16, got 2.5/);
   });
 
   it('tuneConv2d measures every 3×3 shape the run dispatches (and their input gradients), once, and changes no result', async () => {
@@ -267,8 +275,9 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
       // The forward 11→21 and its input gradient 21→11, each with a time per block.
       expect(tuned.map((t) => t.shape)).toEqual(['2×11×8×8→21 s1', '2×21×8×8→11 s1']);
       for (const t of tuned) {
-        expect(FORWARD_3X3_ROW_BLOCKS).toContain(t.chosen);
-        expect(Object.keys(t.ms).map(Number)).toEqual([...FORWARD_3X3_ROW_BLOCKS]);
+        expect(forward3x3RowBlocks(21)).toEqual([8, 11, 12, 16]);
+        expect(Object.keys(t.ms).map(Number)).toEqual(forward3x3RowBlocks(t.shape.endsWith('→21 s1') ? 21 : 11));
+        expect(Object.keys(t.ms).map(Number)).toContain(t.chosen);
         expect(t.ms[t.chosen]).toBe(Math.min(...Object.values(t.ms)));
       }
       expect(await tuneConv2d(() => void scope(forward), { gradients: true })).toEqual([]);
