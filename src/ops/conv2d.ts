@@ -123,8 +123,18 @@ export function forward3x3RowBlocks(channels: number): number[] {
   return [...new Set([...ROW_BLOCKS, even])].sort((a, b) => a - b);
 }
 
-function forward3x3Key(g: Conv2dGeometry): string {
-  return `${g.batch}×${g.inChannels}×${g.inH}×${g.inW}→${g.outChannels} s${g.stride}`;
+/** What forward_3x3 does after the sums; the best block depends on it too (a map's loads cost per row). */
+interface Epilogue {
+  map: boolean;
+  bn: boolean;
+  relu: boolean;
+}
+
+const PLAIN: Epilogue = { map: false, bn: false, relu: false };
+
+function forward3x3Key(g: Conv2dGeometry, e: Epilogue): string {
+  const extras = [e.map && 'bias map', e.bn && 'BN', e.relu && 'ReLU'].filter(Boolean).join(' + ');
+  return `${g.batch}×${g.inChannels}×${g.inH}×${g.inW}→${g.outChannels} s${g.stride}${extras ? ` + ${extras}` : ''}`;
 }
 
 /** Untuned choice: among the fixed candidates, the block that pads the fewest rows, the largest on ties. */
@@ -141,7 +151,7 @@ function defaultForward3x3RowBlock(channels: number): number {
 /** Row blocks measured by tuneConv2d, per device (a new device starts untuned). */
 const tunedRowBlocks = new WeakMap<GpuRuntime, Map<string, number>>();
 /** While tuneConv2d runs the model once: the 3×3 forward shapes it dispatches. */
-let recording: Map<string, Conv2dGeometry> | null = null;
+let recording: Map<string, { g: Conv2dGeometry; epilogue: Epilogue }> | null = null;
 
 /** A row block forced on every forward_3x3 (tests check each one); null: tuned, else the default. */
 let forcedRowBlock: number | null = null;
@@ -156,8 +166,8 @@ export function setForward3x3RowBlock(tm: number | null): number | null {
   return previous;
 }
 
-function forward3x3RowBlock(g: Conv2dGeometry): number {
-  return forcedRowBlock ?? tunedRowBlocks.get(gpu())?.get(forward3x3Key(g)) ?? defaultForward3x3RowBlock(g.outChannels);
+function forward3x3RowBlock(g: Conv2dGeometry, epilogue: Epilogue): number {
+  return forcedRowBlock ?? tunedRowBlocks.get(gpu())?.get(forward3x3Key(g, epilogue)) ?? defaultForward3x3RowBlock(g.outChannels);
 }
 
 /** Batch norm in evaluation mode (running statistics), as conv2dBatchNormEval fuses it. */
@@ -175,11 +185,13 @@ function forward3x3(
   packed: Tensor,
   g: Conv2dGeometry,
   biasMap: Tensor | null = null,
-  tm = forward3x3RowBlock(g),
   bn: BatchNormEval | null = null,
+  tm?: number,
 ): Tensor {
   const rt = gpu();
-  recording?.set(forward3x3Key(g), g);
+  const epilogue: Epilogue = { map: biasMap !== null, bn: bn !== null, relu: bn?.relu ?? false };
+  tm ??= forward3x3RowBlock(g, epilogue);
+  recording?.set(forward3x3Key(g, epilogue), { g, epilogue });
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
   const tiles = g.batch * g.outH * (g.outW / 4);
   // The epilogue's unused bindings get the packed weights (never read).
@@ -219,51 +231,61 @@ export interface Conv2dTuning {
 }
 
 /**
- * Measures which row block forward_3x3 runs fastest for every 3×3 shape that `run` dispatches (and, with
- * `gradients`, the stride-1 input gradients of those shapes), and uses it from then on, on this device.
- * `run` is called once (make it an evaluation-mode forward). The choice never changes a result: every block
- * sums each output in the same order.
+ * Measures which row block forward_3x3 runs fastest for every 3×3 shape and epilogue that `run`
+ * dispatches, and uses it from then on, on this device. `run` is called once (make it an evaluation-mode
+ * forward without gradients). With `training`, the shapes are tuned as a training step runs them: plain
+ * epilogue, plus the stride-1 input gradients. The choice never changes a result: every block sums each
+ * output in the same order.
  */
-export async function tuneConv2d(run: () => void, options: { gradients?: boolean; samples?: number } = {}): Promise<Conv2dTuning[]> {
+export async function tuneConv2d(run: () => void, options: { training?: boolean; samples?: number } = {}): Promise<Conv2dTuning[]> {
   const rt = gpu();
-  const shapes = new Map<string, Conv2dGeometry>();
+  const shapes = new Map<string, { g: Conv2dGeometry; epilogue: Epilogue }>();
   recording = shapes;
   try {
     run();
   } finally {
     recording = null;
   }
-  if (options.gradients) {
-    for (const g of [...shapes.values()]) {
+  if (options.training) {
+    // A training step runs the plain epilogue (BN apart), forward and stride-1 input gradient.
+    for (const [key, { g }] of [...shapes]) {
+      shapes.delete(key);
+      shapes.set(forward3x3Key(g, PLAIN), { g, epilogue: PLAIN });
       const t = inputGradientGeometry(g);
-      if (g.stride === 1 && fits3x3(t)) shapes.set(forward3x3Key(t), t);
+      if (g.stride === 1 && fits3x3(t)) shapes.set(forward3x3Key(t, PLAIN), { g: t, epilogue: PLAIN });
     }
   }
   let table = tunedRowBlocks.get(rt);
   if (!table) tunedRowBlocks.set(rt, (table = new Map()));
   const samples = options.samples ?? 5;
   const results: Conv2dTuning[] = [];
-  for (const [key, g] of shapes) {
+  for (const [key, { g, epilogue }] of shapes) {
     if (table.has(key)) continue;
-    const x = Tensor.empty([g.batch, g.inChannels, g.inH, g.inW]);
-    const packed = Tensor.empty([g.outChannels * g.inChannels * 12]);
-    rt.clear(x.buffer);
-    rt.clear(packed.buffer);
+    // Zeros of the right shapes (the variance 0 + eps is a valid BN input).
+    const zeros = (shape: Shape) => {
+      const t = Tensor.empty(shape);
+      rt.clear(t.buffer);
+      return t;
+    };
+    const x = zeros([g.batch, g.inChannels, g.inH, g.inW]);
+    const packed = zeros([g.outChannels * g.inChannels * 12]);
+    const map = epilogue.map ? zeros([g.outChannels, g.outH, g.outW]) : null;
+    const perChannel = epilogue.bn ? zeros([g.outChannels]) : null;
+    const bn = perChannel && { runningMean: perChannel, runningVar: perChannel, gamma: perChannel, beta: perChannel, eps: 1e-5, relu: epilogue.relu };
     const candidates = forward3x3RowBlocks(g.outChannels);
     const times = new Map<number, number[]>(candidates.map((tm) => [tm, []]));
     // One untimed pass builds the pipelines; then the candidates take turns.
-    for (const tm of candidates) forward3x3(x, packed, g, null, tm).dispose();
+    for (const tm of candidates) forward3x3(x, packed, g, map, bn, tm).dispose();
     await rt.sync();
     for (let s = 0; s < samples; s++) {
       for (const tm of candidates) {
         const start = performance.now();
-        forward3x3(x, packed, g, null, tm).dispose();
+        forward3x3(x, packed, g, map, bn, tm).dispose();
         await rt.sync();
         times.get(tm)!.push(performance.now() - start);
       }
     }
-    x.dispose();
-    packed.dispose();
+    for (const t of [x, packed, map, perChannel]) t?.dispose();
     const ms: Record<number, number> = {};
     // The fastest sample: other work on the machine only ever adds time.
     for (const [tm, list] of times) ms[tm] = Math.min(...list);
@@ -320,7 +342,7 @@ export function conv2dBatchNormEval(x: Tensor, w: Tensor, options: Conv2dOptions
     }
   }
   const packed = pack3x3(w, g, false);
-  const y = forward3x3(x, packed, g, biasMap, forward3x3RowBlock(g), bn);
+  const y = forward3x3(x, packed, g, biasMap, bn);
   packed.dispose();
   return y;
 }

@@ -189,11 +189,11 @@ export class Trainer {
    */
   private async tuneKernels(): Promise<void> {
     const [c, h, w] = this.train.imageShape;
-    const sources = [{ batch: this.train.batchSize, gradients: true }];
-    if (this.test) sources.push({ batch: this.test.batchSize, gradients: false });
+    const sources = [{ batch: this.train.batchSize, training: true }];
+    if (this.test) sources.push({ batch: this.test.batchSize, training: false });
     this.model.eval();
-    for (const { batch, gradients } of sources) {
-      await tuneConv2d(() => noGrad(() => scope(() => void this.model.forward(zeros([batch, c, h, w])))), { gradients });
+    for (const { batch, training } of sources) {
+      await tuneConv2d(() => noGrad(() => scope(() => void this.model.forward(zeros([batch, c, h, w])))), { training });
     }
     this.model.train();
   }

@@ -271,7 +271,7 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
       const w = tensor(randomArray(rng, sh.w.reduce((a, b) => a * b)), sh.w).keep();
       const forward = () => conv2d(x, w, null, { padding: 1 });
       const before = await scope(() => forward().keep()).toArray();
-      const tuned = await tuneConv2d(() => void scope(forward), { gradients: true });
+      const tuned = await tuneConv2d(() => void scope(forward), { training: true });
       // The forward 11→21 and its input gradient 21→11, each with a time per block.
       expect(tuned.map((t) => t.shape)).toEqual(['2×11×8×8→21 s1', '2×21×8×8→11 s1']);
       for (const t of tuned) {
@@ -280,9 +280,17 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
         expect(Object.keys(t.ms).map(Number)).toContain(t.chosen);
         expect(t.ms[t.chosen]).toBe(Math.min(...Object.values(t.ms)));
       }
-      expect(await tuneConv2d(() => void scope(forward), { gradients: true })).toEqual([]);
+      expect(await tuneConv2d(() => void scope(forward), { training: true })).toEqual([]);
       const after = await scope(() => forward().keep()).toArray();
       assertEqual(after, before, { label: 'conv2d after tuning', seed, shape: sh.y });
+      // Evaluation: the fused epilogue is tuned on its own (a map's loads change the best block).
+      const fused = () => {
+        const c = (n: number) => tensor(new Float32Array(n).fill(1), [n]);
+        const bn = { runningMean: c(21), runningVar: c(21), gamma: c(21), beta: c(21), eps: 1e-5, relu: true };
+        conv2dBatchNormEval(x, w, { padding: 1 }, tensor(new Float32Array(21 * 64), [21, 8, 8]), bn);
+      };
+      const eval_ = await tuneConv2d(() => void scope(fused));
+      expect(eval_.map((t) => t.shape)).toEqual(['2×11×8×8→21 s1 + bias map + BN + ReLU']);
       x.dispose();
       w.dispose();
     });
