@@ -116,11 +116,10 @@ function pack3x3(w: Tensor, g: Conv2dGeometry, flip: boolean): Tensor {
  */
 const ROW_BLOCKS = [8, 12, 16] as const;
 /** The most rows a block can have (TM_MAX in the shader). */
-const MAX_ROW_BLOCK = 16;
+const MAX_ROW_BLOCK = SUBGROUP_TM;
 
 export function forward3x3RowBlocks(channels: number): number[] {
-  const even = Math.ceil(channels / Math.ceil(channels / MAX_ROW_BLOCK));
-  return [...new Set([...ROW_BLOCKS, even])].sort((a, b) => a - b);
+  return [...new Set([...ROW_BLOCKS, rowBlock(channels)])].sort((a, b) => a - b);
 }
 
 /** What forward_3x3 does after the sums; the best block depends on it too (a map's loads cost per row). */
