@@ -67,9 +67,14 @@ export class ResidualJoin extends Module {
   readonly rIndex: Tensor;
   readonly constants: Tensor;
 
+  /** Whether the join is relu(y + residual) channel for channel (coupled masks), so the plain add serves. */
+  readonly isPlainAdd: boolean;
+
   constructor(readonly plan: JoinPlan) {
     super();
     const n = plan.live.length;
+    const { stride, yIndex, rIndex, constants } = plan;
+    this.isPlainAdd = stride === 1 && yIndex.every((j, i) => j === i) && rIndex.every((j, i) => j === i) && constants.every((c) => c === 0);
     this.yIndex = this.registerBuffer('y_index', Tensor.fromArray(plan.yIndex, [n], 'i32'));
     this.rIndex = this.registerBuffer('r_index', Tensor.fromArray(plan.rIndex, [n], 'i32'));
     this.constants = this.registerBuffer('constants', Tensor.fromArray(plan.constants, [n]));
@@ -79,11 +84,6 @@ export class ResidualJoin extends Module {
     throw new Error('ResidualJoin takes two inputs: call join(y, residual)');
   }
 
-  /** Whether the join is relu(y + residual) channel for channel (coupled masks), so the plain add serves. */
-  get isPlainAdd(): boolean {
-    const { stride, yIndex, rIndex, constants } = this.plan;
-    return stride === 1 && yIndex.every((j, i) => j === i) && rIndex.every((j, i) => j === i) && constants.every((c) => c === 0);
-  }
 
   join(y: Tensor, residual: Tensor): Tensor {
     const n = this.plan.live.length;
