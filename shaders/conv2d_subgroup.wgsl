@@ -246,65 +246,83 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
 @group(0) @binding(8) var<storage, read> w4: array<vec4f>;
 @group(0) @binding(12) var<storage, read_write> y4: array<vec4f>;
 
-// The four output columns a lane of forward_3x3 owns; lanes past the end (valid = false) take the last
-// tile's position so they still join the subgroup's shuffles.
+// Output rows per lane of forward_3x3 at stride 1 (1 or 2; stride 2 always runs 1). Two rows share the
+// middle two of their four input rows and every weight shuffle: per input channel 4 row loads, 3
+// weight loads and 3·TM shuffles serve 2·TM·9 vec4 multiply-adds instead of half as many.
+override ROWS: u32 = 1u;
+
+// The four output columns (of ROWS rows from oy) a lane of forward_3x3 owns; lanes past the end
+// (valid = false) take the last tile's position so they still join the subgroup's shuffles.
 struct Tile3x3 { valid: bool, n: u32, oy: u32, t: u32 }
 
 fn tile_3x3(wid: vec3u, li: u32) -> Tile3x3 {
   let tiles_w = dims.out_w / 4u;
-  let tiles = dims.batch * dims.out_h * tiles_w;
+  let row_groups = dims.out_h / ROWS;
+  let tiles = dims.batch * row_groups * tiles_w;
   let index = wid.x * WG + li;
   let tile = min(index, tiles - 1u);
-  return Tile3x3(index < tiles, tile / (tiles_w * dims.out_h), (tile / tiles_w) % dims.out_h, tile % tiles_w);
+  return Tile3x3(index < tiles, tile / (tiles_w * row_groups), ((tile / tiles_w) % row_groups) * ROWS, tile % tiles_w);
 }
 
-// Rows m0 .. m0 + TM of the lane's four outputs.
-fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> array<vec4f, TM_MAX> {
+// The inputs under taps kx = 0, 1, 2 of a lane's four output columns, from input row iy (zeros outside).
+struct Taps3 { x0: vec4f, x1: vec4f, x2: vec4f }
+
+fn row_taps_3x3(tile: Tile3x3, ci: u32, iy: i32) -> Taps3 {
   let tiles_w = dims.out_w / 4u;
-  let t = tile.t;
-  let oy = tile.oy;
-  let n = tile.n;
+  let has_left = tile.t > 0u;
+  let has_right = tile.t + 1u < tiles_w;
+  let row_ok = iy >= 0 && iy < i32(dims.in_h);
+  let row = ((tile.n * dims.in_channels + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * (dims.in_w / 4u) + tile.t * STRIDE;
+  if (STRIDE == 1u) {
+    // Columns 4t − 1 .. 4t + 4: one vec4 and a column from each neighbour.
+    let x1 = select(vec4f(0.0), x4[row], row_ok);
+    let l = subgroupShuffleUp(x1.w, 1u);
+    let r = subgroupShuffleDown(x1.x, 1u);
+    return Taps3(vec4f(select(0.0, l, has_left), x1.xyz), x1, vec4f(x1.yzw, select(0.0, r, has_right)));
+  }
+  // Stride 2: columns 8t − 1 .. 8t + 7, two vec4s and the left neighbour's last column.
+  let a = select(vec4f(0.0), x4[row], row_ok);
+  let b = select(vec4f(0.0), x4[row + 1u], row_ok);
+  let l = subgroupShuffleUp(b.w, 1u);
+  return Taps3(vec4f(select(0.0, l, has_left), a.y, a.w, b.y), vec4f(a.x, a.z, b.x, b.z), vec4f(a.y, a.w, b.y, b.w));
+}
+
+fn fma_taps(w: vec3f, x: Taps3, acc: vec4f) -> vec4f {
+  return fma(vec4f(w.x), x.x0, fma(vec4f(w.y), x.x1, fma(vec4f(w.z), x.x2, acc)));
+}
+
+// Sums of rows m0 .. m0 + TM for the lane's outputs: `top` at row oy, `bottom` at oy + 1 (ROWS = 2).
+struct Acc3x3 { top: array<vec4f, TM_MAX>, bottom: array<vec4f, TM_MAX> }
+
+fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
   let cin = dims.in_channels;
-  let has_left = t > 0u;
-  let has_right = t + 1u < tiles_w;
   let loads = (TM + SG - 1u) / SG;
   var wrow: array<u32, TM_MAX>;
   for (var q = 0u; q < loads; q++) {
     wrow[q] = min(m0 + q * SG + lane, dims.out_channels - 1u) * cin * 3u;
   }
-  let in_w4 = dims.in_w / 4u;
-  var acc: array<vec4f, TM_MAX>;
+  let iy0 = i32(tile.oy * STRIDE) - 1;
+  var acc: Acc3x3;
   for (var ci = 0u; ci < cin; ci++) {
+    // Input row iy0 + ky feeds row oy through tap ky and (two rows) row oy + 1 through tap ky − 1,
+    // so with two rows each input row is loaded once and handed from `lower` to `upper`.
+    var upper: Taps3;
+    if (ROWS == 2u) { upper = row_taps_3x3(tile, ci, iy0); }
     for (var ky = 0u; ky < 3u; ky++) {
-      let iy = i32(oy * STRIDE + ky) - 1;
-      let row_ok = iy >= 0 && iy < i32(dims.in_h);
-      let row = ((n * cin + ci) * dims.in_h + u32(clamp(iy, 0, i32(dims.in_h) - 1))) * in_w4 + t * STRIDE;
-      // The inputs under taps kx = 0, 1, 2 of the lane's four outputs.
-      var x0: vec4f;
-      var x1: vec4f;
-      var x2: vec4f;
-      if (STRIDE == 1u) {
-        // Columns 4t − 1 .. 4t + 4: one vec4 and a column from each neighbour.
-        x1 = select(vec4f(0.0), x4[row], row_ok);
-        let l = subgroupShuffleUp(x1.w, 1u);
-        let r = subgroupShuffleDown(x1.x, 1u);
-        x0 = vec4f(select(0.0, l, has_left), x1.xyz);
-        x2 = vec4f(x1.yzw, select(0.0, r, has_right));
+      var lower: Taps3;
+      if (ROWS == 2u) {
+        lower = row_taps_3x3(tile, ci, iy0 + i32(ky) + 1);
       } else {
-        // Stride 2: columns 8t − 1 .. 8t + 7, two vec4s and the left neighbour's last column.
-        let a = select(vec4f(0.0), x4[row], row_ok);
-        let b = select(vec4f(0.0), x4[row + 1u], row_ok);
-        let l = subgroupShuffleUp(b.w, 1u);
-        x0 = vec4f(select(0.0, l, has_left), a.y, a.w, b.y);
-        x1 = vec4f(a.x, a.z, b.x, b.z);
-        x2 = vec4f(a.y, a.w, b.y, b.w);
+        upper = row_taps_3x3(tile, ci, iy0 + i32(ky));
       }
       var wl: array<vec4f, TM_MAX>;
       for (var q = 0u; q < loads; q++) { wl[q] = w4[wrow[q] + ci * 3u + ky]; }
       for (var m = 0u; m < TM; m++) {
         let wv = subgroupShuffle(wl[m / SG].xyz, m % SG);
-        acc[m] = fma(vec4f(wv.x), x0, fma(vec4f(wv.y), x1, fma(vec4f(wv.z), x2, acc[m])));
+        acc.top[m] = fma_taps(wv, upper, acc.top[m]);
+        if (ROWS == 2u) { acc.bottom[m] = fma_taps(wv, lower, acc.bottom[m]); }
       }
+      if (ROWS == 2u) { upper = lower; }
     }
   }
   return acc;
@@ -352,12 +370,14 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
   for (var m = 0u; m < TM; m++) {
     let co = m0 + m;
     if (co >= dims.out_channels) { break; }
-    let position = ((co * dims.out_h + tile.oy) * dims.out_w) / 4u + tile.t;
-    var v = acc[m];
-    if (HAS_MAP) { v = v + bias_map4[position]; }
-    if (HAS_BN) { v = fma(v, vec4f(scale[m]), vec4f(shift[m])); }
-    if (RELU) { v = max(v, vec4f(0.0)); }
-    y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = v;
+    for (var j = 0u; j < ROWS; j++) {
+      let position = ((co * dims.out_h + tile.oy + j) * dims.out_w) / 4u + tile.t;
+      var v = select(acc.top[m], acc.bottom[m], j == 1u);
+      if (HAS_MAP) { v = v + bias_map4[position]; }
+      if (HAS_BN) { v = fma(v, vec4f(scale[m]), vec4f(shift[m])); }
+      if (RELU) { v = max(v, vec4f(0.0)); }
+      y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = v;
+    }
   }
 }
 

@@ -16,6 +16,7 @@ import { Rng } from '../tensor/random.js';
 import { noGrad } from '../autograd/mode.js';
 import { gpu } from '../gpu/encoder.js';
 import { tuneConv2d, type Conv2dTuning } from '../ops/conv2d.js';
+import { quantile } from '../stats.js';
 import type { LayerFlops } from '../prune/flops.js';
 import type { BenchNetwork, LayerKind } from './networks.js';
 
@@ -60,7 +61,7 @@ export interface BatchResult {
   layers: RowResult[];
   /** Sum of the layers' medians, to compare with end to end. */
   sumOfLayersMs: { dense: number; compact: number };
-  /** The 3×3 conv row blocks measured before timing (shapes tuned at an earlier batch are not repeated). */
+  /** The 3×3 conv blocks measured before timing (shapes tuned at an earlier batch are not repeated). */
   tuning?: Conv2dTuning[];
 }
 
@@ -100,8 +101,8 @@ export interface SpeedupReport {
 export const METHOD =
   'eval-mode forward; each layer alone on fixed captured inputs, end to end through the model\'s forward; a sample = N back-to-back ' +
   'repetitions between gpu().sync() calls, divided by N; dense and compact sampled back to back in alternating order; ' +
-  'median and p10–p90 over repeats; before timing, each 3×3 conv shape of both models gets the row block measured fastest for it ' +
-  '(ops/conv2d.ts tuneConv2d); FLOPs from prune/flops.ts (multiply-add = 1 FLOP); GFLOP/s with multiply-add = 2';
+  'median and p10–p90 over repeats; before timing, each 3×3 conv shape of both models gets the block (channels per workgroup, output rows per lane) ' +
+  'with the lowest median time in a measurement before (ops/conv2d.ts tuneConv2d); FLOPs from prune/flops.ts (multiply-add = 1 FLOP); GFLOP/s with multiply-add = 2';
 
 export interface MeasureOptions {
   batchSizes: readonly number[];
@@ -114,16 +115,6 @@ export interface MeasureOptions {
   seed?: number;
   /** Progress lines. */
   log?: (line: string) => void;
-}
-
-/** The q-quantile (0..1) of `values`, linearly interpolated. */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
 export function timeStats(samples: readonly number[]): TimeStats {
@@ -208,10 +199,10 @@ export async function measureSpeedup(dense: BenchNetwork, compact: BenchNetwork,
   for (const batch of options.batchSizes) {
     const [c, h, w] = dense.inputShape;
     const x = Tensor.fromArray(Float32Array.from({ length: batch * c * h * w }, () => rng.normal()), [batch, c, h, w]).keep();
-    // Both models run the 3×3 conv blocks measured fastest for their own shapes.
+    // Both models run the 3×3 conv blocks measured best for their own shapes.
     const tuning: Conv2dTuning[] = [];
     for (const network of [dense, compact]) tuning.push(...(await tuneConv2d(() => noGrad(() => scope(() => void network.forward(x))))));
-    for (const t of tuning) options.log?.(`batch ${batch}: conv ${t.shape} runs ${t.chosen}-row blocks (${Object.entries(t.ms).map(([tm, ms]) => `${tm}: ${ms.toFixed(2)} ms`).join(', ')})`);
+    for (const t of tuning) options.log?.(`batch ${batch}: conv ${t.shape} runs block ${t.chosen} (${Object.entries(t.ms).map(([block, ms]) => `${block}: ${ms.toFixed(2)} ms`).join(', ')})`);
     const denseOuts = captureOutputs(dense, x);
     const compactOuts = captureOutputs(compact, x);
     try {

@@ -12,9 +12,9 @@ import { gpu, grid1d, type GpuRuntime } from '../gpu/encoder.js';
 import { Tensor } from '../tensor/tensor.js';
 import { formatShape, sameShape, type Shape } from '../tensor/shape.js';
 import { add, binaryKernel } from './elementwise.js';
-import { sumTo } from './reduce.js';
+import { reduceAxisKernel, sumTo } from './reduce.js';
 import { reshape } from './view.js';
-import { reduceAxisKernel } from './reduce.js';
+import { median } from '../stats.js';
 
 export interface Conv2dOptions {
   stride?: number;
@@ -122,6 +122,39 @@ export function forward3x3RowBlocks(channels: number): number[] {
   return [...new Set([...ROW_BLOCKS, rowBlock(channels)])].sort((a, b) => a - b);
 }
 
+/**
+ * How forward_3x3 splits the work: `tm` output channels per workgroup, `rows` output rows per lane (2:
+ * two rows share their middle input rows and every weight shuffle; stride 1 and an even height only).
+ */
+export interface Forward3x3Block {
+  tm: number;
+  rows: 1 | 2;
+}
+
+/** "12" for one output row per lane, "2×8" for two. */
+export function formatForward3x3Block(b: Forward3x3Block): string {
+  return b.rows === 1 ? `${b.tm}` : `2×${b.tm}`;
+}
+
+/** Blocks of two rows per lane keep 2·tm sums per lane, so their candidates are narrower. */
+const TWO_ROW_BLOCKS = [4, 6, 8] as const;
+
+/**
+ * The blocks tuneConv2d measures for a shape: one row per lane with forward3x3RowBlocks, and where the
+ * shape allows two, two rows with 4, 6 or 8 channels or the even split into blocks of at most 8.
+ */
+export function forward3x3Blocks(g: Conv2dGeometry): Forward3x3Block[] {
+  const one = forward3x3RowBlocks(g.outChannels).map((tm) => ({ tm, rows: 1 as const }));
+  if (!twoRowsFit(g)) return one;
+  const split = Math.ceil(g.outChannels / Math.ceil(g.outChannels / 8));
+  const two = [...new Set([...TWO_ROW_BLOCKS, split])].sort((a, b) => a - b).map((tm) => ({ tm, rows: 2 as const }));
+  return [...one, ...two];
+}
+
+function twoRowsFit(g: Conv2dGeometry): boolean {
+  return g.stride === 1 && g.outH % 2 === 0;
+}
+
 /** What forward_3x3 does after the sums; the best block depends on it too (a map's loads cost per row). */
 interface Epilogue {
   map: boolean;
@@ -136,37 +169,45 @@ function forward3x3Key(g: Conv2dGeometry, e: Epilogue): string {
   return `${g.batch}×${g.inChannels}×${g.inH}×${g.inW}→${g.outChannels} s${g.stride}${extras ? ` + ${extras}` : ''}`;
 }
 
-/** Untuned choice: among the fixed candidates, the block that pads the fewest rows, the largest on ties. */
-function defaultForward3x3RowBlock(channels: number): number {
+/** Untuned choice: among the fixed one-row candidates, the block that pads the fewest rows, the largest on ties. */
+function defaultForward3x3Block(channels: number): Forward3x3Block {
   let best: number = MAX_ROW_BLOCK;
   for (const tm of ROW_BLOCKS) {
     const padded = Math.ceil(channels / tm) * tm;
     const bestPadded = Math.ceil(channels / best) * best;
     if (padded < bestPadded || (padded === bestPadded && tm > best)) best = tm;
   }
-  return best;
+  return { tm: best, rows: 1 };
 }
 
-/** Row blocks measured by tuneConv2d, per device (a new device starts untuned). */
-const tunedRowBlocks = new WeakMap<GpuRuntime, Map<string, number>>();
+/** Blocks measured by tuneConv2d, per device (a new device starts untuned). */
+const tunedBlocks = new WeakMap<GpuRuntime, Map<string, Forward3x3Block>>();
 /** While tuneConv2d runs the model once: the 3×3 forward shapes it dispatches. */
 let recording: Map<string, { g: Conv2dGeometry; epilogue: Epilogue }> | null = null;
 
-/** A row block forced on every forward_3x3 (tests check each one); null: tuned, else the default. */
-let forcedRowBlock: number | null = null;
+/** A block forced on every forward_3x3 (tests check each one); null: tuned, else the default. */
+let forcedBlock: Forward3x3Block | null = null;
 
-/** Forces forward_3x3's row block (an integer from 1 to 16), or null to undo; returns the previous setting. */
-export function setForward3x3RowBlock(tm: number | null): number | null {
-  if (tm !== null && !(Number.isInteger(tm) && tm >= 1 && tm <= MAX_ROW_BLOCK)) {
-    throw new Error(`conv2d: forward_3x3 row block must be an integer from 1 to ${MAX_ROW_BLOCK}, got ${tm}`);
+/**
+ * Forces forward_3x3's block: `tm` an integer from 1 to 16, `rows` 1 or 2 (two apply where the shape
+ * allows, one elsewhere); null undoes. Returns the previous setting.
+ */
+export function setForward3x3Block(block: Forward3x3Block | null): Forward3x3Block | null {
+  if (block !== null) {
+    const { tm, rows } = block;
+    if (!(Number.isInteger(tm) && tm >= 1 && tm <= MAX_ROW_BLOCK)) {
+      throw new Error(`conv2d: forward_3x3 row block must be an integer from 1 to ${MAX_ROW_BLOCK}, got ${tm}`);
+    }
+    if (rows !== 1 && rows !== 2) throw new Error(`conv2d: forward_3x3 runs 1 or 2 output rows per lane, got ${rows}`);
   }
-  const previous = forcedRowBlock;
-  forcedRowBlock = tm;
+  const previous = forcedBlock;
+  forcedBlock = block;
   return previous;
 }
 
-function forward3x3RowBlock(g: Conv2dGeometry, epilogue: Epilogue): number {
-  return forcedRowBlock ?? tunedRowBlocks.get(gpu())?.get(forward3x3Key(g, epilogue)) ?? defaultForward3x3RowBlock(g.outChannels);
+function forward3x3Block(g: Conv2dGeometry, epilogue: Epilogue): Forward3x3Block {
+  const block = forcedBlock ?? tunedBlocks.get(gpu())?.get(forward3x3Key(g, epilogue)) ?? defaultForward3x3Block(g.outChannels);
+  return block.rows === 2 && !twoRowsFit(g) ? { tm: block.tm, rows: 1 } : block;
 }
 
 /** Batch norm in evaluation mode (running statistics), as conv2dBatchNormEval fuses it. */
@@ -185,21 +226,21 @@ function forward3x3(
   g: Conv2dGeometry,
   biasMap: Tensor | null = null,
   bn: BatchNormEval | null = null,
-  tm?: number,
+  block?: Forward3x3Block,
 ): Tensor {
   const rt = gpu();
   const epilogue: Epilogue = { map: biasMap !== null, bn: bn !== null, relu: bn?.relu ?? false };
-  tm ??= forward3x3RowBlock(g, epilogue);
+  const { tm, rows } = block ?? forward3x3Block(g, epilogue);
   recording?.set(forward3x3Key(g, epilogue), { g, epilogue });
   const y = Tensor.empty([g.batch, g.outChannels, g.outH, g.outW]);
-  const tiles = g.batch * g.outH * (g.outW / 4);
+  const tiles = g.batch * (g.outH / rows) * (g.outW / 4);
   // The epilogue's unused bindings get the packed weights (never read).
   const kernel = rt.kernel({
     family: 'conv2d_subgroup',
     entry: 'forward_3x3',
     bindings: ['dims', 'x4', 'w4', 'bias_map4', 'bn_mean', 'bn_var', 'bn_gamma', 'bn_beta', 'y4'],
     overrides: {
-      WG, SG: rt.subgroupSize, TM: tm, STRIDE: g.stride,
+      WG, SG: rt.subgroupSize, TM: tm, ROWS: rows, STRIDE: g.stride,
       HAS_MAP: Number(biasMap !== null), HAS_BN: Number(bn !== null), RELU: Number(bn?.relu ?? false), EPS: bn?.eps ?? 1e-5,
     },
   });
@@ -224,13 +265,13 @@ function inputGradientGeometry(g: Conv2dGeometry): Conv2dGeometry {
 export interface Conv2dTuning {
   /** The shape: batch × in channels × height × width → out channels, stride. */
   shape: string;
-  /** Milliseconds per candidate row block (the fastest of the samples). */
-  ms: Record<number, number>;
-  chosen: number;
+  /** Milliseconds per candidate block, named by formatForward3x3Block (the median of the samples). */
+  ms: Record<string, number>;
+  chosen: string;
 }
 
 /**
- * Measures which row block forward_3x3 runs fastest for every 3×3 shape and epilogue that `run`
+ * Measures which block forward_3x3 runs fastest (median time) for every 3×3 shape and epilogue that `run`
  * dispatches, and uses it from then on, on this device. `run` is called once (make it an evaluation-mode
  * forward without gradients). With `training`, the shapes are tuned as a training step runs them: plain
  * epilogue, plus the stride-1 input gradients. The choice never changes a result: every block sums each
@@ -254,9 +295,9 @@ export async function tuneConv2d(run: () => void, options: { training?: boolean;
       if (g.stride === 1 && fits3x3(t)) shapes.set(forward3x3Key(t, PLAIN), { g: t, epilogue: PLAIN });
     }
   }
-  let table = tunedRowBlocks.get(rt);
-  if (!table) tunedRowBlocks.set(rt, (table = new Map()));
-  const samples = options.samples ?? 5;
+  let table = tunedBlocks.get(rt);
+  if (!table) tunedBlocks.set(rt, (table = new Map()));
+  const samples = options.samples ?? 7;
   const results: Conv2dTuning[] = [];
   for (const [key, { g, epilogue }] of shapes) {
     if (table.has(key)) continue;
@@ -271,26 +312,27 @@ export async function tuneConv2d(run: () => void, options: { training?: boolean;
     const map = epilogue.map ? zeros([g.outChannels, g.outH, g.outW]) : null;
     const perChannel = epilogue.bn ? zeros([g.outChannels]) : null;
     const bn = perChannel && { runningMean: perChannel, runningVar: perChannel, gamma: perChannel, beta: perChannel, eps: 1e-5, relu: epilogue.relu };
-    const candidates = forward3x3RowBlocks(g.outChannels);
-    const times = new Map<number, number[]>(candidates.map((tm) => [tm, []]));
+    const candidates = forward3x3Blocks(g);
+    const times = new Map<Forward3x3Block, number[]>(candidates.map((b) => [b, []]));
     // One untimed pass builds the pipelines; then the candidates take turns.
-    for (const tm of candidates) forward3x3(x, packed, g, map, bn, tm).dispose();
+    for (const b of candidates) forward3x3(x, packed, g, map, bn, b).dispose();
     await rt.sync();
     for (let s = 0; s < samples; s++) {
-      for (const tm of candidates) {
+      for (const b of candidates) {
         const start = performance.now();
-        forward3x3(x, packed, g, map, bn, tm).dispose();
+        forward3x3(x, packed, g, map, bn, b).dispose();
         await rt.sync();
-        times.get(tm)!.push(performance.now() - start);
+        times.get(b)!.push(performance.now() - start);
       }
     }
     for (const t of [x, packed, map, perChannel]) t?.dispose();
-    const ms: Record<number, number> = {};
-    // The fastest sample: other work on the machine only ever adds time.
-    for (const [tm, list] of times) ms[tm] = Math.min(...list);
-    const chosen = candidates.reduce((best, tm) => (ms[tm] < ms[best] ? tm : best));
+    // The median sample: on lavapipe a block's time varies from run to run by more than the blocks
+    // differ, and the luckiest sample of a block that varies most would win too often.
+    const best = new Map(candidates.map((b) => [b, median(times.get(b)!)]));
+    const chosen = candidates.reduce((a, b) => (best.get(b)! < best.get(a)! ? b : a));
     table.set(key, chosen);
-    results.push({ shape: key, ms, chosen });
+    const ms = Object.fromEntries(candidates.map((b) => [formatForward3x3Block(b), best.get(b)!]));
+    results.push({ shape: key, ms, chosen: formatForward3x3Block(chosen) });
   }
   return results;
 }

@@ -7,6 +7,7 @@ import type { EpochRecord } from '../train/trainer.js';
 import { CIFAR_DEPTHS } from '../models/resnet.js';
 import { paperConvFlops } from '../prune/flops.js';
 import { PAPER, type PaperKey, type PaperResult } from './paper.js';
+import { median } from '../stats.js';
 
 /** run.json, written by `train` when a run starts, with one entry per resume. */
 export interface RunRecord {
@@ -84,12 +85,6 @@ export interface RunSummary {
   flops?: number;
   flopsReduction?: number;
   regrown?: number;
-}
-
-function median(values: readonly number[]): number {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
 function bestOf(records: readonly EpochRecord[], key: string): EpochAccuracy | undefined {

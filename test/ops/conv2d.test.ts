@@ -14,7 +14,10 @@ import {
   conv2dWithBiasMap,
   forward3x3RowBlocks,
   setConv2dKernelPath,
-  setForward3x3RowBlock,
+  setForward3x3Block,
+  forward3x3Blocks,
+  formatForward3x3Block,
+  type Forward3x3Block,
   tuneConv2d,
   type Conv2dKernelPath,
 } from '../../src/ops/conv2d.js';
@@ -34,7 +37,7 @@ const pathName = (path: Conv2dKernelPath): string => (path === 'auto' ? 'subgrou
 
 afterEach(() => {
   setConv2dKernelPath('auto');
-  setForward3x3RowBlock(null);
+  setForward3x3Block(null);
 });
 
 function shapes(s: Conv2dShape): { x: number[]; w: number[]; y: number[] } {
@@ -236,17 +239,22 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
     { batch: 3, inChannels: 16, inH: 4, inW: 4, outChannels: 6, kernel: 3, stride: 1, padding: 1 },
   ];
 
-  // The fixed candidates and even splits (13 = 13, 23 → 12, 33 → 11, 45 → 15, 10).
-  it.each([8, 12, 16, 10, 11, 13, 15])('%i-row blocks give the exact integer forward and input gradient', async (tm) => {
-    setForward3x3RowBlock(tm);
-    await withSeed(`conv2d row block ${tm}`, async (rng, seed) => {
+  // The fixed candidates and even splits (13 = 13, 23 → 12, 33 → 11, 45 → 15, 10), one output row per
+  // lane; two rows with the two-row candidates and splits (13 → 7, 23 → 8, 6, 5). Stride 2 runs one row.
+  const blocks: Forward3x3Block[] = [
+    ...[8, 12, 16, 10, 11, 13, 15].map((tm) => ({ tm, rows: 1 as const })),
+    ...[4, 5, 6, 7, 8, 16].map((tm) => ({ tm, rows: 2 as const })),
+  ];
+  it.each(blocks.map((b) => [formatForward3x3Block(b), b] as const))('block %s gives the exact integer forward and input gradient', async (name, block) => {
+    setForward3x3Block(block);
+    await withSeed(`conv2d block ${name}`, async (rng, seed) => {
       for (const s of cases) {
         const sh = shapes(s);
         const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
         const [x, w, dy] = [randomInts(rng, count(sh.x)), randomInts(rng, count(sh.w)), randomInts(rng, count(sh.y))];
         const [y, dx] = await runKernels(s, x, w, dy);
-        assertEqual(y, ref.conv2d(x, w, s), { label: `y of ${describeShape(s)}, ${tm}-row blocks`, seed, shape: sh.y });
-        assertEqual(dx, ref.conv2dBackwardInput(dy, w, s), { label: `dx of ${describeShape(s)}, ${tm}-row blocks`, seed, shape: sh.x });
+        assertEqual(y, ref.conv2d(x, w, s), { label: `y of ${describeShape(s)}, block ${name}`, seed, shape: sh.y });
+        assertEqual(dx, ref.conv2dBackwardInput(dy, w, s), { label: `dx of ${describeShape(s)}, block ${name}`, seed, shape: sh.x });
       }
     });
   });
@@ -257,9 +265,20 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
     expect(forward3x3RowBlocks(64)).toEqual([8, 12, 16]);
   });
 
-  it('refuses a row block the kernel does not have', () => {
-    expect(() => setForward3x3RowBlock(17)).toThrow(/integer from 1 to 16, got 17/);
-    expect(() => setForward3x3RowBlock(2.5)).toThrow(/integer from 1 to 16, got 2.5/);
+  it('two output rows per lane are candidates only at stride 1 with an even height, with 4, 6, 8 rows or the split into blocks of at most 8', () => {
+    const g = (outChannels: number, stride: number, inH: number) =>
+      conv2dGeometry([1, 8, inH, 16], [outChannels, 8, 3, 3], { stride, padding: 1 });
+    expect(forward3x3Blocks(g(10, 1, 8)).map(formatForward3x3Block)).toEqual(['8', '10', '12', '16', '2×4', '2×5', '2×6', '2×8']);
+    expect(forward3x3Blocks(g(64, 1, 8)).map(formatForward3x3Block)).toEqual(['8', '12', '16', '2×4', '2×6', '2×8']);
+    expect(forward3x3Blocks(g(10, 2, 8)).map(formatForward3x3Block)).toEqual(['8', '10', '12', '16']);
+    expect(forward3x3Blocks(g(10, 1, 6)).map(formatForward3x3Block)).toContain('2×5');
+    expect(forward3x3Blocks(g(10, 1, 7)).map(formatForward3x3Block)).toEqual(['8', '10', '12', '16']);
+  });
+
+  it('refuses a block the kernel does not have', () => {
+    expect(() => setForward3x3Block({ tm: 17, rows: 1 })).toThrow(/integer from 1 to 16, got 17/);
+    expect(() => setForward3x3Block({ tm: 2.5, rows: 1 })).toThrow(/integer from 1 to 16, got 2.5/);
+    expect(() => setForward3x3Block({ tm: 8, rows: 3 as 1 })).toThrow(/1 or 2 output rows per lane, got 3/);
   });
 
   it('tuneConv2d measures every 3×3 shape the run dispatches (and their input gradients), once, and changes no result', async () => {
@@ -274,12 +293,12 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
       const tuned = await tuneConv2d(() => void scope(forward), { training: true });
       // The forward 11→21 and its input gradient 21→11, each with a time per block.
       expect(tuned.map((t) => t.shape)).toEqual(['2×11×8×8→21 s1', '2×21×8×8→11 s1']);
-      for (const t of tuned) {
-        expect(forward3x3RowBlocks(21)).toEqual([8, 11, 12, 16]);
-        expect(Object.keys(t.ms).map(Number)).toEqual(forward3x3RowBlocks(t.shape.endsWith('→21 s1') ? 21 : 11));
-        expect(Object.keys(t.ms).map(Number)).toContain(t.chosen);
+      const geometries = [conv2dGeometry(sh.x, sh.w, { padding: 1 }), conv2dGeometry([2, 21, 8, 8], [11, 21, 3, 3], { padding: 1 })];
+      tuned.forEach((t, i) => {
+        expect(Object.keys(t.ms)).toEqual(forward3x3Blocks(geometries[i]).map(formatForward3x3Block));
+        expect(Object.keys(t.ms)).toContain(t.chosen);
         expect(t.ms[t.chosen]).toBe(Math.min(...Object.values(t.ms)));
-      }
+      });
       expect(await tuneConv2d(() => void scope(forward), { training: true })).toEqual([]);
       const after = await scope(() => forward().keep()).toArray();
       assertEqual(after, before, { label: 'conv2d after tuning', seed, shape: sh.y });
@@ -305,7 +324,9 @@ describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
     { batch: 3, inChannels: 3, inH: 4, inW: 4, outChannels: 4, kernel: 3, stride: 1, padding: 1, map: false, relu: false },
   ];
 
-  it('gives the values of conv2d (+ bias map) then batchNorm2d, bit for bit, and the float64 reference within tolerance', async () => {
+  // The default blocks, and two output rows per lane (the epilogue then writes two rows).
+  it.each(['default', '2×5'])('gives the values of conv2d (+ bias map) then batchNorm2d, bit for bit, and the float64 reference within tolerance (block %s)', async (block) => {
+    if (block === '2×5') setForward3x3Block({ tm: 5, rows: 2 });
     await withSeed('conv2d batch norm eval', async (rng, seed) => {
       for (const s of cases) {
         const sh = shapes(s);
