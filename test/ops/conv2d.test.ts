@@ -240,10 +240,10 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
   ];
 
   // The fixed candidates and even splits (13 = 13, 23 → 12, 33 → 11, 45 → 15, 10), one output row per
-  // lane; two rows with the two-row candidates and splits (13 → 7, 23 → 8, 6, 5). Stride 2 runs one row.
+  // lane; two rows with the two-row candidates and splits (13 → 7, 23 → 8, 12, 6 → 6, 5, 11). Stride 2 runs one row.
   const blocks: Forward3x3Block[] = [
     ...[8, 12, 16, 10, 11, 13, 15].map((tm) => ({ tm, rows: 1 as const })),
-    ...[4, 5, 6, 7, 8, 16].map((tm) => ({ tm, rows: 2 as const })),
+    ...[4, 5, 6, 7, 8, 11, 12, 16].map((tm) => ({ tm, rows: 2 as const })),
   ];
   it.each(blocks.map((b) => [formatForward3x3Block(b), b] as const))('block %s gives the exact integer forward and input gradient', async (name, block) => {
     setForward3x3Block(block);
@@ -265,11 +265,12 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
     expect(forward3x3RowBlocks(64)).toEqual([8, 12, 16]);
   });
 
-  it('two output rows per lane are candidates only at stride 1 with an even height, with 4, 6, 8 rows or the split into blocks of at most 8', () => {
+  it('two output rows per lane are candidates only at stride 1 with an even height, with 4, 6, 8 rows or the splits into blocks of at most 8 and 12', () => {
     const g = (outChannels: number, stride: number, inH: number) =>
       conv2dGeometry([1, 8, inH, 16], [outChannels, 8, 3, 3], { stride, padding: 1 });
-    expect(forward3x3Blocks(g(10, 1, 8)).map(formatForward3x3Block)).toEqual(['8', '10', '12', '16', '2×4', '2×5', '2×6', '2×8']);
-    expect(forward3x3Blocks(g(64, 1, 8)).map(formatForward3x3Block)).toEqual(['8', '12', '16', '2×4', '2×6', '2×8']);
+    expect(forward3x3Blocks(g(10, 1, 8)).map(formatForward3x3Block)).toEqual(['8', '10', '12', '16', '2×4', '2×5', '2×6', '2×8', '2×10']);
+    expect(forward3x3Blocks(g(45, 1, 8)).map(formatForward3x3Block)).toEqual(['8', '12', '15', '16', '2×4', '2×6', '2×8', '2×12']);
+    expect(forward3x3Blocks(g(64, 1, 8)).map(formatForward3x3Block)).toEqual(['8', '12', '16', '2×4', '2×6', '2×8', '2×11']);
     expect(forward3x3Blocks(g(10, 2, 8)).map(formatForward3x3Block)).toEqual(['8', '10', '12', '16']);
     expect(forward3x3Blocks(g(10, 1, 6)).map(formatForward3x3Block)).toContain('2×5');
     expect(forward3x3Blocks(g(10, 1, 7)).map(formatForward3x3Block)).toEqual(['8', '10', '12', '16']);
