@@ -338,10 +338,55 @@ fn accumulate_3x3(tile: Tile3x3, m0: u32, lane: u32) -> Acc3x3 {
 @group(0) @binding(14) var<storage, read> bn_var: array<f32>;
 @group(0) @binding(15) var<storage, read> bn_gamma: array<f32>;
 @group(0) @binding(16) var<storage, read> bn_beta: array<f32>;
+// With MAP_CLASSES (and HAS_MAP), the map's values by border class, as bias_map_classes writes them.
+@group(0) @binding(17) var<storage, read> map_classes: array<vec4f>;
 override HAS_MAP: bool = false;
+override MAP_CLASSES: bool = false;
 override HAS_BN: bool = false;
 override RELU: bool = false;
 override EPS: f32 = 1e-5;
+
+// Border class of an output row or column of a 3×3, padding-1 conv: 0 first, 2 last, 1 between.
+fn border_class(i: u32, size: u32) -> u32 {
+  return select(select(1u, 2u, i + 1u == size), 0u, i == 0u);
+}
+
+@group(0) @binding(18) var<storage, read_write> map_classes_out: array<vec4f>;
+
+// A bias map of constant input channels takes one value per border class of row and column (which taps
+// fall on the padding): map_classes_out[c·3 + row class] = (left, middle, right, ok), ok = 1 where every
+// position of channel c holds, bit for bit, its class's value. forward_3x3 then adds class values
+// handed round by shuffles instead of loading the map for every output row (a gather per row on
+// lavapipe), and loads it where ok = 0. One invocation per channel.
+@compute @workgroup_size(WG)
+fn bias_map_classes(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= dims.out_channels) { return; }
+  let h = dims.out_h;
+  let w = dims.out_w;
+  let plane = c * h * w;
+  let rep = array<u32, 3>(0u, 1u, 2u);
+  var values: array<array<f32, 3>, 3>;
+  for (var r = 0u; r < 3u; r++) {
+    let y = min(select(rep[r], h - 1u, r == 2u), h - 1u);
+    for (var k = 0u; k < 3u; k++) {
+      let x = min(select(rep[k], w - 1u, k == 2u), w - 1u);
+      let i = plane + y * w + x;
+      values[r][k] = bias_map4[i / 4u][i % 4u];
+    }
+  }
+  var ok = true;
+  for (var y = 0u; y < h; y++) {
+    let r = border_class(y, h);
+    for (var x = 0u; x < w; x++) {
+      let i = plane + y * w + x;
+      ok = ok && bitcast<u32>(bias_map4[i / 4u][i % 4u]) == bitcast<u32>(values[r][border_class(x, w)]);
+    }
+  }
+  for (var r = 0u; r < 3u; r++) {
+    map_classes_out[c * 3u + r] = vec4f(values[r][0], values[r][1], values[r][2], select(0.0, 1.0, ok));
+  }
+}
 
 @compute @workgroup_size(WG)
 fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
@@ -349,8 +394,9 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
   let tile = tile_3x3(wid, li);
   let m0 = wid.y * TM;
   let acc = accumulate_3x3(tile, m0, lane);
-  // BN's scale and shift: each lane computes those of its rows (as it loads weights), and every row
-  // gets them by shuffles, in uniform control flow; loading them per row would cost four gathers a row.
+  // BN's scale and shift and the map's class values: each lane loads those of its rows (as it loads
+  // weights), and every row gets them by shuffles, in uniform control flow; loading them per row would
+  // cost a gather a row.
   var scale: array<f32, TM_MAX>;
   var shift: array<f32, TM_MAX>;
   if (HAS_BN) {
@@ -366,14 +412,34 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
       shift[m] = subgroupShuffle(own_shift[m / SG], m % SG);
     }
   }
-  if (!tile.valid) { return; }
+  var own_classes: array<array<vec4f, 3>, TM_MAX>;
+  if (HAS_MAP && MAP_CLASSES) {
+    for (var q = 0u; q < (TM + SG - 1u) / SG; q++) {
+      let c = min(m0 + q * SG + lane, dims.out_channels - 1u);
+      for (var r = 0u; r < 3u; r++) { own_classes[q][r] = map_classes[c * 3u + r]; }
+    }
+  }
+  let first_column = tile.t == 0u;
+  let last_column = tile.t + 1u == dims.out_w / 4u;
   for (var m = 0u; m < TM; m++) {
     let co = m0 + m;
     if (co >= dims.out_channels) { break; }
-    for (var j = 0u; j < ROWS; j++) {
+    var classes: array<vec4f, 3>;
+    if (HAS_MAP && MAP_CLASSES) {
+      for (var r = 0u; r < 3u; r++) { classes[r] = subgroupShuffle(own_classes[m / SG][r], m % SG); }
+    }
+    for (var j = 0u; j < select(0u, ROWS, tile.valid); j++) {
       let position = ((co * dims.out_h + tile.oy + j) * dims.out_w) / 4u + tile.t;
       var v = select(acc.top[m], acc.bottom[m], j == 1u);
-      if (HAS_MAP) { v = v + bias_map4[position]; }
+      if (HAS_MAP) {
+        // classes[·].w (ok) is the same in every lane: the branch is uniform.
+        if (MAP_CLASSES && classes[0].w != 0.0) {
+          let row = classes[border_class(tile.oy + j, dims.out_h)];
+          v = v + vec4f(select(row.y, row.x, first_column), row.y, row.y, select(row.y, row.z, last_column));
+        } else {
+          v = v + bias_map4[position];
+        }
+      }
       if (HAS_BN) { v = fma(v, vec4f(scale[m]), vec4f(shift[m])); }
       if (RELU) { v = max(v, vec4f(0.0)); }
       y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = v;

@@ -222,6 +222,30 @@ export interface BatchNormEval {
   relu: boolean;
 }
 
+/**
+ * From this batch on, the fused forward reads a bias map through its border-class table
+ * (biasMapClassTable): building the table reads the map once, the epilogue would read it once per sample.
+ */
+const MAP_CLASSES_MIN_BATCH = 4;
+
+/**
+ * A bias map [C, H, W] of a 3×3, padding-1 conv by border class of row and column (first, between, last):
+ * [C, 3 rows] of vec4 (left, middle, right, ok), ok = 1 where every position of the channel equals its
+ * class's value bit for bit (the map of constant input channels always does; forward_3x3 loads the map
+ * of a channel without).
+ */
+export function biasMapClassTable(map: Tensor): Tensor {
+  if (map.rank !== 3) throw new Error(`conv2d: bias map must be [channels, height, width], got ${map.describe()}`);
+  const [channels, h, w] = map.shape;
+  if (w % 4 !== 0) throw new Error(`conv2d: bias map class table needs a width that is a multiple of 4, got ${map.describe()}`);
+  const rt = gpu();
+  const table = Tensor.empty([channels, 3, 4]);
+  const kernel = rt.kernel({ family: 'conv2d_subgroup', entry: 'bias_map_classes', bindings: ['dims', 'bias_map4', 'map_classes_out'], overrides: { WG } });
+  const g: Conv2dGeometry = { batch: 1, inChannels: channels, outChannels: channels, inH: h, inW: w, outH: h, outW: w, kernelH: 3, kernelW: 3, stride: 1, padding: 1 };
+  rt.dispatch(kernel, { bias_map4: map.buffer, map_classes_out: table.buffer }, uniforms(g), grid1d(channels, WG));
+  return table;
+}
+
 function forward3x3(
   x: Tensor,
   packed: Tensor,
@@ -229,6 +253,7 @@ function forward3x3(
   biasMap: Tensor | null = null,
   bn: BatchNormEval | null = null,
   block?: Forward3x3Block,
+  mapClasses: Tensor | null = null,
 ): Tensor {
   const rt = gpu();
   const epilogue: Epilogue = { map: biasMap !== null, bn: bn !== null, relu: bn?.relu ?? false };
@@ -240,15 +265,16 @@ function forward3x3(
   const kernel = rt.kernel({
     family: 'conv2d_subgroup',
     entry: 'forward_3x3',
-    bindings: ['dims', 'x4', 'w4', 'bias_map4', 'bn_mean', 'bn_var', 'bn_gamma', 'bn_beta', 'y4'],
+    bindings: ['dims', 'x4', 'w4', 'bias_map4', 'map_classes', 'bn_mean', 'bn_var', 'bn_gamma', 'bn_beta', 'y4'],
     overrides: {
       WG, SG: rt.subgroupSize, TM: tm, ROWS: rows, STRIDE: g.stride,
-      HAS_MAP: Number(biasMap !== null), HAS_BN: Number(bn !== null), RELU: Number(bn?.relu ?? false), EPS: bn?.eps ?? 1e-5,
+      HAS_MAP: Number(biasMap !== null), MAP_CLASSES: Number(biasMap !== null && mapClasses !== null),
+      HAS_BN: Number(bn !== null), RELU: Number(bn?.relu ?? false), EPS: bn?.eps ?? 1e-5,
     },
   });
   const unused = packed.buffer;
   const buffers = {
-    x4: x.buffer, w4: packed.buffer, y4: y.buffer, bias_map4: biasMap?.buffer ?? unused,
+    x4: x.buffer, w4: packed.buffer, y4: y.buffer, bias_map4: biasMap?.buffer ?? unused, map_classes: mapClasses?.buffer ?? unused,
     bn_mean: bn?.runningMean.buffer ?? unused, bn_var: bn?.runningVar.buffer ?? unused,
     bn_gamma: bn?.gamma.buffer ?? unused, bn_beta: bn?.beta.buffer ?? unused,
   };
@@ -312,22 +338,23 @@ export async function tuneConv2d(run: () => void, options: { training?: boolean;
     const x = zeros([g.batch, g.inChannels, g.inH, g.inW]);
     const packed = zeros([g.outChannels * g.inChannels * 12]);
     const map = epilogue.map ? zeros([g.outChannels, g.outH, g.outW]) : null;
+    const classes = map && g.batch >= MAP_CLASSES_MIN_BATCH ? biasMapClassTable(map) : null;
     const perChannel = epilogue.bn ? zeros([g.outChannels]) : null;
     const bn = perChannel && { runningMean: perChannel, runningVar: perChannel, gamma: perChannel, beta: perChannel, eps: 1e-5, relu: epilogue.relu };
     const candidates = forward3x3Blocks(g);
     const times = new Map<Forward3x3Block, number[]>(candidates.map((b) => [b, []]));
     // One untimed pass builds the pipelines; then the candidates take turns.
-    for (const b of candidates) forward3x3(x, packed, g, map, bn, b).dispose();
+    for (const b of candidates) forward3x3(x, packed, g, map, bn, b, classes).dispose();
     await rt.sync();
     for (let s = 0; s < samples; s++) {
       for (const b of candidates) {
         const start = performance.now();
-        forward3x3(x, packed, g, map, bn, b).dispose();
+        forward3x3(x, packed, g, map, bn, b, classes).dispose();
         await rt.sync();
         times.get(b)!.push(performance.now() - start);
       }
     }
-    for (const t of [x, packed, map, perChannel]) t?.dispose();
+    for (const t of [x, packed, map, classes, perChannel]) t?.dispose();
     // The median sample: on lavapipe a block's time varies from run to run by more than the blocks
     // differ, and the luckiest sample of a block that varies most would win too often.
     const best = new Map(candidates.map((b) => [b, median(times.get(b)!)]));
@@ -385,8 +412,10 @@ export function conv2dBatchNormEval(x: Tensor, w: Tensor, options: Conv2dOptions
     }
   }
   const packed = pack3x3(w, g, false);
-  const y = forward3x3(x, packed, g, biasMap, bn);
+  const classes = biasMap && g.batch >= MAP_CLASSES_MIN_BATCH ? biasMapClassTable(biasMap) : null;
+  const y = forward3x3(x, packed, g, biasMap, bn, undefined, classes);
   packed.dispose();
+  classes?.dispose();
   return y;
 }
 

@@ -18,6 +18,7 @@ import {
   forward3x3Blocks,
   formatForward3x3Block,
   type Forward3x3Block,
+  biasMapClassTable,
   tuneConv2d,
   type Conv2dKernelPath,
 } from '../../src/ops/conv2d.js';
@@ -318,12 +319,28 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
 });
 
 describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
-  const cases: (Conv2dShape & { map: boolean; relu: boolean })[] = [
+  // map: none, random (no border-class structure), or `classes`: one value per border class and channel
+  // but for one position of channel 1, as compaction's maps are (read through the class table from
+  // batch 4 on, the odd channel through the map).
+  const cases: (Conv2dShape & { map: false | 'random' | 'classes'; relu: boolean })[] = [
     { batch: 2, inChannels: 5, inH: 6, inW: 8, outChannels: 13, kernel: 3, stride: 1, padding: 1, map: false, relu: true },
-    { batch: 1, inChannels: 11, inH: 4, inW: 16, outChannels: 23, kernel: 3, stride: 1, padding: 1, map: true, relu: true },
-    { batch: 2, inChannels: 7, inH: 8, inW: 16, outChannels: 9, kernel: 3, stride: 2, padding: 1, map: true, relu: false },
+    { batch: 1, inChannels: 11, inH: 4, inW: 16, outChannels: 23, kernel: 3, stride: 1, padding: 1, map: 'random', relu: true },
+    { batch: 2, inChannels: 7, inH: 8, inW: 16, outChannels: 9, kernel: 3, stride: 2, padding: 1, map: 'random', relu: false },
     { batch: 3, inChannels: 3, inH: 4, inW: 4, outChannels: 4, kernel: 3, stride: 1, padding: 1, map: false, relu: false },
+    { batch: 4, inChannels: 6, inH: 6, inW: 8, outChannels: 11, kernel: 3, stride: 1, padding: 1, map: 'classes', relu: true },
+    { batch: 5, inChannels: 4, inH: 8, inW: 16, outChannels: 5, kernel: 3, stride: 2, padding: 1, map: 'classes', relu: false },
+    { batch: 4, inChannels: 9, inH: 4, inW: 8, outChannels: 20, kernel: 3, stride: 1, padding: 1, map: 'random', relu: true },
   ];
+
+  /** A map [c, h, w] with one random value per channel and border class, position (1, 1) of channel 1 apart. */
+  const classMap = (rng: Parameters<typeof randomArray>[0], c: number, h: number, w: number): Float32Array => {
+    const values = randomArray(rng, c * 9);
+    const cls = (i: number, size: number) => (i === 0 ? 0 : i === size - 1 ? 2 : 1);
+    const map = new Float32Array(c * h * w);
+    for (let k = 0; k < c; k++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) map[(k * h + y) * w + x] = values[k * 9 + cls(y, h) * 3 + cls(x, w)];
+    if (c > 1 && h > 1) map[(1 * h + 1) * w + 1] += 0.5;
+    return map;
+  };
 
   // The default blocks, and two output rows per lane (the epilogue then writes two rows).
   it.each(['default', '2×5'])('gives the values of conv2d (+ bias map) then batchNorm2d, bit for bit, and the float64 reference within tolerance (block %s)', async (block) => {
@@ -334,10 +351,11 @@ describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
         const count = (d: number[]) => d.reduce((a, b) => a * b, 1);
         const c = s.outChannels;
         const mapShape = sh.y.slice(1);
-        const [x, w, map] = [randomArray(rng, count(sh.x)), randomArray(rng, count(sh.w)), randomArray(rng, count(mapShape))];
+        const [x, w] = [randomArray(rng, count(sh.x)), randomArray(rng, count(sh.w))];
+        const map = s.map === 'classes' ? classMap(rng, c, mapShape[1], mapShape[2]) : randomArray(rng, count(mapShape));
         const [mean, gamma, beta] = [randomArray(rng, c), randomArray(rng, c), randomArray(rng, c)];
         const variance = randomArray(rng, c).map((v) => 0.5 + Math.abs(v));
-        const label = `${describeShape(s)}${s.map ? ' + map' : ''}${s.relu ? ', ReLU' : ''}`;
+        const label = `${describeShape(s)}${s.map ? ` + ${s.map} map` : ''}${s.relu ? ', ReLU' : ''}`;
         const [fused, twoPasses] = scope(() => {
           const [xt, wt, mt] = [tensor(x, sh.x), tensor(w, sh.w), tensor(map, mapShape)];
           const bn = { runningMean: tensor(mean, [c]), runningVar: tensor(variance, [c]), gamma: tensor(gamma, [c]), beta: tensor(beta, [c]), eps: 1e-5, relu: s.relu };
@@ -356,6 +374,37 @@ describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
         const convRef = ref.conv2d(x, w, s).map((v, i) => v + (s.map ? map[i % count(mapShape)] : 0));
         const reference = bnRef.batchNorm2d(convRef, sh.y, gamma, beta, mean, variance, { training: false, eps: 1e-5, relu: s.relu }).y;
         assertClose(y, reference, { ...tolerance(s.inChannels * 9), label: `fused ${label} vs float64`, seed, shape: sh.y });
+      }
+    });
+  });
+
+  it('biasMapClassTable: each channel\'s values by border class, ok only where every position holds its class value bit for bit', async () => {
+    if (!conv2dUsesSubgroups()) return;
+    await withSeed('bias map classes', async (rng, seed) => {
+      const maps: { label: string; data: Float32Array; shape: [number, number, number]; ok: number[] }[] = [
+        { label: 'classes, channel 1 off at (1, 1)', data: classMap(rng, 3, 8, 8), shape: [3, 8, 8], ok: [1, 0, 1] },
+        { label: 'one row', data: classMap(rng, 2, 1, 4), shape: [2, 1, 4], ok: [1, 1] },
+        { label: 'two rows, channel 1 off', data: classMap(rng, 2, 2, 4), shape: [2, 2, 4], ok: [1, 0] },
+        { label: 'random', data: Float32Array.from(randomArray(rng, 2 * 4 * 8)), shape: [2, 4, 8], ok: [0, 0] },
+      ];
+      // −0 where the class value is +0: equal as numbers, not as bits.
+      const zeros = new Float32Array(2 * 4 * 4);
+      zeros[4 * 4 + 5] = -0;
+      maps.push({ label: '−0 in channel 1', data: zeros, shape: [2, 4, 4], ok: [1, 0] });
+      // The map of constant input channels, computed as compaction does (the conv of an image of constants).
+      const [cin, cout, h, w] = [5, 7, 8, 8];
+      const image = new Float32Array(cin * h * w);
+      for (const k of [0, 3]) image.fill(0.25 + k, k * h * w, (k + 1) * h * w);
+      const weights = randomArray(rng, cout * cin * 9);
+      const constantMap = (await scope(() => conv2d(tensor(image, [1, cin, h, w]), tensor(weights, [cout, cin, 3, 3]), null, { padding: 1 }).keep()).toArray()) as Float32Array;
+      maps.push({ label: 'conv of constant channels', data: constantMap, shape: [cout, h, w], ok: new Array(cout).fill(1) });
+      for (const m of maps) {
+        const table = scope(() => biasMapClassTable(tensor(m.data, m.shape)).keep());
+        const got = (await table.toArray()) as Float32Array;
+        table.dispose();
+        const expected = ref.biasMapClasses(m.data, ...m.shape);
+        assertEqual(got, expected, { label: `class table, ${m.label}`, seed, shape: [m.shape[0], 3, 4] });
+        expect(Array.from({ length: m.shape[0] }, (_, c) => got[c * 12 + 3]), m.label).toEqual(m.ok);
       }
     });
   });

@@ -68,3 +68,29 @@ export function conv2dBackwardWeight(dy: ArrayLike<number>, x: ArrayLike<number>
   eachTerm(s, (yi, xi, wi) => (dw[wi] += dy[yi] * x[xi]));
   return dw;
 }
+
+/**
+ * A bias map [C, H, W] by border class (row and column: first, between, last): [C, 3, 4] with
+ * (left, middle, right, ok) per row class, each value taken at the class's first position; ok = 1 where
+ * every position of the channel holds its class's value exactly (bit for bit, so −0 ≠ +0).
+ */
+export function biasMapClasses(map: Float32Array, channels: number, h: number, w: number): Float32Array {
+  const cls = (i: number, size: number) => (i === 0 ? 0 : i === size - 1 ? 2 : 1);
+  const first = (k: number, size: number) => Math.min(k === 2 ? size - 1 : k, size - 1);
+  const bits = new Uint32Array(map.buffer, map.byteOffset, map.length);
+  const table = new Float32Array(channels * 12);
+  for (let c = 0; c < channels; c++) {
+    const at = (y: number, x: number) => c * h * w + y * w + x;
+    let ok = true;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        if (bits[at(y, x)] !== bits[at(first(cls(y, h), h), first(cls(x, w), w))]) ok = false;
+      }
+    }
+    for (let r = 0; r < 3; r++) {
+      for (let k = 0; k < 3; k++) table[c * 12 + r * 4 + k] = map[at(first(r, h), first(k, w))];
+      table[c * 12 + r * 4 + 3] = ok ? 1 : 0;
+    }
+  }
+  return table;
+}
