@@ -144,7 +144,7 @@ export function formatForward3x3Block(b: Forward3x3Block): string {
 const TWO_ROW_BLOCKS = [4, 6, 8] as const;
 const TWO_ROW_SPLITS = [8, 12] as const;
 
-/** The blocks tuneConv2d measures for a shape: one row per lane with forward3x3RowBlocks, and where the shape allows two, those of TWO_ROW_BLOCKS. */
+/** The blocks tuneConv2d measures for a shape: one row per lane with forward3x3RowBlocks, and where the shape allows, two with TWO_ROW_BLOCKS and the TWO_ROW_SPLITS. */
 export function forward3x3Blocks(g: Conv2dGeometry): Forward3x3Block[] {
   const one = forward3x3RowBlocks(g.outChannels).map((tm) => ({ tm, rows: 1 as const }));
   if (!twoRowsFit(g)) return one;
