@@ -365,12 +365,12 @@ fn bias_map_classes(@builtin(global_invocation_id) gid: vec3u) {
   let h = dims.out_h;
   let w = dims.out_w;
   let plane = c * h * w;
-  let rep = array<u32, 3>(0u, 1u, 2u);
+  // Each class's first position: row or column 0, 1 and the last (the last where the size leaves no 1).
   var values: array<array<f32, 3>, 3>;
   for (var r = 0u; r < 3u; r++) {
-    let y = min(select(rep[r], h - 1u, r == 2u), h - 1u);
+    let y = min(select(r, h - 1u, r == 2u), h - 1u);
     for (var k = 0u; k < 3u; k++) {
-      let x = min(select(rep[k], w - 1u, k == 2u), w - 1u);
+      let x = min(select(k, w - 1u, k == 2u), w - 1u);
       let i = plane + y * w + x;
       values[r][k] = bias_map4[i / 4u][i % 4u];
     }

@@ -94,8 +94,8 @@ function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
  * Channel rows per workgroup for the vec4 backward kernels: at most SUBGROUP_TM, split evenly (11 or 23
  * channels run 11 or 2 × 12 rows). The vec4 forward picks its block per shape instead (forward3x3RowBlock).
  */
-function rowBlock(channels: number): number {
-  return Math.ceil(channels / Math.ceil(channels / SUBGROUP_TM));
+function rowBlock(channels: number, most: number = SUBGROUP_TM): number {
+  return Math.ceil(channels / Math.ceil(channels / most));
 }
 
 /** Weights in the packed layout of the 3×3 kernels; `flip` gives those of the stride-1 input gradient. */
@@ -148,7 +148,7 @@ const TWO_ROW_SPLITS = [8, 12] as const;
 export function forward3x3Blocks(g: Conv2dGeometry): Forward3x3Block[] {
   const one = forward3x3RowBlocks(g.outChannels).map((tm) => ({ tm, rows: 1 as const }));
   if (!twoRowsFit(g)) return one;
-  const splits = TWO_ROW_SPLITS.map((most) => Math.ceil(g.outChannels / Math.ceil(g.outChannels / most)));
+  const splits = TWO_ROW_SPLITS.map((most) => rowBlock(g.outChannels, most));
   const two = [...new Set([...TWO_ROW_BLOCKS, ...splits])].sort((a, b) => a - b).map((tm) => ({ tm, rows: 2 as const }));
   return [...one, ...two];
 }
@@ -223,7 +223,7 @@ export interface BatchNormEval {
 }
 
 /**
- * From this batch on, the fused forward reads a bias map through its border-class table
+ * From this batch on, forward_3x3 reads a bias map through its border-class table
  * (biasMapClassTable): building the table reads the map once, the epilogue would read it once per sample.
  */
 const MAP_CLASSES_MIN_BATCH = 4;
@@ -253,9 +253,9 @@ function forward3x3(
   biasMap: Tensor | null = null,
   bn: BatchNormEval | null = null,
   block?: Forward3x3Block,
-  mapClasses: Tensor | null = null,
 ): Tensor {
   const rt = gpu();
+  const mapClasses = biasMap && g.batch >= MAP_CLASSES_MIN_BATCH ? biasMapClassTable(biasMap) : null;
   const epilogue: Epilogue = { map: biasMap !== null, bn: bn !== null, relu: bn?.relu ?? false };
   const { tm, rows } = block ?? forward3x3Block(g, epilogue);
   recording?.set(forward3x3Key(g, epilogue), { g, epilogue });
@@ -268,7 +268,7 @@ function forward3x3(
     bindings: ['dims', 'x4', 'w4', 'bias_map4', 'map_classes', 'bn_mean', 'bn_var', 'bn_gamma', 'bn_beta', 'y4'],
     overrides: {
       WG, SG: rt.subgroupSize, TM: tm, ROWS: rows, STRIDE: g.stride,
-      HAS_MAP: Number(biasMap !== null), MAP_CLASSES: Number(biasMap !== null && mapClasses !== null),
+      HAS_MAP: Number(biasMap !== null), MAP_CLASSES: Number(mapClasses !== null),
       HAS_BN: Number(bn !== null), RELU: Number(bn?.relu ?? false), EPS: bn?.eps ?? 1e-5,
     },
   });
@@ -279,6 +279,7 @@ function forward3x3(
     bn_gamma: bn?.gamma.buffer ?? unused, bn_beta: bn?.beta.buffer ?? unused,
   };
   rt.dispatch(kernel, buffers, uniforms(g), [Math.ceil(tiles / WG), Math.ceil(g.outChannels / tm)]);
+  mapClasses?.dispose();
   return y;
 }
 
@@ -338,23 +339,22 @@ export async function tuneConv2d(run: () => void, options: { training?: boolean;
     const x = zeros([g.batch, g.inChannels, g.inH, g.inW]);
     const packed = zeros([g.outChannels * g.inChannels * 12]);
     const map = epilogue.map ? zeros([g.outChannels, g.outH, g.outW]) : null;
-    const classes = map && g.batch >= MAP_CLASSES_MIN_BATCH ? biasMapClassTable(map) : null;
     const perChannel = epilogue.bn ? zeros([g.outChannels]) : null;
     const bn = perChannel && { runningMean: perChannel, runningVar: perChannel, gamma: perChannel, beta: perChannel, eps: 1e-5, relu: epilogue.relu };
     const candidates = forward3x3Blocks(g);
     const times = new Map<Forward3x3Block, number[]>(candidates.map((b) => [b, []]));
     // One untimed pass builds the pipelines; then the candidates take turns.
-    for (const b of candidates) forward3x3(x, packed, g, map, bn, b, classes).dispose();
+    for (const b of candidates) forward3x3(x, packed, g, map, bn, b).dispose();
     await rt.sync();
     for (let s = 0; s < samples; s++) {
       for (const b of candidates) {
         const start = performance.now();
-        forward3x3(x, packed, g, map, bn, b, classes).dispose();
+        forward3x3(x, packed, g, map, bn, b).dispose();
         await rt.sync();
         times.get(b)!.push(performance.now() - start);
       }
     }
-    for (const t of [x, packed, map, classes, perChannel]) t?.dispose();
+    for (const t of [x, packed, map, perChannel]) t?.dispose();
     // The median sample: on lavapipe a block's time varies from run to run by more than the blocks
     // differ, and the luckiest sample of a block that varies most would win too often.
     const best = new Map(candidates.map((b) => [b, median(times.get(b)!)]));
@@ -412,10 +412,8 @@ export function conv2dBatchNormEval(x: Tensor, w: Tensor, options: Conv2dOptions
     }
   }
   const packed = pack3x3(w, g, false);
-  const classes = biasMap && g.batch >= MAP_CLASSES_MIN_BATCH ? biasMapClassTable(biasMap) : null;
-  const y = forward3x3(x, packed, g, biasMap, bn, undefined, classes);
+  const y = forward3x3(x, packed, g, biasMap, bn);
   packed.dispose();
-  classes?.dispose();
   return y;
 }
 
