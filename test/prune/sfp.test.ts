@@ -125,6 +125,35 @@ describe('soft filter pruning', () => {
     pruner.dispose();
   });
 
+  it('from scratch, a filter zeroed before the first step behind BN + ReLU never comes back (β = 0 at init)', async () => {
+    // With no momentum yet, the zeroed filter's channel is BN's β = 0, ReLU passes no gradient at 0
+    // (as PyTorch's), β and γ get none either: the filter stays zero and is re-pruned at every
+    // masking, so soft pruning from scratch acts as hard pruning with the initial masks in such convs,
+    // while a block's last conv (added to the stream before its ReLU) regrows.
+    const m = model(5);
+    const pruner = new FilterPruner(m, { rate: 0.3 });
+    const initial = await pruner.computeMasks();
+    pruner.apply(initial);
+    const optimizer = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    const rng = new Rng(6);
+    for (let epoch = 0; epoch < 3; epoch++) {
+      for (let i = 0; i < 3; i++) trainStep(m, optimizer, rng);
+      if (epoch === 0) {
+        const last = pruner.targets.find((t) => t.name === 'layer1.0.conv2')!;
+        expect(await filterIsZero(last.conv.weight, initial.get(last.name)!.indexOf(0))).toBe(false);
+      }
+      pruner.apply(await pruner.computeMasks());
+    }
+    for (const t of pruner.targets.filter((t) => t.role !== 'last')) {
+      const mask = initial.get(t.name)!;
+      expect([...pruner.masks!.get(t.name)!], t.name).toEqual([...mask]);
+      const velocity = await optimizer.velocity.get(t.conv.weight)!.toArray();
+      const size = t.conv.weight.size / mask.length;
+      for (let f = 0; f < mask.length; f++) if (!mask[f]) expect(velocity.subarray(f * size, (f + 1) * size).every((v) => v === 0), `${t.name}[${f}]`).toBe(true);
+    }
+    pruner.dispose();
+  });
+
   it('masks are recomputed from the current weights, so the pruned set can change', async () => {
     const m = model(3);
     const pruner = new FilterPruner(m, { rate: 0.3 });
