@@ -255,6 +255,11 @@ export const commands = {
         help: 'runs to compare, the baseline (--sfp-rate 0) first, e.g. baseline=runs/base,sfp=runs/sfp,hard=runs/hard: prints the table',
       },
       paper: { type: 'enum', choices: PAPER_KEYS, help: "the paper's row (model-rate) shown beside --compare's rows" },
+      masks: {
+        type: 'string',
+        placeholder: '<name=dir,...>',
+        help: "pruned runs whose final masks to compare, e.g. sfp=runs/sfp,hard=runs/hard: per conv, the filters each prunes and how many differ from the first run's (README block report:masks-<first name>)",
+      },
       bench: {
         type: 'strings',
         placeholder: '<dir>',
@@ -263,7 +268,7 @@ export const commands = {
       readme: {
         type: 'string',
         placeholder: '<file>',
-        help: "replace the README's block report:<run folder name> for each --run, report:bench-<folder name> for each --bench, and report:compare for --compare",
+        help: "replace the README's block report:<run folder name> for each --run, report:bench-<folder name> for each --bench, report:compare for --compare and report:masks-<first name> for --masks",
       },
     },
   }),

@@ -1,7 +1,7 @@
 /**
  * `report`: training results into the README's tables and charts. Each --run folder gets report.md and
  * accuracy.svg; --compare prints the baseline / SFP / hard-pruning table (with --paper, the paper's numbers beside
- * it); --bench folders (written by `bench`) contribute their speedup summary; --readme replaces the generated blocks. Everything is computed before anything is written, so a missing
+ * it); --masks compares the final masks of pruned runs per conv; --bench folders (written by `bench`) contribute their speedup summary; --readme replaces the generated blocks. Everything is computed before anything is written, so a missing
  * marker leaves every file as it was. No GPU is needed.
  */
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
@@ -12,6 +12,7 @@ import { readFileChecked, writeFileAtomic } from '../io/files.js';
 import { accuracyChart } from '../report/chart.js';
 import { compareMarkdown, parseMetrics, parseRunRecord, runMarkdown, type RunResults } from '../report/runs.js';
 import { spliceBlocks } from '../report/readme.js';
+import { maskComparisonMarkdown } from '../report/masks.js';
 
 const REPORT_FILE = 'report.md';
 const CHART_FILE = 'accuracy.svg';
@@ -48,10 +49,10 @@ export function benchMarkdown(speedup: string, tableHref: string, chartHref: str
 }
 
 /** `a=dir1,b=dir2` as pairs, in order. */
-function parseCompare(text: string): { name: string; dir: string }[] {
+function parseNamedDirs(text: string, flag: string): { name: string; dir: string }[] {
   return text.split(',').map((item) => {
     const eq = item.indexOf('=');
-    if (eq <= 0 || eq === item.length - 1) throw new ArgsError(`report: --compare takes name=dir,name=dir,..., got '${item}'`);
+    if (eq <= 0 || eq === item.length - 1) throw new ArgsError(`report: ${flag} takes name=dir,name=dir,..., got '${item}'`);
     return { name: item.slice(0, eq).trim(), dir: item.slice(eq + 1).trim() };
   });
 }
@@ -60,9 +61,9 @@ function parseCompare(text: string): { name: string; dir: string }[] {
 const href = (from: string, to: string) => relative(dirname(resolve(from)), resolve(to)).split(sep).join('/');
 
 /** The files `report` writes (path → text) and the comparison table, computed without writing anything. */
-export async function buildReport(args: Args<'report'>): Promise<{ files: Map<string, string>; compare?: string }> {
-  if (args.run.length === 0 && args.bench.length === 0 && !args.compare) {
-    throw new ArgsError("report: give --run <dir> or --bench <dir> (repeatable) or --compare name=dir,...; run 'sfp-gpu report --help' for the flags");
+export async function buildReport(args: Args<'report'>): Promise<{ files: Map<string, string>; compare?: string; masks?: string }> {
+  if (args.run.length === 0 && args.bench.length === 0 && !args.compare && !args.masks) {
+    throw new ArgsError("report: give --run <dir> or --bench <dir> (repeatable), --compare name=dir,... or --masks name=dir,...; run 'sfp-gpu report --help' for the flags");
   }
   if (args.bench.length && !args.readme) throw new ArgsError('report: --bench fills README blocks, so it needs --readme');
   if (args.paper && !args.compare) throw new ArgsError('report: --paper goes with --compare');
@@ -84,17 +85,27 @@ export async function buildReport(args: Args<'report'>): Promise<{ files: Map<st
   }
   let compare: string | undefined;
   if (args.compare) {
-    const runs = await Promise.all(parseCompare(args.compare).map(async ({ name, dir }) => ({ name, run: await readRun(dir) })));
+    const runs = await Promise.all(parseNamedDirs(args.compare, '--compare').map(async ({ name, dir }) => ({ name, run: await readRun(dir) })));
     compare = compareMarkdown(runs, args.paper);
     if (args.readme) blocks.set('compare', compare);
   }
+  let masks: string | undefined;
+  if (args.masks) {
+    const runs = await Promise.all(
+      parseNamedDirs(args.masks, '--masks').map(async ({ name, dir }) => ({ name, masks: (await loadCheckpoint(join(dir, CHECKPOINT_FILE))).masks })),
+    );
+    masks = maskComparisonMarkdown(runs);
+    // Named after the reference run, so a README can hold several comparisons.
+    if (args.readme) blocks.set(`masks-${runs[0].name}`, masks);
+  }
   if (args.readme) files.set(args.readme, spliceBlocks(await readText(args.readme, 'README'), blocks, args.readme));
-  return { files, compare };
+  return { files, compare, masks };
 }
 
 export async function runReport(argv: readonly string[]): Promise<void> {
-  const { files, compare } = await buildReport(parseArgs('report', argv));
+  const { files, compare, masks } = await buildReport(parseArgs('report', argv));
   if (compare) console.log(compare);
+  if (masks) console.log(masks);
   for (const [path, text] of files) {
     await writeFileAtomic(path, new TextEncoder().encode(text));
     console.log(`wrote ${path}`);

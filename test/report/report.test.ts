@@ -220,11 +220,48 @@ describe('comparison with the paper', () => {
   });
 });
 
+describe('report --masks', () => {
+  it("counts each conv's pruned filters and those that differ from the first run's, in model order", async () => {
+    const rng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    // layer1.10 after layer1.2, whatever order the checkpoint holds them in.
+    const names = ['layer1.10.conv1', 'conv1', 'layer1.2.conv1'];
+    const maskSet = (seed: number) => {
+      const next = rng(seed);
+      return new Map(names.map((n, i) => [n, Uint32Array.from({ length: 8 + 8 * i }, () => (next() < 0.7 ? 1 : 0))]));
+    };
+    const runs = { a: maskSet(1), b: maskSet(2) };
+    const save = async (name: string, masks: Map<string, Uint32Array>) => {
+      const model = new Map([...masks].map(([n, m]) => [`${n}.weight`, { dtype: 'f32' as const, shape: [m.length, 1, 1, 1], data: new Float32Array(m.length) }]));
+      await mkdir(dir(`masks-${name}`), { recursive: true });
+      await writeFile(join(dir(`masks-${name}`), 'checkpoint.safetensors'), encodeCheckpoint({ model, masks, meta: {} }));
+    };
+    for (const [name, masks] of Object.entries(runs)) await save(name, masks);
+    const { masks } = await report(['--masks', `a=${dir('masks-a')},b=${dir('masks-b')}`]);
+    const rows = masks!.split('\n').filter((l) => l.startsWith('| ') && !/^\| (conv|---) /.test(l));
+    expect(rows.map((r) => r.split(' | ')[0].slice(2))).toEqual(['conv1', 'layer1.2.conv1', 'layer1.10.conv1', 'all']);
+    const zeros = (m: Uint32Array) => m.filter((v) => v === 0).length;
+    let differ = 0;
+    for (const row of rows.slice(0, 3)) {
+      const name = row.split(' | ')[0].slice(2);
+      const [a, b] = [runs.a.get(name)!, runs.b.get(name)!];
+      const d = a.filter((v, i) => v !== b[i]).length;
+      differ += d;
+      expect(row).toBe(`| ${name} | ${zeros(a)} of ${a.length} | ${zeros(b)}, ${d} |`);
+    }
+    expect(differ).toBeGreaterThan(0);
+    expect(rows[3]).toContain(`, ${differ} |`);
+    // A run pruning other convs is refused, by name.
+    await save('c', new Map([['conv1', runs.a.get('conv1')!]]));
+    await expect(report(['--masks', `a=${dir('masks-a')},c=${dir('masks-c')}`])).rejects.toThrow(/c and a prune different convs/);
+    await expect(report(['--masks', `a=${dir('masks-a')}`])).rejects.toThrow(/at least two runs/);
+  });
+});
+
 describe('flags and run.json', () => {
   it('--run is repeatable and kept in order; an unknown flag lists the valid ones', () => {
     expect(parseArgs('report', ['--run', 'a', '--run=b']).run).toEqual(['a', 'b']);
     expect(parseArgs('report', []).run).toEqual([]);
-    expect(() => parseArgs('report', ['--runs', 'a'])).toThrow('Valid flags: --run, --compare, --paper, --bench, --readme, --help');
+    expect(() => parseArgs('report', ['--runs', 'a'])).toThrow('Valid flags: --run, --compare, --paper, --masks, --bench, --readme, --help');
   });
 
   it('train writes run.json at the start, and a resume appends to `resumes` instead of replacing it', async () => {
