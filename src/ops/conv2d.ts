@@ -91,8 +91,9 @@ function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
 }
 
 /**
- * Channel rows per workgroup for the vec4 backward kernels: at most SUBGROUP_TM, split evenly (11 or 23
- * channels run 11 or 2 × 12 rows). The vec4 forward picks its block per shape instead (forward3x3RowBlock).
+ * Channel rows per workgroup when `channels` are split evenly into blocks of at most `most` (SUBGROUP_TM
+ * for the vec4 backward kernels: 11 or 23 channels run 11 or 2 × 12 rows); the forward's two-row splits
+ * use it with their own limits, and the forward picks its block per shape (forward3x3Blocks).
  */
 function rowBlock(channels: number, most: number = SUBGROUP_TM): number {
   return Math.ceil(channels / Math.ceil(channels / most));

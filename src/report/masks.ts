@@ -30,21 +30,14 @@ export function maskComparisonMarkdown(runs: readonly RunMasks[]): string {
     }
   }
   const header = ['conv', `${first.name}: pruned`, ...others.map((r) => `${r.name}: pruned, differ from ${first.name}`)];
-  const totals = { pruned: new Array<number>(runs.length).fill(0), differ: new Array<number>(runs.length).fill(0), width: 0 };
-  const rows = layers.map((layer) => {
-    const base = first.masks.get(layer)!;
-    totals.width += base.length;
-    totals.pruned[0] += pruned(base);
-    const cells = others.map((run, i) => {
-      const mask = run.masks.get(layer)!;
-      const differ = maskChanges(base, mask);
-      totals.pruned[i + 1] += pruned(mask);
-      totals.differ[i + 1] += differ;
-      return `${pruned(mask)}, ${differ}`;
-    });
-    return [layer, `${pruned(base)} of ${base.length}`, ...cells];
-  });
-  rows.push(['all', `${totals.pruned[0]} of ${totals.width}`, ...others.map((_, i) => `${totals.pruned[i + 1]}, ${totals.differ[i + 1]}`)]);
+  // One row per conv, then the same counts over all of them (the masks concatenated).
+  const cells = (base: Uint32Array, masks: Uint32Array[]) => [
+    `${pruned(base)} of ${base.length}`,
+    ...masks.map((mask) => `${pruned(mask)}, ${maskChanges(base, mask)}`),
+  ];
+  const concat = (run: RunMasks) => Uint32Array.from(layers.flatMap((l) => [...run.masks.get(l)!]));
+  const rows = layers.map((layer) => [layer, ...cells(first.masks.get(layer)!, others.map((run) => run.masks.get(layer)!))]);
+  rows.push(['all', ...cells(concat(first), others.map(concat))]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [
     line(header),
