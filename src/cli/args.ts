@@ -146,6 +146,12 @@ export const commands = {
         help: 'fraction of filters zeroed in every pruned conv; the paper\'s "SFP 30%" is 0.3, and 0 trains a dense baseline',
       },
       'prune-every': { type: 'int', default: 1, range: '[1, inf)', help: 'prune at the end of every this many epochs, and after the last' },
+      'prune-every-steps': {
+        type: 'int',
+        default: 0,
+        range: '[0, inf)',
+        help: 'soft pruning also masks every this many steps inside an epoch, so pruned filters regrow less between maskings (0: only at epoch ends, as the paper)',
+      },
       criterion: { type: 'enum', choices: ['l2', 'l1', 'fpgm'], default: 'l2', help: 'filter ranking: L2 norm, L1 norm, or geometric median (FPGM)' },
       'hard-prune': { type: 'boolean', default: false, help: 'keep pruned filters at zero instead of letting them regrow (the hard pruning baseline)' },
       'stage-rates': {

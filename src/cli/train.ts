@@ -132,12 +132,13 @@ export interface TrainOptions {
 
 /** The pruning rate the flags ask for (one, or one per stage), or null for a dense run; wrong combinations are usage errors. */
 function pruningRate(args: Args<'train'>): number | number[] | null {
+  if (args.hardPrune && args.pruneEverySteps > 0) throw new ArgsError('train: --prune-every-steps re-chooses soft masks; hard pruning keeps its first masks (drop one of them)');
   const stageRates = args.stageRates ?? [];
   if (stageRates.length > 0 && args.sfpRate > 0) throw new ArgsError('train: give --sfp-rate or --stage-rates, not both');
   if (stageRates.length > 0) return stageRates;
   if (args.sfpRate > 0) return args.sfpRate;
   const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]);
-  if (needsRate.length > 0 || args.bnRecalibrate > 0) {
+  if (needsRate.length > 0 || args.bnRecalibrate > 0 || args.pruneEverySteps > 0) {
     throw new ArgsError(`train: the pruning options given need --sfp-rate or --stage-rates (a dense run prunes nothing)`);
   }
   return null;
@@ -185,7 +186,7 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
       ? { source: new LoaderSource(data.train, { batchSize: args.batchSize, train: true, seed: args.seed + 1 }), batches: args.bnRecalibrate }
       : undefined;
   const hooks = pruner
-    ? pruningHooks(pruner, { epochs: args.epochs, pruneEvery: args.pruneEvery, log: (t) => sink.line(t), recalibrate }, test)
+    ? pruningHooks(pruner, { epochs: args.epochs, pruneEvery: args.pruneEvery, pruneEverySteps: args.pruneEverySteps, log: (t) => sink.line(t), recalibrate }, test)
     : {};
   const store = new NodeRunStore(args.out, config, pruner);
   const trainer = new Trainer(model, optimizer, train, test, { epochs: args.epochs, schedule: scheduleFrom(args), maxSteps: args.maxSteps || undefined, checkpointEvery: args.checkpointEvery }, store, sink, hooks);

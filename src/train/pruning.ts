@@ -4,7 +4,8 @@
  * gets the accuracy after masking, how many filters changed (regrowth) and the pruned FLOPs. Hard
  * pruning keeps the first masks and re-zeroes the pruned filters after every step. Optionally (beyond
  * the paper) BN statistics are re-estimated after each masking, so the masked accuracy is not measured
- * with the statistics of filters that were just zeroed.
+ * with the statistics of filters that were just zeroed, and soft masks can also be recomputed every N
+ * steps inside an epoch, so pruned filters regrow less between maskings.
  */
 import type { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import type { Trainer, TrainerHooks, BatchSource } from './trainer.js';
@@ -16,6 +17,8 @@ import { recalibrateBatchNorm } from './recalibrate.js';
 export interface PruningSchedule {
   epochs: number;
   pruneEvery?: number;
+  /** Soft pruning also masks every this many steps inside an epoch (0 or absent: only at epoch ends, as the paper). */
+  pruneEverySteps?: number;
   /** Called with a printable summary each time masks change. */
   log?(text: string): void;
   /** Re-estimate BN statistics from this many batches of `source` after each end-of-epoch masking (0: never). */
@@ -28,6 +31,7 @@ export interface PruningState {
 
 export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, test: BatchSource | null): TrainerHooks {
   const every = schedule.pruneEvery ?? 1;
+  const everySteps = pruner.mode === 'soft' ? (schedule.pruneEverySteps ?? 0) : 0;
   const maskNow = async (trainer: Trainer, epoch: number): Promise<FilterMasks> => {
     const masks = await pruner.computeMasks(epoch, schedule.epochs);
     pruner.apply(masks, trainer.optimizer);
@@ -42,9 +46,22 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
     afterStep(trainer) {
       if (pruner.mode === 'hard') pruner.zeroPruned(trainer.optimizer);
     },
+    async betweenSteps(trainer) {
+      const steps = trainer.train.stepsPerEpoch;
+      // The epoch's last step is followed by the end-of-epoch masking.
+      if (everySteps === 0 || trainer.step % everySteps !== 0 || trainer.step >= steps) return;
+      const previous = pruner.masks;
+      const masks = await maskNow(trainer, trainer.epoch + trainer.step / steps);
+      // Kept in `extra`, so a checkpoint taken mid-epoch carries the sum.
+      trainer.extra.regrownMidEpoch = Number(trainer.extra.regrownMidEpoch ?? 0) + masks.changesFrom(previous);
+    },
     async afterEpoch(trainer, epoch) {
       const last = epoch === schedule.epochs - 1;
       const extra: Record<string, unknown> = {};
+      if (everySteps > 0) {
+        extra.regrownMidEpoch = Number(trainer.extra.regrownMidEpoch ?? 0);
+        delete trainer.extra.regrownMidEpoch;
+      }
       if (pruner.mode === 'soft' && (epoch % every === 0 || last)) {
         const previous = pruner.masks;
         const masks = await maskNow(trainer, epoch + 1);

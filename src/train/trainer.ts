@@ -75,8 +75,10 @@ export interface TrainerState {
 export interface TrainerHooks {
   /** Before the first step of a fresh run (SFP masks the initial weights here). */
   beforeTraining?(trainer: Trainer): Promise<void>;
-  /** After every optimizer step (hard pruning re-zeroes its filters here). */
+  /** After every optimizer step, inside the step's scope (hard pruning re-zeroes its filters here). */
   afterStep?(trainer: Trainer): void;
+  /** After a step has been counted, where work may wait on the GPU (soft masks every N steps); `this.step` is the steps done in the epoch. */
+  betweenSteps?(trainer: Trainer): Promise<void> | void;
   /** After an epoch's steps and its evaluation; returns extra metrics for the epoch's record. */
   afterEpoch?(trainer: Trainer, epoch: number, record: EpochRecord): Promise<Record<string, unknown>>;
 }
@@ -232,6 +234,7 @@ export class Trainer {
         images += batch.size;
         imagesSinceLog += batch.size;
         seen += batch.size;
+        await this.hooks.betweenSteps?.(this);
         if (this.step % logEvery === 0 || this.step === steps) {
           const [loss, correct] = await this.readCounters();
           const now = performance.now();

@@ -78,7 +78,7 @@ describe('parseArgs', () => {
     expect(errorOf('train', ['--lrr', '0.1'])).toBe(
       'train: unknown flag --lrr. Did you mean --lr? Valid flags: --model, --epochs, --batch-size, --lr, --momentum, --nesterov, ' +
         '--weight-decay, --schedule, --milestones, --gamma, --warmup-epochs, --seed, --data, --out, --resume, --pretrained, --max-steps, --checkpoint-every, ' +
-        '--sfp-rate, --prune-every, --criterion, --hard-prune, --stage-rates, --skip-stem, --skip-last, --coupled, --asymptotic, --bn-recalibrate, --help',
+        '--sfp-rate, --prune-every, --prune-every-steps, --criterion, --hard-prune, --stage-rates, --skip-stem, --skip-last, --coupled, --asymptotic, --bn-recalibrate, --help',
     );
     expect(errorOf('train', ['--batch', '64'])).toContain('Did you mean --batch-size?');
     expect(errorOf('train', ['--sfprate=0.3'])).toContain('Did you mean --sfp-rate?');

@@ -34,7 +34,7 @@ class MemoryStore implements RunStore {
   }
 }
 
-function setup(maxSteps?: number) {
+function setup(maxSteps?: number, pruneEverySteps = 0) {
   const data = syntheticCifar10(40, 3);
   const model = new CifarResNet(20, 10, 5, [4, 8, 8]);
   const optimizer = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
@@ -42,7 +42,7 @@ function setup(maxSteps?: number) {
   const pruner = new FilterPruner(model, { rate: 0.3 });
   const store = new MemoryStore(pruner);
   const schedule = new LrSchedule({ kind: 'onecycle', lr: 0.05, epochs: 2 });
-  const trainer = new Trainer(model, optimizer, train, null, { epochs: 2, schedule, maxSteps }, store, silent, pruningHooks(pruner, { epochs: 2 }, null));
+  const trainer = new Trainer(model, optimizer, train, null, { epochs: 2, schedule, maxSteps }, store, silent, pruningHooks(pruner, { epochs: 2, pruneEverySteps }, null));
   return { model, optimizer, trainer, pruner, store };
 }
 
@@ -50,19 +50,36 @@ async function weights(model: CifarResNet): Promise<Float32Array[]> {
   return Promise.all([...model.namedParameters(), ...model.namedBuffers()].map(([, t]) => t.toArray() as Promise<Float32Array>));
 }
 
+/** The largest |weight| among the filters the pruner's current masks zero. */
+async function largestMasked(pruner: FilterPruner): Promise<number> {
+  let largest = 0;
+  for (const t of pruner.targets) {
+    const mask = pruner.masks!.get(t.name)!;
+    const w = (await t.conv.weight.toArray()) as Float32Array;
+    const perFilter = w.length / mask.length;
+    mask.forEach((keep, f) => {
+      if (!keep) for (let i = f * perFilter; i < (f + 1) * perFilter; i++) largest = Math.max(largest, Math.abs(w[i]));
+    });
+  }
+  return largest;
+}
+
 describe('resume', () => {
-  it('stopping mid-epoch and resuming gives bit-identical final weights and epoch record (SFP on, 2 epochs of 5 steps)', async () => {
-    const straight = setup();
+  it.each([
+    ['masks at epoch ends', 0],
+    ['masks also every 2 steps', 2],
+  ])('stopping mid-epoch and resuming gives bit-identical final weights and epoch record (SFP on, 2 epochs of 5 steps, %s)', async (_, every) => {
+    const straight = setup(undefined, every);
     const straightRecords = await straight.trainer.run();
     const expected = await weights(straight.model);
 
-    const first = setup(7); // stops in the middle of epoch 2
+    const first = setup(7, every); // stops in the middle of epoch 2
     await first.trainer.run();
     expect(first.trainer.epoch).toBe(1);
     expect(first.trainer.step).toBe(2);
     const checkpoint = first.store.last!;
 
-    const second = setup();
+    const second = setup(undefined, every);
     restore(checkpoint, second.model, second.optimizer, second.trainer, second.pruner);
     const resumedRecords = await second.trainer.run();
     const actual = await weights(second.model);
@@ -72,5 +89,20 @@ describe('resume', () => {
     expect(resumedRecords.map((r) => r.epoch)).toEqual([2]);
     expect(resumedRecords[0].trainLoss).toBe(straightRecords[1].trainLoss);
     expect(resumedRecords[0].trainAccuracy).toBe(straightRecords[1].trainAccuracy);
+    expect(resumedRecords[0].regrownMidEpoch).toBe(straightRecords[1].regrownMidEpoch);
+    expect(straightRecords[1].regrownMidEpoch).toEqual(every > 0 ? expect.any(Number) : undefined);
+  });
+
+  it('with pruneEverySteps, soft masks are re-chosen inside the epoch: right after step 2 the pruned filters are zero', async () => {
+    const epochEnds = setup(2); // stops after step 2 of 5
+    await epochEnds.trainer.run();
+    // Without mid-epoch masking, two SGD steps regrow the zeroed filters (the property the option changes).
+    expect(await largestMasked(epochEnds.pruner)).toBeGreaterThan(0);
+
+    const everyTwo = setup(2, 2);
+    await everyTwo.trainer.run();
+    expect(await largestMasked(everyTwo.pruner)).toBe(0);
+    expect(everyTwo.trainer.extra.masks).toEqual(everyTwo.pruner.masks!.toJSON());
+    expect(typeof everyTwo.trainer.extra.regrownMidEpoch).toBe('number');
   });
 });
