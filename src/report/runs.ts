@@ -136,9 +136,15 @@ const ratePercent = (rate: number) => `${Math.round(rate * 1000) / 10} %`;
 function pruningOf(config: Record<string, unknown>): string {
   const rate = rateOf(config);
   if (rate === 0) return 'none';
-  const recalibrated = typeof config.bnRecalibrate === 'number' && config.bnRecalibrate > 0 ? `, BN recalibrated on ${config.bnRecalibrate} batches` : '';
-  const start = typeof config.pretrained === 'string' ? ', from pretrained' : '';
-  return `${config.hardPrune ? 'hard' : 'soft (SFP)'} ${ratePercent(rate)} (${config.criterion ?? 'l2'}${recalibrated}${start})`;
+  const positive = (v: unknown): v is number => typeof v === 'number' && v > 0;
+  const notes = [String(config.criterion ?? 'l2')];
+  if (config.asymptotic) notes.push('ASFP');
+  if (config.coupled) notes.push('coupled');
+  if (!config.hardPrune && positive(config.pruneEvery) && config.pruneEvery > 1) notes.push(`masks every ${config.pruneEvery} epochs`);
+  if (!config.hardPrune && positive(config.pruneEverySteps)) notes.push(`masks also every ${config.pruneEverySteps} steps`);
+  if (positive(config.bnRecalibrate)) notes.push(`BN recalibrated on ${config.bnRecalibrate} batches`);
+  if (typeof config.pretrained === 'string') notes.push('from pretrained');
+  return `${config.hardPrune ? 'hard' : 'soft (SFP)'} ${ratePercent(rate)} (${notes.join(', ')})`;
 }
 
 function describeConfig(config: Record<string, unknown>): string {

@@ -107,8 +107,19 @@ describe('report of one run', () => {
     const md = files.get(join(dir('recal'), 'report.md'))!;
     const pct = (v: number) => `${(100 * v).toFixed(2)} %`;
     expect(md).toContain('| after masking, old BN statistics | after masking, BN recalibrated |');
-    expect(md).toContain('BN recalibrated on 50 batches');
+    expect(md).toContain('pruning: soft (SFP) 30 % (l2, BN recalibrated on 50 batches);');
     for (const r of rs) expect(md).toContain(`| ${pct(r.testAccuracy)} | ${pct(r.testAccuracyMaskedStaleBN as number)} | ${pct(r.testAccuracyMasked as number)} |`);
+  });
+
+  it('the pruning description names the options that change what is pruned and when', async () => {
+    const c = config('--sfp-rate', '0.3', '--criterion', 'fpgm', '--asymptotic', '--coupled', '--prune-every-steps', '20', '--bn-recalibrate', '50', '--pretrained', 'base.safetensors');
+    await mkdir(dir('options'), { recursive: true });
+    await writeFile(join(dir('options'), 'metrics.jsonl'), jsonl(fixtures.sfp));
+    await writeFile(join(dir('options'), 'run.json'), JSON.stringify({ command: 'train', config: c, data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    const { files } = await report(['--run', dir('options')]);
+    expect(files.get(join(dir('options'), 'report.md'))).toContain(
+      'pruning: soft (SFP) 30 % (fpgm, ASFP, coupled, masks also every 20 steps, BN recalibrated on 50 batches, from pretrained);',
+    );
   });
 
   it('without run.json the command is rebuilt from the checkpoint config, and parses back to that config', async () => {
