@@ -150,7 +150,7 @@ export const commands = {
         type: 'int',
         default: 0,
         range: '[0, inf)',
-        help: 'soft pruning also masks every this many steps inside an epoch, so pruned filters regrow less between maskings (0: only at epoch ends, as the paper)',
+        help: 'soft pruning also re-chooses and applies its masks every this many steps inside an epoch, beyond the paper (0: only at epoch ends, as the paper)',
       },
       criterion: { type: 'enum', choices: ['l2', 'l1', 'fpgm'], default: 'l2', help: 'filter ranking: L2 norm, L1 norm, or geometric median (FPGM)' },
       'hard-prune': { type: 'boolean', default: false, help: 'keep pruned filters at zero instead of letting them regrow (the hard pruning baseline)' },

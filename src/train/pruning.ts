@@ -5,7 +5,7 @@
  * pruning keeps the first masks and re-zeroes the pruned filters after every step. Optionally (beyond
  * the paper) BN statistics are re-estimated after each masking, so the masked accuracy is not measured
  * with the statistics of filters that were just zeroed, and soft masks can also be recomputed every N
- * steps inside an epoch, so pruned filters regrow less between maskings.
+ * steps inside an epoch, so a pruned filter regrows for N steps, not a whole epoch, between maskings.
  */
 import type { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import type { Trainer, TrainerHooks, BatchSource } from './trainer.js';

@@ -77,7 +77,7 @@ export interface TrainerHooks {
   beforeTraining?(trainer: Trainer): Promise<void>;
   /** After every optimizer step, inside the step's scope (hard pruning re-zeroes its filters here). */
   afterStep?(trainer: Trainer): void;
-  /** After a step has been counted, where work may wait on the GPU (soft masks every N steps); `this.step` is the steps done in the epoch. */
+  /** After a step has been counted, where work may wait on the GPU (soft masks every N steps); `trainer.step` counts the epoch's steps done. */
   betweenSteps?(trainer: Trainer): Promise<void> | void;
   /** After an epoch's steps and its evaluation; returns extra metrics for the epoch's record. */
   afterEpoch?(trainer: Trainer, epoch: number, record: EpochRecord): Promise<Record<string, unknown>>;
