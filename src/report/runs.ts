@@ -140,7 +140,7 @@ function pruningOf(config: Record<string, unknown>): string {
   const notes = [String(config.criterion ?? 'l2')];
   if (config.asymptotic) notes.push('ASFP');
   if (config.coupled) notes.push('coupled');
-  if (!config.hardPrune && positive(config.pruneEvery) && config.pruneEvery > 1) notes.push(`masks every ${config.pruneEvery} epochs`);
+  if (!config.hardPrune && typeof config.pruneEvery === 'number' && config.pruneEvery > 1) notes.push(`masks every ${config.pruneEvery} epochs`);
   if (!config.hardPrune && positive(config.pruneEverySteps)) notes.push(`masks also every ${config.pruneEverySteps} steps`);
   if (positive(config.bnRecalibrate)) notes.push(`BN recalibrated on ${config.bnRecalibrate} batches`);
   if (typeof config.pretrained === 'string') notes.push('from pretrained');

@@ -14,6 +14,7 @@ import { checkpointToHost, encodeCheckpoint, decodeCheckpoint, type LoadedCheckp
 import { restore } from '../../src/cli/train.js';
 import { consoleSink } from '../../src/train/progress.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { filterNorms } from '../reference/mask.js';
 
 const silent = { status: () => {}, line: () => {} } satisfies typeof consoleSink;
 
@@ -50,15 +51,13 @@ async function weights(model: CifarResNet): Promise<Float32Array[]> {
   return Promise.all([...model.namedParameters(), ...model.namedBuffers()].map(([, t]) => t.toArray() as Promise<Float32Array>));
 }
 
-/** The largest |weight| among the filters the pruner's current masks zero. */
+/** The largest L2 norm among the filters the pruner's current masks zero. */
 async function largestMasked(pruner: FilterPruner): Promise<number> {
   let largest = 0;
   for (const t of pruner.targets) {
-    const mask = pruner.masks!.get(t.name)!;
-    const w = (await t.conv.weight.toArray()) as Float32Array;
-    const perFilter = w.length / mask.length;
-    mask.forEach((keep, f) => {
-      if (!keep) for (let i = f * perFilter; i < (f + 1) * perFilter; i++) largest = Math.max(largest, Math.abs(w[i]));
+    const norms = filterNorms(await t.conv.weight.toArray(), t.conv.outChannels, 2);
+    pruner.masks!.get(t.name)!.forEach((keep, f) => {
+      if (!keep) largest = Math.max(largest, norms[f]);
     });
   }
   return largest;
