@@ -132,6 +132,7 @@ export interface TrainOptions {
 
 /** The pruning rate the flags ask for (one, or one per stage), or null for a dense run; wrong combinations are usage errors. */
 function pruningRate(args: Args<'train'>): number | number[] | null {
+  if (args.hardPrune && args.asymptotic) throw new ArgsError('train: --asymptotic grows the rate from 0, but hard pruning keeps the masks it chose before training, at rate 0 (drop one of them)');
   if (args.hardPrune && args.pruneEverySteps > 0) throw new ArgsError('train: --prune-every-steps re-chooses soft masks; hard pruning keeps its first masks (drop one of them)');
   const stageRates = args.stageRates ?? [];
   if (stageRates.length > 0 && args.sfpRate > 0) throw new ArgsError('train: give --sfp-rate or --stage-rates, not both');
@@ -209,7 +210,7 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
   }
   await recordRun(args, options.argv, data.description);
   sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
-    (pruner ? `, ${pruner.mode} pruning at ${args.sfpRate} (${args.criterion})` : ''));
+    (pruner ? `, ${pruner.mode} pruning at ${rate} (${args.criterion})` : ''));
   const records = await trainer.run();
   const paths = { checkpoint: join(args.out, CHECKPOINT_FILE), metrics: join(args.out, METRICS_FILE) };
   sink.line(`checkpoint: ${paths.checkpoint}; metrics: ${paths.metrics}`);

@@ -1,7 +1,13 @@
 /**
  * Which filters to prune: in each layer the floor(C_out · P) filters with the smallest score (ties
- * broken by the lower index first, like a stable ascending sort), recomputed from the current weights.
+ * broken by the lower index first, like a stable ascending sort), recomputed from the current weights;
+ * and the rate each layer is pruned at.
  */
+import type { PruneOptions } from './sfp.js';
+import type { ConvRates } from './flops.js';
+
+/** The options that decide a conv's rate. */
+export type RateOptions = Pick<PruneOptions, 'rate' | 'skipStem' | 'skipLast' | 'asymptotic'>;
 
 /** How many of `filters` filters rate P prunes: floor(C·P), as the SFP code's int(C·(1 − keep)). */
 export function prunedCount(filters: number, rate: number): number {
@@ -33,4 +39,20 @@ export function maskChanges(previous: Uint32Array, next: Uint32Array): number {
 export function asymptoticRate(finalRate: number, epoch: number, epochs: number, k = 4): number {
   const t = Math.min(1, Math.max(0, epoch / Math.max(epochs, 1)));
   return (finalRate * (1 - Math.exp(-k * t))) / (1 - Math.exp(-k));
+}
+
+/** A stage's pruning rate at a point of training (ASFP grows it; otherwise constant). */
+export function stageRate(options: RateOptions, stage: number, epoch: number, epochs: number): number {
+  const base = typeof options.rate === 'number' ? options.rate : options.rate[stage];
+  return options.asymptotic ? asymptoticRate(base, epoch, epochs) : base;
+}
+
+/** The rate each conv role gets from `options` per stage (0 where a skip option leaves it unpruned). */
+export function convRatesOf(options: RateOptions, stages: number, epoch = 1, epochs = 1): ConvRates {
+  const rates = Array.from({ length: stages }, (_, stage) => stageRate(options, stage, epoch, epochs));
+  return {
+    stem: options.skipStem ? 0 : rates[0],
+    first: rates,
+    last: options.skipLast ? rates.map(() => 0) : rates,
+  };
 }

@@ -3,7 +3,9 @@
  *  - `paperConvFlops`: the SFP paper's count (utils/cifar_resnet_flop.py): 3×3 convs only, one
  *    multiply-add = 1 FLOP, with the float keep ratio r = 1 − P applied as the script does — the stem and
  *    every block's first conv scale by r (their input keeps full width), every block's last conv by r²,
- *    and the first block of stage 1 (whose input is the pruned stem) by r² on both convs.
+ *    and the first block of stage 1 (whose input is the pruned stem) by r² on both convs. With a rate per
+ *    conv role and stage (`--skip-stem`, `--skip-last`, `--stage-rates`), each conv takes the keep ratios
+ *    of its own output and its input.
  *  - `compactFlops`: the exact count of the dense model compaction builds from real integer masks:
  *    convs and the classifier as multiply-adds, plus BN (2 per element: scale and shift), ReLU and the
  *    residual additions (1 per element each), and the global average pool (1 per input element).
@@ -25,20 +27,45 @@ export interface FlopBreakdown {
   total: number;
 }
 
-/** The paper's conv-only FLOPs for a CIFAR ResNet of `depth` pruned at rate P (0 for the baseline). */
-export function paperConvFlops(depth: number, rate: number, widths: readonly number[] = [16, 32, 64]): number {
+/**
+ * The pruning rate of each conv role, per stage (0: unpruned): all the paper's formula needs. The stem
+ * counts with the first stage.
+ */
+export interface ConvRates {
+  stem: number;
+  /** Each block's first conv, per stage. */
+  first: readonly number[];
+  /** Each block's last conv (the one writing the residual stream), per stage. */
+  last: readonly number[];
+}
+
+/** One rate for every conv of every stage, as the paper prunes. */
+export function uniformRates(rate: number, stages = 3): ConvRates {
+  const all = new Array<number>(stages).fill(rate);
+  return { stem: rate, first: all, last: all };
+}
+
+/**
+ * The paper's conv-only FLOPs for a CIFAR ResNet of `depth` pruned at rate P (0 for the baseline), or at
+ * a rate per conv role and stage: a conv scales by the keep ratio of its output and of its input, where
+ * a block's first conv reads the stream at full width except in the first block, which reads the stem.
+ */
+export function paperConvFlops(depth: number, rates: number | ConvRates, widths: readonly number[] = [16, 32, 64]): number {
   const n = (depth - 2) / 6;
-  const r = 1 - rate;
+  const r = typeof rates === 'number' ? uniformRates(rates, widths.length) : rates;
+  const keepStem = 1 - r.stem;
   let size = 32;
-  let total = convMacs(3, widths[0], 3, size, size) * r;
+  let total = convMacs(3, widths[0], 3, size, size) * keepStem;
   widths.forEach((width, stage) => {
     if (stage > 0) size /= 2;
+    const keepFirst = 1 - r.first[stage];
+    const keepLast = 1 - r.last[stage];
     for (let b = 0; b < n; b++) {
       const inWidth = b === 0 && stage > 0 ? widths[stage - 1] : width;
       const first = convMacs(inWidth, width, 3, size, size);
       const second = convMacs(width, width, 3, size, size);
-      const firstScale = stage === 0 && b === 0 ? r * r : r;
-      total += first * firstScale + second * r * r;
+      const firstInput = stage === 0 && b === 0 ? keepStem : 1;
+      total += first * keepFirst * firstInput + second * keepFirst * keepLast;
     }
   });
   return total;

@@ -12,7 +12,8 @@ import { noGrad } from '../autograd/mode.js';
 import { applyFilterMask, filterScores, type NormCriterion } from '../ops/mask.js';
 import type { SGD } from '../optim/sgd.js';
 import { describeConvs, type CifarResNet, type ConvInfo, type ImageNetResNet } from '../models/resnet.js';
-import { asymptoticRate, maskChanges, maskFromScores, prunedCount } from './criteria.js';
+import { convRatesOf, maskChanges, maskFromScores, prunedCount, stageRate } from './criteria.js';
+import type { ConvRates } from './flops.js';
 
 export interface PruneOptions {
   /** The fraction P of filters pruned in each pruned layer, or one rate per stage. */
@@ -112,8 +113,12 @@ export class FilterPruner {
 
   /** The rate for a layer at a point of training (ASFP grows it; otherwise constant). */
   rateFor(target: ConvInfo, epoch: number, epochs: number): number {
-    const base = typeof this.options.rate === 'number' ? this.options.rate : this.options.rate[target.stage];
-    return this.options.asymptotic ? asymptoticRate(base, epoch, epochs) : base;
+    return stageRate(this.options, target.stage, epoch, epochs);
+  }
+
+  /** The rate of every conv role per stage at a point of training, for the paper's FLOP formula. */
+  convRates(epoch: number, epochs: number): ConvRates {
+    return convRatesOf(this.options, Math.max(...this.convs.map((c) => c.stage)) + 1, epoch, epochs);
   }
 
   /** Scores every target on the GPU (one readback for all layers) and picks the masks. */

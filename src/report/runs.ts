@@ -6,6 +6,7 @@
 import type { EpochRecord } from '../train/trainer.js';
 import { CIFAR_DEPTHS } from '../models/resnet.js';
 import { paperConvFlops } from '../prune/flops.js';
+import { convRatesOf, type RateOptions } from '../prune/criteria.js';
 import { PAPER, type PaperKey, type PaperResult } from './paper.js';
 import { median } from '../stats.js';
 
@@ -130,14 +131,32 @@ function modelOf(config: Record<string, unknown>): { name: string; depth: number
   return { name, depth, title: `ResNet-${depth}` };
 }
 
-const rateOf = (config: Record<string, unknown>) => (typeof config.sfpRate === 'number' ? config.sfpRate : 0);
-const ratePercent = (rate: number) => `${Math.round(rate * 1000) / 10} %`;
+/** The pruner options a run's config (its `train` flags) asked for, or null for a dense run. */
+function pruneOptionsOf(config: Record<string, unknown>): RateOptions | null {
+  const stageRates = Array.isArray(config.stageRates) && config.stageRates.length > 0 ? (config.stageRates as number[]) : null;
+  const rate = stageRates ?? (typeof config.sfpRate === 'number' && config.sfpRate > 0 ? config.sfpRate : null);
+  if (rate === null) return null;
+  return { rate, skipStem: config.skipStem === true, skipLast: config.skipLast === true, asymptotic: config.asymptotic === true };
+}
+
+/** The run's one rate, an array for a rate per stage, or 0 for a dense run. */
+const rateOf = (config: Record<string, unknown>) => pruneOptionsOf(config)?.rate ?? 0;
+const ratePercent = (rate: number | readonly number[]) =>
+  typeof rate === 'number' ? `${Math.round(rate * 1000) / 10} %` : `${rate.map((r) => Math.round(r * 1000) / 10).join(' / ')} % by stage`;
+
+/** The paper's conv FLOPs of the model a run ends with (its final rates; the baseline's for a dense run). */
+function runPaperFlops(config: Record<string, unknown>, depth: number): number {
+  const options = pruneOptionsOf(config);
+  return paperConvFlops(depth, options ? convRatesOf(options, 3) : 0);
+}
 
 function pruningOf(config: Record<string, unknown>): string {
   const rate = rateOf(config);
   if (rate === 0) return 'none';
   const positive = (v: unknown): v is number => typeof v === 'number' && v > 0;
   const notes = [String(config.criterion ?? 'l2')];
+  if (config.skipStem) notes.push('stem unpruned');
+  if (config.skipLast) notes.push("blocks' last convs unpruned");
   if (config.asymptotic) notes.push('ASFP');
   if (config.coupled) notes.push('coupled');
   if (!config.hardPrune && typeof config.pruneEvery === 'number' && config.pruneEvery > 1) notes.push(`masks every ${config.pruneEvery} epochs`);
@@ -256,7 +275,7 @@ export function compareMarkdown(runs: readonly { name: string; run: RunResults }
   const paperHeader = ['paper: test accuracy', 'paper: drop', 'paper: conv FLOPs', 'paper: FLOPs ↓'];
   const rows = runs.map(({ name, run }, i) => {
     const s = summaries[i];
-    const flops = paperConvFlops(model.depth, rateOf(run.config));
+    const flops = runPaperFlops(run.config, model.depth);
     const cells = [
       name,
       pruningOf(run.config),
@@ -273,7 +292,7 @@ export function compareMarkdown(runs: readonly { name: string; run: RunResults }
   const columns = paper ? [...header, ...paperHeader] : header;
   const notes = [
     "Test accuracy: the last epoch's, after masking for pruned runs. Conv FLOPs: the paper's formula (3×3 convs, a multiply-add = 1, " +
-      "float keep ratio; `paperConvFlops` in src/prune/flops.ts) for each run's model and rate. Compact model: the exact count " +
+      "float keep ratio; `paperConvFlops` in src/prune/flops.ts) for each run's model and the rate of each of its convs. Compact model: the exact count " +
       "(convs, BN, ReLU, adds, pool, classifier) of the model compaction builds from the last masks, from the run's last record.",
   ];
   if (paper) {

@@ -9,7 +9,7 @@
  */
 import type { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import type { Trainer, TrainerHooks, BatchSource } from './trainer.js';
-import { compactFlops, paperConvFlops } from '../prune/flops.js';
+import { compactFlops, paperConvFlops, type ConvRates } from '../prune/flops.js';
 import { CifarResNet } from '../models/resnet.js';
 import { buildCompactionPlan } from '../prune/plan.js';
 import { recalibrateBatchNorm } from './recalibrate.js';
@@ -36,6 +36,8 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
     const masks = await pruner.computeMasks(epoch, schedule.epochs);
     pruner.apply(masks, trainer.optimizer);
     trainer.extra.masks = masks.toJSON();
+    // The rates these masks were chosen at (ASFP's grow), carried in checkpoints for the paper's FLOPs.
+    trainer.extra.maskRates = pruner.convRates(epoch, schedule.epochs);
     return masks;
   };
   return {
@@ -93,8 +95,8 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
         const pruned = compactFlops(model, kept, plan.streamWidths()).total;
         extra.flops = pruned;
         extra.flopsReduction = 1 - pruned / full;
-        const rate = typeof pruner.options.rate === 'number' ? pruner.options.rate : NaN;
-        if (Number.isFinite(rate)) extra.paperConvFlops = paperConvFlops(model.depth, rate, model.widths);
+        const rates = (trainer.extra.maskRates as ConvRates | undefined) ?? pruner.convRates(schedule.epochs, schedule.epochs);
+        extra.paperConvFlops = paperConvFlops(model.depth, rates, model.widths);
       }
       return extra;
     },

@@ -1,8 +1,8 @@
 // Soft Filter Pruning and hard pruning: the properties the paper and the official code define.
 import { describe, expect, it } from 'vitest';
-import { CifarResNet } from '../../src/models/resnet.js';
-import { FilterPruner, FilterMasks } from '../../src/prune/sfp.js';
-import { maskFromScores, prunedCount, asymptoticRate } from '../../src/prune/criteria.js';
+import { CifarResNet, describeConvs } from '../../src/models/resnet.js';
+import { FilterPruner, FilterMasks, type PruneOptions } from '../../src/prune/sfp.js';
+import { maskFromScores, prunedCount, asymptoticRate, convRatesOf } from '../../src/prune/criteria.js';
 import { paperConvFlops } from '../../src/prune/flops.js';
 import { filterScores } from '../../src/ops/mask.js';
 import { SGD } from '../../src/optim/sgd.js';
@@ -279,5 +279,40 @@ describe('FLOPs', () => {
       expect(f.toExponential(3)).toBe(flops);
       expect((100 * (1 - f / paperConvFlops(depth, 0))).toFixed(1)).toBe(reduction);
     }
+  });
+
+  it('with skipped convs or a rate per stage, scales each conv by the float keep ratios of its output and input', () => {
+    // Walks the model's convs as the pruner selects them: a conv's output keeps 1 − its rate where it is
+    // pruned, its input keeps what the conv before it kept (the stem for the first block, the block's first
+    // conv for its last), or the full stream.
+    const reference = (options: PruneOptions) => {
+      const m = model();
+      const pruner = new FilterPruner(m, options);
+      const keep = new Map(pruner.targets.map((t) => [t.name, 1 - pruner.rateFor(t, 1, 1)]));
+      const outKeep = (name: string) => keep.get(name) ?? 1;
+      let total = 0;
+      for (const c of describeConvs(m)) {
+        const size = 32 >> c.stage;
+        const input = c.name === 'layer1.0.conv1' ? outKeep('conv1') : c.name.endsWith('conv2') ? outKeep(c.name.replace('conv2', 'conv1')) : 1;
+        total += c.conv.inChannels * c.conv.outChannels * 9 * size * size * outKeep(c.name) * input;
+      }
+      return total;
+    };
+    const cases: PruneOptions[] = [
+      { rate: 0.3 },
+      { rate: 0.3, skipLast: true },
+      { rate: 0.3, skipStem: true },
+      { rate: [0.1, 0.2, 0.4], skipLast: true },
+      { rate: 0.4, asymptotic: true },
+    ];
+    for (const options of cases) {
+      expect(paperConvFlops(20, convRatesOf(options, 3))).toBeCloseTo(reference(options), 3);
+    }
+    // Unpruned last convs keep more than half the paper's 42.2 % cut away.
+    const skipLast = 1 - paperConvFlops(20, convRatesOf({ rate: 0.3, skipLast: true }, 3)) / paperConvFlops(20, 0);
+    expect(skipLast).toBeGreaterThan(0.2);
+    expect(skipLast).toBeLessThan(0.35);
+    // ASFP's rate part-way through training.
+    expect(paperConvFlops(20, convRatesOf({ rate: 0.3, asymptotic: true }, 3, 1, 4))).toBeCloseTo(paperConvFlops(20, asymptoticRate(0.3, 1, 4)), 3);
   });
 });

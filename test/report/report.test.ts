@@ -9,6 +9,7 @@ import { buildReport } from '../../src/cli/report.js';
 import { configOf, recordRun } from '../../src/cli/train.js';
 import { encodeCheckpoint } from '../../src/io/checkpoint.js';
 import { paperConvFlops } from '../../src/prune/flops.js';
+import { convRatesOf } from '../../src/prune/criteria.js';
 import { markers } from '../../src/report/readme.js';
 import { parseMetrics } from '../../src/report/runs.js';
 import type { EpochRecord } from '../../src/train/trainer.js';
@@ -222,6 +223,30 @@ describe('comparison with the paper', () => {
     expect(cells('baseline').slice(8)).toEqual(['92.20 %', '–', '4.055E7', '0.0 % |']);
     expect(cells('sfp').slice(8)).toEqual(['90.83 %', '1.37', '2.43E7', '42.2 % |']);
     expect(cells('hard').slice(8)).toEqual(['n/r', 'n/r', 'n/r', 'n/r |']);
+  });
+
+  it('a run with unpruned convs or a rate per stage gets the FLOPs of the convs it pruned, and says which', async () => {
+    const write = async (name: string, c: object) => {
+      await mkdir(dir(name), { recursive: true });
+      await writeFile(join(dir(name), 'metrics.jsonl'), jsonl(fixtures.sfp));
+      await writeFile(join(dir(name), 'run.json'), JSON.stringify({ command: 'train', config: c, data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    };
+    await write('skiplast', config('--sfp-rate', '0.3', '--skip-last'));
+    await write('stages', config('--stage-rates', '0.1,0.2,0.4', '--skip-stem'));
+    const { compare } = await report(['--compare', `baseline=${dir('base')},skiplast=${dir('skiplast')},stages=${dir('stages')}`]);
+    const cells = (name: string) => compare!.split('\n').find((r) => r.startsWith(`| ${name} |`))!.split(' | ');
+    const base = paperConvFlops(20, 0);
+    for (const [name, options] of [
+      ['skiplast', { rate: 0.3, skipLast: true }],
+      ['stages', { rate: [0.1, 0.2, 0.4], skipStem: true }],
+    ] as const) {
+      const flops = paperConvFlops(20, convRatesOf(options, 3));
+      const [, , , , , shown, reduction] = cells(name);
+      expect(Number(shown.replace('E', 'e'))).toBeCloseTo(flops, -4);
+      expect(reduction).toBe(`${(100 * (1 - flops / base)).toFixed(1)} %`);
+    }
+    expect(cells('skiplast')[1]).toBe("soft (SFP) 30 % (l2, blocks' last convs unpruned)");
+    expect(cells('stages')[1]).toBe('soft (SFP) 10 / 20 / 40 % by stage (l2, stem unpruned)');
   });
 
   it('refuses a pruned first run, a paper row of another model, and a malformed --compare', async () => {

@@ -88,6 +88,7 @@ describe('recalibrateBatchNorm', () => {
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--stage-rates', '0.1,0.2,0.3'])).toThrow(/not both/);
     expect(() => prunerArgs(['--prune-every-steps', '50'])).toThrow(/--sfp-rate or --stage-rates/);
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--hard-prune', '--prune-every-steps', '50'])).toThrow(/hard pruning keeps its first masks/);
+    expect(() => prunerArgs(['--sfp-rate', '0.3', '--hard-prune', '--asymptotic'])).toThrow(/hard pruning keeps the masks it chose before training/);
   });
 });
 
