@@ -310,6 +310,7 @@ export function compareMarkdown(runs: readonly { name: string; run: RunResults }
 function paperCells(paper: PaperResult, config: Record<string, unknown>): string[] {
   const rate = rateOf(config);
   if (rate === 0) return [`${paper.baselineAccuracy.toFixed(2)} %`, '–', sci(paper.baselineFlops), '0.0 %'];
-  if (config.hardPrune) return ['n/r', 'n/r', 'n/r', 'n/r'];
+  // The paper's rows prune every conv softly; a run that leaves some convs unpruned has no paper row.
+  if (config.hardPrune || config.skipStem || config.skipLast) return ['n/r', 'n/r', 'n/r', 'n/r'];
   return [`${paper.sfpAccuracy.toFixed(2)} %`, paper.drop.toFixed(2), sci(paper.sfpFlops), `${paper.reduction.toFixed(1)} %`];
 }
