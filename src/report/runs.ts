@@ -160,7 +160,7 @@ function pruningOf(config: Record<string, unknown>): string {
   if (config.asymptotic) notes.push('ASFP');
   if (config.coupled) notes.push('coupled');
   if (!config.hardPrune && typeof config.pruneEvery === 'number' && config.pruneEvery > 1) notes.push(`masks every ${config.pruneEvery} epochs`);
-  if (!config.hardPrune && positive(config.pruneEverySteps)) notes.push(`masks also every ${config.pruneEverySteps} steps`);
+  if (!config.hardPrune && positive(config.pruneEverySteps)) notes.push(`masks also every ${config.pruneEverySteps === 1 ? 'step' : `${config.pruneEverySteps} steps`}`);
   if (positive(config.bnRecalibrate)) notes.push(`BN recalibrated on ${config.bnRecalibrate} batches`);
   if (typeof config.pretrained === 'string') notes.push('from pretrained');
   return `${config.hardPrune ? 'hard' : 'soft (SFP)'} ${ratePercent(rate)} (${notes.join(', ')})`;
