@@ -40,7 +40,7 @@ export interface ConvRates {
 }
 
 /** One rate for every conv of every stage, as the paper prunes. */
-export function uniformRates(rate: number, stages = 3): ConvRates {
+function uniformRates(rate: number, stages = 3): ConvRates {
   const all = new Array<number>(stages).fill(rate);
   return { stem: rate, first: all, last: all };
 }

@@ -86,6 +86,8 @@ export class FilterPruner {
   private readonly convs: ConvInfo[];
   /** Stages are joined by option-A shortcuts (subsample, append zero channels), not projections. */
   private readonly optionA: boolean;
+  /** The model's stages (the stem counts with the first). */
+  private readonly stages: number;
   readonly mode: 'soft' | 'hard';
   readonly criterion: NormCriterion;
   masks: FilterMasks | null = null;
@@ -105,9 +107,9 @@ export class FilterPruner {
         !(options.skipLast && c.role === 'last') &&
         !((options.skipProjection ?? true) && c.role === 'projection'),
     );
-    if (Array.isArray(options.rate)) {
-      const stages = Math.max(...this.targets.map((t) => t.stage)) + 1;
-      if (options.rate.length !== stages) throw new Error(`one pruning rate per stage: ${stages} needed, got ${options.rate.length}`);
+    this.stages = Math.max(...this.convs.map((c) => c.stage)) + 1;
+    if (Array.isArray(options.rate) && options.rate.length !== this.stages) {
+      throw new Error(`one pruning rate per stage: ${this.stages} needed, got ${options.rate.length}`);
     }
   }
 
@@ -118,7 +120,7 @@ export class FilterPruner {
 
   /** The rate of every conv role per stage at a point of training, for the paper's FLOP formula. */
   convRates(epoch: number, epochs: number): ConvRates {
-    return convRatesOf(this.options, Math.max(...this.convs.map((c) => c.stage)) + 1, epoch, epochs);
+    return convRatesOf(this.options, this.stages, epoch, epochs);
   }
 
   /** Scores every target on the GPU (one readback for all layers) and picks the masks. */
