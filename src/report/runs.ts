@@ -163,6 +163,8 @@ function pruningOf(config: Record<string, unknown>): string {
   if (!config.hardPrune && positive(config.pruneEverySteps)) notes.push(`masks also every ${config.pruneEverySteps === 1 ? 'step' : `${config.pruneEverySteps} steps`}`);
   if (positive(config.bnRecalibrate)) notes.push(`BN recalibrated on ${config.bnRecalibrate} batches`);
   if (typeof config.pretrained === 'string') notes.push('from pretrained');
+  // Written by scripts/torch-sfp-crosscheck.py: the same run in another framework.
+  if (typeof config.engine === 'string') notes.push(`run in ${config.engine}`);
   return `${config.hardPrune ? 'hard' : 'soft (SFP)'} ${ratePercent(rate)} (${notes.join(', ')})`;
 }
 

@@ -123,6 +123,16 @@ describe('report of one run', () => {
     );
   });
 
+  it('a run made by another framework (run.json names its engine) says so', async () => {
+    const c = { ...config('--sfp-rate', '0.3', '--hard-prune'), engine: 'PyTorch 1.13 on the CPU' };
+    await mkdir(dir('engine'), { recursive: true });
+    await writeFile(join(dir('engine'), 'metrics.jsonl'), jsonl(fixtures.hard));
+    await writeFile(join(dir('engine'), 'run.json'), JSON.stringify({ command: 'python3 x.py', config: c, data: 'synthetic', startedAt: null }));
+    const { compare } = await report(['--compare', `baseline=${dir('base')},torch=${dir('engine')}`]);
+    const row = compare!.split('\n').find((r) => r.startsWith('| torch |'))!;
+    expect(row.split(' | ')[1]).toBe('hard 30 % (l2, run in PyTorch 1.13 on the CPU)');
+  });
+
   it('without run.json the command is rebuilt from the checkpoint config, and parses back to that config', async () => {
     const { files } = await report(['--run', dir('hard')]);
     const md = files.get(join(dir('hard'), 'report.md'))!;
