@@ -14,10 +14,15 @@ After each masking, BN statistics are re-estimated from 50 training batches (as 
 Writes OUT/run.json and one JSON line per epoch to OUT/metrics.jsonl, in the layout of `train`'s, so
 `sfp-gpu report --run OUT` and `report --compare` read them.
 
+With --trace ENGINE.safetensors (written by `npx tsx scripts/sfp-step-trace.ts PRETRAINED ENGINE.safetensors STEPS`),
+it instead repeats that script's steps (masks, then STEPS steps on the first STEPS*128 training images in file
+order, constant rate) in PyTorch at float64 and at float32, and prints, per tensor, how far the engine's weights,
+BN statistics and momentum are from the float64 ones, beside how far PyTorch's own float32 run is.
+
 Needs Debian's python3-torch (apt-get install python3-torch); not part of the test suite.
 Usage: python3 scripts/torch-sfp-crosscheck.py --mode soft|hard --pretrained CKPT --out DIR [--epochs 4 --lr 0.02 --seed 0]
 """
-import argparse, datetime, json, math, os, shlex, struct, sys, time
+import argparse, copy, datetime, json, math, os, shlex, struct, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -96,13 +101,15 @@ def read_safetensors(path):
         n = struct.unpack('<Q', f.read(8))[0]
         header = json.loads(f.read(n))
         data = f.read()
-    kinds = {'F32': np.float32, 'I32': np.int32, 'I64': np.int64}
+    kinds = {'F32': np.float32, 'I32': np.int32, 'I64': np.int64, 'U32': np.uint32, 'U8': np.uint8}  # torch 1.13 has no uint32: read as int64
     out = {}
     for name, info in header.items():
         if name == '__metadata__':
+            out[name] = info
             continue
         a, b = info['data_offsets']
-        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype=kinds[info['dtype']]).reshape(info['shape']).copy())
+        array = np.frombuffer(data[a:b], dtype=kinds[info['dtype']]).reshape(info['shape'])
+        out[name] = torch.from_numpy(array.astype(np.int64) if array.dtype == np.uint32 else array.copy())
     return out
 
 
@@ -158,11 +165,54 @@ def evaluate(model, images, labels):
     return correct / len(images)
 
 
+def traced_steps(model, masks, steps, lr, train_x, train_y, dtype):
+    """The trace script's steps on a copy of `model` in `dtype`: its weights, BN statistics and momentum after them."""
+    model = copy.deepcopy(model).to(dtype)
+    apply_masks(model, masks)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    model.train()
+    for step in range(steps):
+        x = normalise(train_x[step * 128:(step + 1) * 128]).to(dtype)
+        y = torch.from_numpy(train_y[step * 128:(step + 1) * 128])
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    names = {p: n for n, p in model.named_parameters()}
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
+    for p, s in optimizer.state.items():
+        state[f'optimizer.{names[p]}.momentum_buffer'] = s['momentum_buffer']
+    return state
+
+
+def trace(args, model, train_x, train_y):
+    """The engine's state after the trace script's steps against PyTorch's in float64, beside PyTorch's own float32 run:
+    the float32 round-off of two correct implementations, and how fast it grows, set the scale of a real difference."""
+    engine = read_safetensors(args.trace)
+    steps = int(engine['__metadata__']['steps'])
+    masks = choose_masks(model, args.rate)
+    conv_names = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    same = all(torch.equal(engine[f'masks.{n}'].bool(), keep) for n, keep in zip(conv_names, masks))
+    print('masks: ' + ('the same in both' if same else 'DIFFER'))
+    exact = traced_steps(model, masks, steps, args.lr, train_x, train_y, torch.float64)
+    single = traced_steps(model, masks, steps, args.lr, train_x, train_y, torch.float32)
+    print(f'{steps} steps; per tensor, max |x - float64| / max |float64|:')
+    print(f'  {"tensor":55s} {"engine":>9s} {"torch f32":>9s}')
+    worst = [0.0, 0.0]
+    for name, ref in exact.items():
+        scale = ref.abs().max().item() or 1.0
+        errors = [(other[name].double() - ref).abs().max().item() / scale for other in (engine, single)]
+        worst = [max(w, e) for w, e in zip(worst, errors)]
+        print(f'  {name:55s} {errors[0]:9.2e} {errors[1]:9.2e}')
+    print(f'  {"worst":55s} {worst[0]:9.2e} {worst[1]:9.2e}')
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--mode', choices=['soft', 'hard'], required=True)
+    p.add_argument('--mode', choices=['soft', 'hard'])
+    p.add_argument('--trace', help="an engine checkpoint from scripts/sfp-step-trace.ts to compare with")
     p.add_argument('--pretrained', required=True)
-    p.add_argument('--out', required=True)
+    p.add_argument('--out')
     p.add_argument('--data', default=os.environ.get('CIFAR10_DIR', '../shared/data/cifar10'))
     p.add_argument('--rate', type=float, default=0.3)
     p.add_argument('--epochs', type=int, default=4)
@@ -171,6 +221,8 @@ def main():
     p.add_argument('--threads', type=int, default=torch.get_num_threads())
     p.add_argument('--recalibrate', type=int, default=50)
     args = p.parse_args()
+    if not args.trace and not (args.mode and args.out):
+        p.error('give --mode and --out for a training run, or --trace ENGINE.safetensors')
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -180,9 +232,12 @@ def main():
 
     model = CifarResNet(20)
     state = read_safetensors(args.pretrained)
+    del state['__metadata__']
     # The checkpoint also holds optimizer state and masks; a pretrained start takes only the model's tensors.
     wanted = model.state_dict().keys()
     model.load_state_dict({k: v.long() if k.endswith('num_batches_tracked') else v for k, v in state.items() if k in wanted})
+    if args.trace:
+        return trace(args, model, train_x, train_y)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps_per_epoch = math.ceil(len(train_x) / 128)
     total = steps_per_epoch * args.epochs
@@ -223,9 +278,11 @@ def main():
         if args.mode == 'soft':
             previous = masks
             masks = choose_masks(model, args.rate)
-            record['regrown'] = int(sum((a != b).sum().item() for a, b in zip(masks, previous)) // 2)
+            # As `train` counts it: filters whose mask bit flipped (one filter swapped for another counts 2).
+            record['regrown'] = int(sum((a != b).sum().item() for a, b in zip(masks, previous)))
             apply_masks(model, masks)
         if args.recalibrate > 0:
+            record['testAccuracyMaskedStaleBN'] = evaluate(model, test_x, test_y)
             recalibrate(model, train_x, train_y, args.recalibrate, recal_gen)
         record['testAccuracyMasked'] = evaluate(model, test_x, test_y)
         record['seconds'] = time.time() - began
