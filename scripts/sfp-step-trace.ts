@@ -7,7 +7,7 @@
  *
  * Usage: npx tsx scripts/sfp-step-trace.ts PRETRAINED OUT.safetensors [STEPS=20] [RATE=0.3] [LR=0.02]
  */
-import { init, shutdown, CifarResNet, FilterPruner, SGD, Tensor, scope, softmaxCrossEntropy, checkpointToHost, encodeCheckpoint } from '../src/node.js';
+import { init, shutdown, gpu, CifarResNet, FilterPruner, SGD, Tensor, scope, softmaxCrossEntropy, checkpointToHost, encodeCheckpoint } from '../src/node.js';
 import { loadCheckpoint } from '../src/io/checkpoint-files.js';
 import { writeFileAtomic } from '../src/io/files.js';
 import { loadCifar10 } from '../src/data/node-files.js';
@@ -41,6 +41,8 @@ for (let step = 0; step < steps; step++) {
     optimizer.step();
     optimizer.zeroGrad();
   });
+  // As the trainer does between steps: wait for the GPU, so queued work (and what it holds) cannot pile up.
+  await gpu().sync();
 }
 const names = new Map(model.namedParameters().map(([name, p]) => [p, name]));
 const momentum = new Map([...optimizer.velocity].map(([p, v]) => [names.get(p)!, v]));

@@ -198,13 +198,23 @@ def trace(args, model, train_x, train_y):
     single = traced_steps(model, masks, steps, args.lr, train_x, train_y, torch.float32)
     print(f'{steps} steps; per tensor, max |x - float64| / max |float64|:')
     print(f'  {"tensor":55s} {"engine":>9s} {"torch f32":>9s}')
-    worst = [0.0, 0.0]
+    rows = []
     for name, ref in exact.items():
         scale = ref.abs().max().item() or 1.0
-        errors = [(other[name].double() - ref).abs().max().item() / scale for other in (engine, single)]
-        worst = [max(w, e) for w, e in zip(worst, errors)]
-        print(f'  {name:55s} {errors[0]:9.2e} {errors[1]:9.2e}')
-    print(f'  {"worst":55s} {worst[0]:9.2e} {worst[1]:9.2e}')
+        rows.append([(other[name].double() - ref).abs().max().item() / scale for other in (engine, single)])
+        print(f'  {name:55s} {rows[-1][0]:9.2e} {rows[-1][1]:9.2e}')
+    for label, pick in (('median over tensors', np.median), ('worst', np.max)):
+        print(f'  {label:55s} {pick([r[0] for r in rows]):9.2e} {pick([r[1] for r in rows]):9.2e}')
+    # What the next masking sees: how far the zeroed filters have regrown, and how many now outrank a kept one.
+    print('pruned filters: mean L2 norm (engine, torch f32, torch f64) and how many exceed the smallest kept norm')
+    totals = np.zeros(3, dtype=int)
+    for name, keep in zip(conv_names, masks):
+        norms = [src[f'{name}.weight'].double().flatten(1).norm(dim=1) for src in (engine, single, exact)]
+        means = [n[~keep].mean().item() for n in norms]
+        above = np.array([int((n[~keep] > n[keep].min()).sum().item()) for n in norms])
+        totals += above
+        print(f'  {name:18s} {means[0]:.4e} {means[1]:.4e} {means[2]:.4e}   {above[0]:3d} {above[1]:3d} {above[2]:3d}')
+    print(f'  {"all":18s} {"":35s}{totals[0]:3d} {totals[1]:3d} {totals[2]:3d}')
 
 
 def main():
