@@ -3,7 +3,7 @@
  * (scripts/torch-sfp-crosscheck.py --trace): from a checkpoint's weights, mask the floor(C_out·P)
  * smallest-L2 filters of every conv, then train on the first STEPS·128 training images in file order
  * (no augmentation, no shuffle) at a constant rate with Nesterov SGD, and save the weights, BN statistics
- * and momentum buffers as a checkpoint.
+ * and momentum buffers as a checkpoint. Data: $CIFAR10_DIR, else ./data/cifar-10-batches-bin (as `train`).
  *
  * Usage: npx tsx scripts/sfp-step-trace.ts PRETRAINED OUT.safetensors [STEPS=20] [RATE=0.3] [LR=0.02]
  */
@@ -12,24 +12,33 @@ import { loadCheckpoint } from '../src/io/checkpoint-files.js';
 import { writeFileAtomic } from '../src/io/files.js';
 import { loadCifar10 } from '../src/data/node-files.js';
 import { normalizeImages } from '../src/data/loader.js';
-import { IMAGE_BYTES } from '../src/data/cifar10.js';
+import { IMAGE_BYTES, resolveDataDir } from '../src/data/cifar10.js';
 
+const usage = 'usage: npx tsx scripts/sfp-step-trace.ts PRETRAINED OUT.safetensors [STEPS=20] [RATE=0.3] [LR=0.02]';
 const [pretrained, out, stepsArg = '20', rateArg = '0.3', lrArg = '0.02'] = process.argv.slice(2);
-if (!pretrained || !out) {
-  console.error('usage: npx tsx scripts/sfp-step-trace.ts PRETRAINED OUT.safetensors [STEPS=20] [RATE=0.3] [LR=0.02]');
+const steps = Number(stepsArg);
+const rate = Number(rateArg);
+const lr = Number(lrArg);
+const problem = !pretrained || !out ? 'PRETRAINED and OUT are required'
+  : !(Number.isInteger(steps) && steps >= 1) ? `STEPS must be a whole number ≥ 1, got '${stepsArg}'`
+  : !(rate > 0 && rate < 1) ? `RATE must be in (0, 1), got '${rateArg}'`
+  : !(lr > 0) ? `LR must be > 0, got '${lrArg}'`
+  : null;
+if (problem) {
+  console.error(`${problem}\n${usage}`);
   process.exit(2);
 }
-const steps = Number(stepsArg);
 const batch = 128;
 
 await init();
 const model = new CifarResNet(20);
 model.loadStateDict((await loadCheckpoint(pretrained)).model);
 model.train();
-const pruner = new FilterPruner(model, { rate: Number(rateArg) });
+const pruner = new FilterPruner(model, { rate });
 pruner.apply(await pruner.computeMasks());
-const optimizer = new SGD(model.parameters(), { lr: Number(lrArg), momentum: 0.9, weightDecay: 5e-4, nesterov: true });
-const data = await loadCifar10(process.env.CIFAR10_DIR ?? '../shared/data/cifar10', 'train');
+const optimizer = new SGD(model.parameters(), { lr, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+const { dir, source } = resolveDataDir({ env: process.env });
+const data = await loadCifar10(dir, 'train', source);
 for (let step = 0; step < steps; step++) {
   const start = step * batch;
   const images = data.images.subarray(start * IMAGE_BYTES, (start + batch) * IMAGE_BYTES);
@@ -46,7 +55,7 @@ for (let step = 0; step < steps; step++) {
 }
 const names = new Map(model.namedParameters().map(([name, p]) => [p, name]));
 const momentum = new Map([...optimizer.velocity].map(([p, v]) => [names.get(p)!, v]));
-const host = await checkpointToHost({ model: model.stateDict(), optimizer: momentum, masks: new Map([...pruner.masks!.layers].map(([n, l]) => [n, l.mask])), meta: { steps } });
+const host = await checkpointToHost({ model: model.stateDict(), optimizer: momentum, masks: new Map([...pruner.masks!.layers].map(([n, l]) => [n, l.mask])), meta: { steps, rate, lr } });
 await writeFileAtomic(out, encodeCheckpoint(host, out));
 console.log(`wrote ${out} after ${steps} steps`);
 shutdown();

@@ -189,14 +189,16 @@ def trace(args, model, train_x, train_y):
     """The engine's state after the trace script's steps against PyTorch's in float64, beside PyTorch's own float32 run:
     the float32 round-off of two correct implementations, and how fast it grows, set the scale of a real difference."""
     engine = read_safetensors(args.trace)
-    steps = int(engine['__metadata__']['steps'])
-    masks = choose_masks(model, args.rate)
+    # The trace's own steps, rate and learning rate, so the two sides cannot disagree on them.
+    meta = engine['__metadata__']
+    steps, rate, lr = int(meta['steps']), float(meta['rate']), float(meta['lr'])
+    masks = choose_masks(model, rate)
     conv_names = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     same = all(torch.equal(engine[f'masks.{n}'].bool(), keep) for n, keep in zip(conv_names, masks))
     print('masks: ' + ('the same in both' if same else 'DIFFER'))
-    exact = traced_steps(model, masks, steps, args.lr, train_x, train_y, torch.float64)
-    single = traced_steps(model, masks, steps, args.lr, train_x, train_y, torch.float32)
-    print(f'{steps} steps; per tensor, max |x - float64| / max |float64|:')
+    exact = traced_steps(model, masks, steps, lr, train_x, train_y, torch.float64)
+    single = traced_steps(model, masks, steps, lr, train_x, train_y, torch.float32)
+    print(f'{steps} steps at rate {rate} and lr {lr}; per tensor, max |x - float64| / max |float64|:')
     print(f'  {"tensor":55s} {"engine":>9s} {"torch f32":>9s}')
     rows = []
     for name, ref in exact.items():
@@ -223,7 +225,7 @@ def main():
     p.add_argument('--trace', help="an engine checkpoint from scripts/sfp-step-trace.ts to compare with")
     p.add_argument('--pretrained', required=True)
     p.add_argument('--out')
-    p.add_argument('--data', default=os.environ.get('CIFAR10_DIR', '../shared/data/cifar10'))
+    p.add_argument('--data', default=os.environ.get('CIFAR10_DIR', 'data/cifar-10-batches-bin'))
     p.add_argument('--rate', type=float, default=0.3)
     p.add_argument('--epochs', type=int, default=4)
     p.add_argument('--lr', type=float, default=0.02)
