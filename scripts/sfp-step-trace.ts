@@ -7,9 +7,8 @@
  *
  * Usage: npx tsx scripts/sfp-step-trace.ts PRETRAINED OUT.safetensors [STEPS=20] [RATE=0.3] [LR=0.02]
  */
-import { init, shutdown, gpu, CifarResNet, FilterPruner, SGD, Tensor, scope, softmaxCrossEntropy, checkpointToHost, encodeCheckpoint } from '../src/node.js';
-import { loadCheckpoint } from '../src/io/checkpoint-files.js';
-import { writeFileAtomic } from '../src/io/files.js';
+import { init, shutdown, gpu, CifarResNet, FilterPruner, SGD, Tensor, scope, softmaxCrossEntropy } from '../src/node.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/io/checkpoint-files.js';
 import { loadCifar10 } from '../src/data/node-files.js';
 import { normalizeImages } from '../src/data/loader.js';
 import { IMAGE_BYTES, resolveDataDir } from '../src/data/cifar10.js';
@@ -53,9 +52,6 @@ for (let step = 0; step < steps; step++) {
   // As the trainer does between steps: wait for the GPU, so queued work (and what it holds) cannot pile up.
   await gpu().sync();
 }
-const names = new Map(model.namedParameters().map(([name, p]) => [p, name]));
-const momentum = new Map([...optimizer.velocity].map(([p, v]) => [names.get(p)!, v]));
-const host = await checkpointToHost({ model: model.stateDict(), optimizer: momentum, masks: new Map([...pruner.masks!.layers].map(([n, l]) => [n, l.mask])), meta: { steps, rate, lr } });
-await writeFileAtomic(out, encodeCheckpoint(host, out));
+await saveCheckpoint(out, { model: model.stateDict(), optimizer: optimizer.velocityByName(model.namedParameters()), masks: pruner.masks!.byName(), meta: { steps, rate, lr } });
 console.log(`wrote ${out} after ${steps} steps`);
 shutdown();

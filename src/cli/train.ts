@@ -52,16 +52,11 @@ class NodeRunStore implements RunStore {
   }
 
   async saveCheckpoint(state: TrainerState): Promise<void> {
-    const names = new Map(state.model.namedParameters().map(([n, t]) => [t, n]));
-    const optimizer = new Map<string, Tensor>();
-    for (const [param, velocity] of state.optimizer.velocity) optimizer.set(names.get(param)!, velocity);
-    const masks = new Map<string, Uint32Array>();
-    for (const [name, layer] of this.pruner?.masks?.layers ?? []) masks.set(name, layer.mask);
     const { masks: _m, ...extra } = state.extra;
     await saveCheckpoint(join(this.dir, CHECKPOINT_FILE), {
       model: state.model.stateDict() as Map<string, Tensor>,
-      optimizer,
-      masks,
+      optimizer: state.optimizer.velocityByName(state.model.namedParameters()),
+      masks: this.pruner?.masks?.byName() ?? new Map(),
       meta: { epoch: state.epoch, step: state.step, config: this.config, optimizerSteps: state.optimizer.stepCount, ...extra },
     });
   }

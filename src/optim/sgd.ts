@@ -24,6 +24,12 @@ export class SGD {
   readonly velocity = new Map<Tensor, Tensor>();
   stepCount = 0;
 
+  /** The momentum buffers keyed by parameter name (checkpoints store them so), for `named` = model.namedParameters(). */
+  velocityByName(named: readonly [string, Tensor][]): Map<string, Tensor> {
+    const names = new Map(named.map(([name, t]) => [t, name]));
+    return new Map([...this.velocity].map(([param, v]) => [names.get(param)!, v]));
+  }
+
   constructor(readonly params: readonly Tensor[], options: SGDOptions) {
     if (!(options.lr >= 0)) throw new Error(`SGD: lr must be ≥ 0, got ${options.lr}`);
     this.lr = options.lr;

@@ -75,6 +75,11 @@ export class FilterMasks {
       .join('\n');
   }
 
+  /** Each pruned conv's mask by name, as checkpoints store them. */
+  byName(): Map<string, Uint32Array> {
+    return new Map([...this.layers].map(([name, layer]) => [name, layer.mask]));
+  }
+
   toJSON(): Record<string, number[]> {
     return Object.fromEntries([...this.layers].map(([n, l]) => [n, [...l.mask]]));
   }

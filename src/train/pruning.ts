@@ -88,7 +88,7 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
       const model = trainer.model;
       if (model instanceof CifarResNet && pruner.masks) {
         // The exact FLOPs of the model compaction would build now (streams narrow where channels are constant).
-        const masks = new Map([...pruner.masks.layers].map(([name, layer]) => [name, layer.mask]));
+        const masks = pruner.masks.byName();
         const plan = await buildCompactionPlan(model, masks);
         const kept = plan.keptCounts();
         const full = compactFlops(model).total;

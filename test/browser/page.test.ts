@@ -239,7 +239,7 @@ describe('the web page in headless Chromium', () => {
         for (let i = 0; i < 2; i++) model.forward(Tensor.fromArray(random(x.length), shape)).dispose();
       });
       model.eval();
-      const masks = new Map([...(await new FilterPruner(model, { rate: 0.3 }).computeMasks()).layers].map(([n, l]) => [n, l.mask]));
+      const masks = (await new FilterPruner(model, { rate: 0.3 }).computeMasks()).byName();
       await zeroMaskedFilters(model, masks);
       const compact = await compactModel(model, await buildCompactionPlan(model, masks));
       const logits = noGrad(() => compact.forward(Tensor.fromArray(x, shape)));

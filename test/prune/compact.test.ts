@@ -68,7 +68,7 @@ async function masksOf(model: CifarResNet, options: ConstructorParameters<typeof
   const pruner = new FilterPruner(model, options);
   const masks = await pruner.computeMasks();
   pruner.dispose();
-  return new Map([...masks.layers].map(([n, l]) => [n, l.mask]));
+  return masks.byName();
 }
 
 /** Zeroes the masked filters, plans, compacts and compares; returns the plan and compact model for more checks. */
@@ -143,7 +143,7 @@ describe('compaction preserves the eval-mode logits', () => {
       optimizer.zeroGrad();
       pruner.zeroPruned(optimizer);
     });
-    const masks = new Map([...pruner.masks!.layers].map(([n, l]) => [n, l.mask]));
+    const masks = pruner.masks!.byName();
     pruner.dispose();
     for (const v of optimizer.velocity.values()) v.dispose();
     expect(await zeroMaskedFilters(model, masks)).toBe(0);

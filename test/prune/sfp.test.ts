@@ -251,7 +251,7 @@ describe('checkpoints', () => {
     const host = await checkpointToHost({
       model: m.stateDict() as Map<string, Tensor>,
       optimizer: new Map([...optimizer.velocity].map(([p, v]) => [names.get(p)!, v])),
-      masks: new Map([...pruner.masks!.layers].map(([n, l]) => [n, l.mask])),
+      masks: pruner.masks!.byName(),
       meta: { epoch: 3, step: 17, schedule: { kind: 'onecycle', lr: 0.2 } },
     });
     const back = decodeCheckpoint(encodeCheckpoint(host));

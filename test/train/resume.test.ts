@@ -24,11 +24,10 @@ class MemoryStore implements RunStore {
   constructor(private readonly pruner: FilterPruner) {}
   async appendMetrics(): Promise<void> {}
   async saveCheckpoint(state: TrainerState): Promise<void> {
-    const names = new Map(state.model.namedParameters().map(([n, t]) => [t, n]));
     const host = await checkpointToHost({
       model: state.model.stateDict() as Map<string, Tensor>,
-      optimizer: new Map([...state.optimizer.velocity].map(([p, v]) => [names.get(p)!, v])),
-      masks: new Map([...(this.pruner.masks?.layers ?? [])].map(([n, l]) => [n, l.mask])),
+      optimizer: state.optimizer.velocityByName(state.model.namedParameters()),
+      masks: this.pruner.masks?.byName() ?? new Map(),
       meta: { epoch: state.epoch, step: state.step, optimizerSteps: state.optimizer.stepCount, ...state.extra, masks: undefined },
     });
     this.last = decodeCheckpoint(encodeCheckpoint({ ...host, meta: JSON.parse(JSON.stringify(host.meta)) }));
