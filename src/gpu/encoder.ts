@@ -21,6 +21,14 @@ export interface ProfileEntry {
   ns: number;
 }
 
+/**
+ * Bind groups kept for reuse. Lavapipe backs every bind group with its own memory mapping, freed only
+ * once the JS wrapper is collected, and a process has at most 65,530 mappings (vm.max_map_count): a
+ * bind group per dispatch crashed a loop that queued about 190 ResNet-20 steps without waiting for
+ * the GPU. Pooled buffers recur from step to step, so a step's bind groups are the last step's.
+ */
+const BIND_GROUP_CACHE = 8192;
+
 /** Timestamp pairs per query set; profiling flushes when one fills. */
 const PROFILE_QUERIES = 512;
 
@@ -33,6 +41,8 @@ interface ProfileState {
 
 export interface GpuStats extends PoolStats {
   dispatches: number;
+  /** createBindGroup calls since start: flat across training steps when the cache works. */
+  bindGroups: number;
   submits: number;
   readbacks: number;
   pipelines: number;
@@ -58,7 +68,9 @@ export class GpuRuntime {
   private recorded = 0;
   private lastLabel = '(nothing yet)';
   private readonly staging = new Map<number, GPUBuffer[]>();
-  private counters = { dispatches: 0, submits: 0, readbacks: 0 };
+  private counters = { dispatches: 0, submits: 0, readbacks: 0, bindGroups: 0 };
+  private readonly bindGroups = new Map<Kernel, Map<string, GPUBindGroup>>();
+  private bindGroupCount = 0;
   private profiling: ProfileState | null = null;
 
   private constructor(private readonly acquired: AcquiredDevice, private readonly platform: Platform) {
@@ -133,25 +145,21 @@ export class GpuRuntime {
     workgroups: readonly [number, number?, number?],
   ): void {
     if (this.slotsUsed === ARENA_SLOTS || this.recorded >= DISPATCHES_PER_SUBMIT) this.flush();
-    const entries: GPUBindGroupEntry[] = [];
-    let offset = 0;
+    const bound: GPUBuffer[] = [];
     for (const slot of kernel.slots) {
-      if (slot.kind === 'uniform') {
-        offset = this.writeUniforms(kernel, params);
-        entries.push({ binding: slot.binding, resource: { buffer: this.uniformBuffer, size: UNIFORM_SLOT_BYTES } });
-      } else {
-        const buffer = buffers[slot.name];
-        if (!buffer) throw new Error(`${kernel.label}: no buffer given for binding '${slot.name}'`);
-        entries.push({ binding: slot.binding, resource: { buffer } });
-      }
+      if (slot.kind === 'uniform') continue;
+      const buffer = buffers[slot.name];
+      if (!buffer) throw new Error(`${kernel.label}: no buffer given for binding '${slot.name}'`);
+      bound.push(buffer);
     }
     const [x, y = 1, z = 1] = workgroups;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) {
       throw new Error(`${kernel.label}: grid [${x}, ${y}, ${z}] exceeds ${max} workgroups per dimension`);
     }
+    const offset = kernel.uniform ? this.writeUniforms(kernel, params) : 0;
     if (x === 0 || y === 0 || z === 0) return;
-    const bindGroup = this.device.createBindGroup({ label: kernel.label, layout: kernel.layout, entries });
+    const bindGroup = this.bindGroup(kernel, bound);
     const pass = this.profiling ? this.openTimedPass(kernel.label, params) : this.openPass();
     pass.setPipeline(kernel.pipeline);
     if (kernel.uniform) pass.setBindGroup(0, bindGroup, [offset]);
@@ -161,6 +169,33 @@ export class GpuRuntime {
     this.recorded++;
     this.counters.dispatches++;
     this.lastLabel = kernel.label;
+  }
+
+  /** The bind group of `kernel` over `bound` (its storage buffers in slot order), made once and reused. */
+  private bindGroup(kernel: Kernel, bound: readonly GPUBuffer[]): GPUBindGroup {
+    let byBuffers = this.bindGroups.get(kernel);
+    if (!byBuffers) this.bindGroups.set(kernel, (byBuffers = new Map()));
+    const key = bound.map((buffer) => this.pool.id(buffer)).join(',');
+    let group = byBuffers.get(key);
+    if (group) return group;
+    if (this.bindGroupCount >= BIND_GROUP_CACHE) this.forgetBindGroups();
+    let next = 0;
+    const entries: GPUBindGroupEntry[] = kernel.slots.map((slot) =>
+      slot.kind === 'uniform'
+        ? { binding: slot.binding, resource: { buffer: this.uniformBuffer, size: UNIFORM_SLOT_BYTES } }
+        : { binding: slot.binding, resource: { buffer: bound[next++] } },
+    );
+    group = this.device.createBindGroup({ label: kernel.label, layout: kernel.layout, entries });
+    byBuffers.set(key, group);
+    this.bindGroupCount++;
+    this.counters.bindGroups++;
+    return group;
+  }
+
+  /** Drops every cached bind group (the GPU keeps those it still needs until their work is done). */
+  private forgetBindGroups(): void {
+    this.bindGroups.clear();
+    this.bindGroupCount = 0;
   }
 
   private writeUniforms(kernel: Kernel, params: Readonly<Record<string, number>> | null): number {
@@ -354,6 +389,7 @@ export class GpuRuntime {
 
   destroy(): void {
     this.flush();
+    this.forgetBindGroups();
     this.pool.trim();
     this.device.destroy();
     this.platform.release?.();

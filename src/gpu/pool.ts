@@ -2,6 +2,9 @@
  * Storage buffers pooled by size class. Released buffers are reused at once: the queue runs
  * commands in submission order, so a later dispatch that writes a reused buffer runs after every
  * earlier dispatch that read it (the one hazard, queue.writeBuffer, is handled in encoder.ts).
+ * An acquire takes the oldest free buffer of its class, so which buffer a tensor gets depends on
+ * which buffers are free, not on the order they were released in: every training step then uses
+ * the same buffers in the same places, and the runtime's bind groups can be reused.
  */
 
 export interface PoolStats {
@@ -32,6 +35,7 @@ export class BufferPool {
   private pooledBytes = 0;
   private pooledBuffers = 0;
   private allocations = 0;
+  private readonly ids = new WeakMap<GPUBuffer, number>();
 
   constructor(
     private readonly device: GPUDevice,
@@ -55,7 +59,7 @@ export class BufferPool {
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
         label: `pool/${size}`,
       });
-      this.allocations++;
+      this.ids.set(buffer, this.allocations++);
     }
     this.live.add(buffer);
     this.liveBytes += size;
@@ -68,9 +72,20 @@ export class BufferPool {
     this.liveBytes -= size;
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
-    list.push(buffer);
+    // Newest first, so pop() gives the oldest.
+    const id = this.id(buffer);
+    let at = list.length;
+    while (at > 0 && this.id(list[at - 1]) < id) at--;
+    list.splice(at, 0, buffer);
     this.pooledBytes += size;
     this.pooledBuffers++;
+  }
+
+  /** The buffer's number, in order of creation. */
+  id(buffer: GPUBuffer): number {
+    const id = this.ids.get(buffer);
+    if (id === undefined) throw new Error(`buffer ${buffer.label} is not from this pool`);
+    return id;
   }
 
   /** Destroys the pooled (unused) buffers. */

@@ -1,15 +1,17 @@
-/** Memory checks against the pool's counters: live bytes and buffers, and createBuffer calls. */
+/** Memory checks against the runtime's counters: live bytes and buffers, createBuffer and createBindGroup calls. */
 import { gpu } from '../../src/gpu/encoder.js';
 
 export interface MemorySnapshot {
   liveBytes: number;
   liveBuffers: number;
   allocations: number;
+  /** Lavapipe maps memory for every bind group, so these must stop growing too (src/gpu/encoder.ts). */
+  bindGroups: number;
 }
 
 export function memorySnapshot(): MemorySnapshot {
-  const { liveBytes, liveBuffers, allocations } = gpu().stats();
-  return { liveBytes, liveBuffers, allocations };
+  const { liveBytes, liveBuffers, allocations, bindGroups } = gpu().stats();
+  return { liveBytes, liveBuffers, allocations, bindGroups };
 }
 
 /** Runs `fn` and throws if it leaves more (or fewer) live bytes or buffers than before. */
