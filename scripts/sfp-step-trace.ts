@@ -49,7 +49,7 @@ for (let step = 0; step < steps; step++) {
     optimizer.step();
     optimizer.zeroGrad();
   });
-  // As the trainer does between steps: wait for the GPU, so queued work (and what it holds) cannot pile up.
+  // Waits for the GPU every step, so at most one step of uploads is queued (the trainer reads back every 20).
   await gpu().sync();
 }
 await saveCheckpoint(out, { model: model.stateDict(), optimizer: optimizer.velocityByName(model.namedParameters()), masks: pruner.masks!.byName(), meta: { steps, rate, lr } });
