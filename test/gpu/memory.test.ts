@@ -78,7 +78,10 @@ it('the pool hands out the oldest free buffer of a size class, whatever order th
   pool.release(a);
   expect(pool.acquire(1000)).toBe(a);
   expect(pool.stats().allocations).toBe(3);
+  pool.release(a);
+  pool.release(b);
   pool.trim();
+  expect(pool.stats()).toMatchObject({ liveBuffers: 0, pooledBuffers: 0 });
 });
 
 it('70,000 dispatches queued without waiting for the GPU reuse one bind group and all run, in order', async () => {
