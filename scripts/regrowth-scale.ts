@@ -47,11 +47,12 @@ for (const [conv, mask] of masks) {
   const zeroed = [...mask.keys()].filter((f) => !mask[f]);
   const kept = [...mask.keys()].filter((f) => mask[f]);
   const smallestKept = Math.min(...kept.map((f) => norms[f]));
-  const ratio = median(zeroed.map((f) => norms[f])) / median(kept.map((f) => norms[f]));
+  const keptMedian = median(kept.map((f) => norms[f]));
+  const ratio = median(zeroed.map((f) => norms[f])) / keptMedian;
   const restored = zeroed.map(size);
   const below = zeroed.filter((f) => norms[f] < smallestKept).length;
   const exact = zeroed.filter((f) => norms[f] === 0);
-  all.ratio.push(...zeroed.map((f) => norms[f] / median(kept.map((k) => norms[k]))));
+  all.ratio.push(...zeroed.map((f) => norms[f] / keptMedian));
   all.restored.push(...restored);
   all.below += below;
   all.zeroed += zeroed.length;

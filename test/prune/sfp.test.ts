@@ -247,10 +247,9 @@ describe('checkpoints', () => {
     const optimizer = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true });
     pruner.apply(await pruner.computeMasks());
     trainStep(m, optimizer, new Rng(9));
-    const names = new Map(m.namedParameters().map(([n, t]) => [t, n]));
     const host = await checkpointToHost({
       model: m.stateDict() as Map<string, Tensor>,
-      optimizer: new Map([...optimizer.velocity].map(([p, v]) => [names.get(p)!, v])),
+      optimizer: optimizer.velocityByName(m.namedParameters()),
       masks: pruner.masks!.byName(),
       meta: { epoch: 3, step: 17, schedule: { kind: 'onecycle', lr: 0.2 } },
     });
