@@ -274,7 +274,7 @@ export const commands = {
       readme: {
         type: 'string',
         placeholder: '<file>',
-        help: "replace the README's block report:<run folder name> for each --run, report:bench-<folder name> for each --bench, report:compare for --compare and report:masks-<first name> for --masks",
+        help: "replace the README's block report:<run folder name> for each --run, report:bench-<folder name> for each --bench, report:compare-<baseline folder name> for --compare and report:masks-<first name> for --masks",
       },
     },
   }),

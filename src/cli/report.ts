@@ -85,9 +85,11 @@ export async function buildReport(args: Args<'report'>): Promise<{ files: Map<st
   }
   let compare: string | undefined;
   if (args.compare) {
-    const runs = await Promise.all(parseNamedDirs(args.compare, '--compare').map(async ({ name, dir }) => ({ name, run: await readRun(dir) })));
+    const named = parseNamedDirs(args.compare, '--compare');
+    const runs = await Promise.all(named.map(async ({ name, dir }) => ({ name, run: await readRun(dir) })));
     compare = compareMarkdown(runs, args.paper);
-    if (args.readme) blocks.set('compare', compare);
+    // Named after the baseline's folder, so a README can hold a table per model.
+    if (args.readme) blocks.set(`compare-${basename(resolve(named[0].dir))}`, compare);
   }
   let masks: string | undefined;
   if (args.masks) {

@@ -171,16 +171,16 @@ describe('README blocks', () => {
     ['# title', '', 'typed by hand', ...names.flatMap((n) => [markers(n).start, 'stale', markers(n).end, `after ${n}`]), ''].join('\n');
 
   it('replaces only the text between the markers, with image links relative to the README, and is idempotent', async () => {
-    const original = text(['sfp', 'compare']);
+    const original = text(['sfp', 'compare-base']);
     await writeFile(readme(), original);
     const argv = ['--run', dir('sfp'), '--compare', `baseline=${dir('base')},sfp=${dir('sfp')}`, '--readme', readme()];
     const { files, compare } = await report(argv);
     const out = files.get(readme())!;
-    const outside = (t: string) => t.replace(/(<!-- report:(\w+) -->)[\s\S]*?(<!-- \/report:\2 -->)/g, '$1$3');
+    const outside = (t: string) => t.replace(/(<!-- report:([\w-]+) -->)[\s\S]*?(<!-- \/report:\2 -->)/g, '$1$3');
     expect(outside(out)).toBe(outside(original));
     expect(out).not.toContain('stale');
     expect(out).toContain('![train and test accuracy per epoch](results/sfp/accuracy.svg)');
-    expect(out).toContain(`${markers('compare').start}\n${compare!.trimEnd()}\n${markers('compare').end}`);
+    expect(out).toContain(`${markers('compare-base').start}\n${compare!.trimEnd()}\n${markers('compare-base').end}`);
     await writeFile(readme(), out);
     expect((await report(argv)).files.get(readme())).toBe(out);
   });
