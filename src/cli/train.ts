@@ -158,10 +158,21 @@ export function prunerFor(model: CifarResNet, args: Args<'train'>, rate = prunin
   });
 }
 
+/** The checkpoint --pretrained names, refused when its run trained another model. */
+async function loadPretrained(path: string, model: string): Promise<LoadedCheckpoint> {
+  const pretrained = await loadCheckpoint(path);
+  const trainedModel = (pretrained.meta.config as { model?: unknown } | undefined)?.model;
+  if (typeof trainedModel === 'string' && trainedModel !== model) {
+    throw new ArgsError(`--pretrained ${path} holds a ${trainedModel}, not the ${model} this run trains: pass --model ${trainedModel}, or a ${model} checkpoint`);
+  }
+  return pretrained;
+}
+
 /** The `train` command on parsed flags. */
 export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const sink = options.sink ?? terminalSink();
   const rate = pruningRate(args); // flag errors before the data is read
+  const pretrained = args.pretrained && !args.resume ? await loadPretrained(args.pretrained, args.model) : null;
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
@@ -195,9 +206,8 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
     restore(checkpoint, model, optimizer, trainer, pruner);
     sink.line(`resuming from ${args.resume} at epoch ${trainer.epoch + 1}, step ${trainer.step}`);
   } else {
-    if (args.pretrained) {
+    if (pretrained) {
       // Before trainer.run(): the pruning hooks choose their first masks from these weights.
-      const pretrained = await loadCheckpoint(args.pretrained);
       model.loadStateDict(pretrained.model);
       sink.line(`starting from the weights of ${args.pretrained} (trained ${String(pretrained.meta.epoch ?? '?')} epochs)`);
     }

@@ -114,8 +114,8 @@ export abstract class Module {
     if (strict && (missing.length || unexpected.length)) {
       throw new Error(
         `loadStateDict: keys do not match the model` +
-          (missing.length ? `\n  missing: ${missing.join(', ')}` : '') +
-          (unexpected.length ? `\n  unexpected: ${unexpected.join(', ')}` : ''),
+          (missing.length ? `\n  missing: ${listSome(missing)}` : '') +
+          (unexpected.length ? `\n  unexpected: ${listSome(unexpected)}` : ''),
       );
     }
     for (const [key, value] of state) {
@@ -132,4 +132,12 @@ export abstract class Module {
       gpu().upload(target.tensor.buffer, data);
     }
   }
+}
+
+/** Keys listed in a mismatch message; a whole other model's keys would fill a screen. */
+const LISTED_KEYS = 8;
+
+function listSome(keys: readonly string[]): string {
+  const more = keys.length - LISTED_KEYS;
+  return keys.slice(0, LISTED_KEYS).join(', ') + (more > 0 ? ` and ${more} more (${keys.length} in all)` : '');
 }

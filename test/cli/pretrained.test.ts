@@ -1,6 +1,6 @@
 // train --pretrained: a run starts from another run's weights (not its momentum or position), and hard
 // pruning chooses its masks from those weights, as the SFP paper's hard-pruning baseline does.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -48,5 +48,12 @@ describe('train --pretrained', () => {
       { sink: silent, data },
     );
     expect(run.pruner!.masks!.toJSON()).toEqual(expected);
+
+    // Another model's checkpoint: the error names both models and what to pass, before anything is written.
+    const third = await tempDir();
+    await expect(
+      trainModel(parseArgs('train', [...base.slice(2), '--model', 'resnet32', '--max-steps', '1', '--pretrained', checkpoint, '--out', third]), { sink: silent, data }),
+    ).rejects.toThrow(`--pretrained ${checkpoint} holds a resnet20, not the resnet32 this run trains: pass --model resnet20, or a resnet32 checkpoint`);
+    expect(await readdir(third)).toEqual([]);
   });
 });

@@ -113,6 +113,16 @@ describe('Module: the state dict of a CIFAR ResNet-20', () => {
     expect(() => model.loadStateDict(wrongShape)).toThrow('loadStateDict: fc.weight has shape [100, 64] in the state, [10, 64] in the model');
   });
 
+  it("loadStateDict names eight keys of a long list and counts the rest (another model's state)", async () => {
+    const model = make(3);
+    const state = await hostStateDict(model);
+    const fewer = new Map([...state].filter(([k]) => !k.startsWith('layer3.')));
+    const missing = [...state.keys()].filter((k) => k.startsWith('layer3.'));
+    expect(missing.length).toBeGreaterThan(8);
+    const listed = `${missing.slice(0, 8).join(', ')} and ${missing.length - 8} more (${missing.length} in all)`;
+    expect(() => model.loadStateDict(fewer)).toThrow(`keys do not match the model\n  missing: ${listed}`);
+  });
+
   it('loadStateDict(state, strict = false) loads the keys that match and ignores the rest', async () => {
     const source = make(4);
     const target = make(5);
