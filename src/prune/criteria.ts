@@ -34,7 +34,9 @@ export function maskChanges(previous: Uint32Array, next: Uint32Array): number {
 
 /**
  * The asymptotic schedule of ASFP: the rate rises from 0 towards P as 1 − e^(−k·t), t = epoch / epochs,
- * normalised to reach P at the last epoch. k = 4 reaches 98 % of P at three quarters of training.
+ * normalised to reach P at the last epoch. ASFP fits an exponential a·e^(−k·t) + b through three points
+ * whose constants sfp-reference.md does not have; k = 4 gives 64 % of P at a quarter of training and
+ * 97 % at three quarters.
  */
 export function asymptoticRate(finalRate: number, epoch: number, epochs: number, k = 4): number {
   const t = Math.min(1, Math.max(0, epoch / Math.max(epochs, 1)));

@@ -128,8 +128,11 @@ export class FilterPruner {
     return convRatesOf(this.options, this.stages, epoch, epochs);
   }
 
-  /** Scores every target on the GPU (one readback for all layers) and picks the masks. */
-  async computeMasks(epoch = 0, epochs = 1): Promise<FilterMasks> {
+  /**
+   * Scores every target on the GPU (one readback for all layers) and picks the masks at the rate of
+   * `epoch` of `epochs` (ASFP's grows; by default the final rate, as convRates gives).
+   */
+  async computeMasks(epoch = 1, epochs = 1): Promise<FilterMasks> {
     const scoreTensors = scope(() => this.targets.map((t) => filterScores(t.conv.weight, this.criterion)));
     const raw = await gpu().downloadMany(scoreTensors.map((s) => ({ buffer: s.buffer, bytes: s.size * 4 })));
     scoreTensors.forEach((s) => s.dispose());
@@ -148,7 +151,8 @@ export class FilterPruner {
         this.options.coupled && this.optionA && stream !== null && stream > 0
           ? maskFromScores(rankShortcutLiveLast(summed, streamMasks.get(stream - 1) ?? null, this.streamWidth(stream - 1)), count)
           : maskFromScores(summed, count);
-      if (stream !== null) streamMasks.set(stream, mask);
+      // The stream narrows only where every conv writing it drops a channel (an unpruned stem keeps it whole).
+      if (stream !== null && group.length === this.convs.filter((c) => c.stream === stream).length) streamMasks.set(stream, mask);
       let threshold = NaN;
       for (let i = 0; i < width; i++) if (!mask[i]) threshold = Number.isNaN(threshold) ? summed[i] : Math.max(threshold, summed[i]);
       for (const t of group) layers.set(t.name, { name: t.name, mask, threshold });

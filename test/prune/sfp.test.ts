@@ -228,6 +228,18 @@ describe('options', () => {
     expect([...alone].some((k, j) => !k && j < first.length && first[j] === 1)).toBe(true);
   });
 
+  it('the coupled mode with the stem unpruned treats the first stream as live: stage 2 prunes only its zero-padded channels', async () => {
+    const m = model(16);
+    const masks = await new FilterPruner(m, { rate: 0.3, coupled: true, skipStem: true }).computeMasks();
+    expect(masks.get('conv1')).toBeUndefined();
+    // The unpruned stem writes all 16 channels of stream 0, so the shortcut carries them live into
+    // channels 0-15 of stream 1 whatever stream 0's other writers prune; 9 of 32 fit in 16-31.
+    const stage2 = masks.get('layer2.0.conv2')!;
+    const pruned = [...stage2.keys()].filter((j) => !stage2[j]);
+    expect(pruned).toHaveLength(9);
+    for (const j of pruned) expect(j).toBeGreaterThanOrEqual(16);
+  });
+
   it('skips the stem and the last conv of each block on request, and takes one rate per stage', () => {
     const m = model(7);
     const skipped = new FilterPruner(m, { rate: 0.3, skipStem: true, skipLast: true });
@@ -313,5 +325,15 @@ describe('FLOPs', () => {
     expect(skipLast).toBeLessThan(0.35);
     // ASFP's rate part-way through training.
     expect(paperConvFlops(20, convRatesOf({ rate: 0.3, asymptotic: true }, 3, 1, 4))).toBeCloseTo(paperConvFlops(20, asymptoticRate(0.3, 1, 4)), 3);
+  });
+
+  it("ASFP's masks and FLOP rates agree: by default both take the final rate, part-way both take the grown one", async () => {
+    const m = model(9);
+    const pruner = new FilterPruner(m, { rate: 0.4, asymptotic: true });
+    const zeroed = (masks: Awaited<ReturnType<FilterPruner['computeMasks']>>) => [...masks.get('layer1.0.conv1')!].filter((k) => !k).length;
+    expect(pruner.convRates(1, 1).first[0]).toBe(0.4);
+    expect(zeroed(await pruner.computeMasks())).toBe(Math.floor(16 * 0.4));
+    expect(zeroed(await pruner.computeMasks(1, 4))).toBe(Math.floor(16 * asymptoticRate(0.4, 1, 4)));
+    expect(zeroed(await pruner.computeMasks(0, 4))).toBe(0);
   });
 });
