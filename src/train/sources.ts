@@ -6,6 +6,7 @@ import type { BatchSource, HostBatch } from './trainer.js';
 export class LoaderSource implements BatchSource {
   readonly imageShape = [3, 32, 32] as const;
   private readonly loader: DataLoader;
+  private readonly initial: LoaderState;
 
   constructor(dataset: ImageDataset, options: { batchSize: number; train: boolean; seed?: number }) {
     this.loader = new DataLoader(dataset, {
@@ -15,6 +16,7 @@ export class LoaderSource implements BatchSource {
       dropLast: false,
       seed: options.seed ?? 0,
     });
+    this.initial = this.loader.state();
   }
 
   get batchSize(): number {
@@ -29,9 +31,13 @@ export class LoaderSource implements BatchSource {
     for (const b of this.loader.batches()) yield { x: b.x, y: b.y, size: b.size };
   }
 
+  /**
+   * Back to the loader's first epoch as constructed, augmentation draws included: every restart yields
+   * the same batches, so a BN recalibration depends on the weights alone and a resumed run repeats it
+   * exactly.
+   */
   restart(): void {
-    const s = this.loader.state();
-    this.loader.setState({ ...s, epoch: 0, position: 0 });
+    this.loader.setState(this.initial);
   }
 
   state(): LoaderState {

@@ -33,7 +33,7 @@ export interface BatchSource {
   readonly imageShape: readonly [number, number, number];
   /** The remaining batches of the current epoch. */
   batches(): Iterable<HostBatch>;
-  /** Back to the start of an epoch (evaluation sources restart for every evaluation). */
+  /** Back to the source's first batch, yielding the same batches each time (evaluation and BN recalibration restart). */
   restart(): void;
   state(): unknown;
   setState(state: unknown): void;

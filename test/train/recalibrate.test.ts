@@ -67,6 +67,20 @@ describe('recalibrateBatchNorm', () => {
     pruner.dispose();
   });
 
+  it('a restarted source yields the same augmented batches, so recalibration after a resume repeats the first run', () => {
+    const firstBatch = (s: LoaderSource) => [...s.batches()][0].x;
+    const used = new LoaderSource(data.train, { batchSize: 8, train: true, seed: 5 });
+    used.restart();
+    const original = firstBatch(used);
+    for (let i = 0; i < 3; i++) [...used.batches()]; // epochs of draws, as recalibrations after several epochs make
+    used.restart();
+    expect(firstBatch(used)).toEqual(original);
+    // A fresh source, as a resumed run builds, starts where the first run's restarted one does.
+    const fresh = new LoaderSource(data.train, { batchSize: 8, train: true, seed: 5 });
+    fresh.restart();
+    expect(firstBatch(fresh)).toEqual(original);
+  });
+
   it('train --bn-recalibrate records the masked accuracy before and after recalibration', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sfp-recalibrate-'));
     dirs.push(dir);
