@@ -47,7 +47,7 @@ export async function runPipeline(argv: readonly string[]): Promise<PipelineResu
     '--out', trainDir,
   ]);
   sink.line(`[1/3] SFP training (${elapsed()})`);
-  const run = await trainModel(trainArgs, { sink, data });
+  const run = await trainModel(trainArgs, { sink, data, replaceRun: true }); // each pipeline run starts afresh in its folder
   if (run.pruner && run.trainer.step > 0) {
     // Stopped inside an epoch: soft pruning has let the zeroed filters regrow since the last masking. Mask
     // once more, as SFP does after the last epoch, so the checkpoint holds the masks of the final weights.

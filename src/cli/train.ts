@@ -123,6 +123,8 @@ export interface TrainOptions {
   data?: DataSplits;
   /** The command line's flags, for run.json (else they are rebuilt from the parsed flags). */
   argv?: readonly string[];
+  /** Start afresh even where --out holds a run's checkpoint (the pipeline owns its folder); else that is refused. */
+  replaceRun?: boolean;
 }
 
 /** The pruning rate the flags ask for (one, or one per stage), or null for a dense run; wrong combinations are usage errors. */
@@ -172,6 +174,11 @@ async function loadPretrained(path: string, model: string): Promise<LoadedCheckp
 export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const sink = options.sink ?? terminalSink();
   const rate = pruningRate(args); // flag errors before the data is read
+  const previous = join(args.out, CHECKPOINT_FILE);
+  if (!args.resume && !options.replaceRun && (await exists(previous))) {
+    // A fresh run would empty metrics.jsonl at once and replace the checkpoint at its first save.
+    throw new ArgsError(`train: ${args.out} already holds a run (${previous}): continue it with --resume ${previous}, or give another --out (or delete that folder to start over)`);
+  }
   const pretrained = args.pretrained && !args.resume ? await loadPretrained(args.pretrained, args.model) : null;
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);

@@ -1,0 +1,32 @@
+// train's guard for finished work: a fresh run into a folder that holds a run's checkpoint is refused
+// before anything is read or written, since it would empty metrics.jsonl and replace the checkpoint.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { trainModel } from '../../src/cli/train.js';
+import { parseArgs } from '../../src/cli/args.js';
+import { syntheticCifar10 } from '../../src/data/synthetic.js';
+import type { DataSplits } from '../../src/data/node-files.js';
+
+const silent = { status: () => {}, line: () => {} };
+const data: DataSplits = { train: syntheticCifar10(16, 1), test: syntheticCifar10(8, 2), kind: 'synthetic', dir: '', description: 'synthetic' };
+const dirs: string[] = [];
+
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+describe('train into a folder that holds a run', () => {
+  it('is refused, naming --resume with the checkpoint, and leaves the checkpoint and metrics as they were', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-out-'));
+    dirs.push(out);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    await writeFile(checkpoint, 'weights of a long run');
+    await writeFile(join(out, 'metrics.jsonl'), '{"epoch":1}\n');
+    const args = parseArgs('train', ['--model', 'resnet20', '--epochs', '1', '--batch-size', '8', '--max-steps', '1', '--out', out]);
+    await expect(trainModel(args, { sink: silent, data })).rejects.toThrow(`continue it with --resume ${checkpoint}, or give another --out`);
+    expect(await readFile(checkpoint, 'utf8')).toBe('weights of a long run');
+    expect(await readFile(join(out, 'metrics.jsonl'), 'utf8')).toBe('{"epoch":1}\n');
+  });
+});
