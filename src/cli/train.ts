@@ -170,6 +170,20 @@ async function loadPretrained(path: string, model: string): Promise<LoadedCheckp
   return pretrained;
 }
 
+/** The checkpoint --resume names, refused when its run was trained with other settings (each named as its flag). */
+async function loadResumed(path: string, config: Record<string, unknown>): Promise<LoadedCheckpoint> {
+  const checkpoint = await loadCheckpoint(path);
+  const saved = (checkpoint.meta.config ?? {}) as Record<string, unknown>;
+  const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
+  const differences = [...new Set([...Object.keys(saved), ...Object.keys(config)])]
+    .filter((key) => JSON.stringify(saved[key]) !== JSON.stringify(config[key]))
+    .map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} was ${shown(saved[key])}, now ${shown(config[key])}`);
+  if (differences.length) {
+    throw new ArgsError(`--resume ${path}: the run was trained with other settings (${differences.join('; ')}); repeat its command (run.json beside the checkpoint) with --resume added`);
+  }
+  return checkpoint;
+}
+
 /** The `train` command on parsed flags. */
 export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const sink = options.sink ?? terminalSink();
@@ -180,6 +194,7 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
     throw new ArgsError(`train: ${args.out} already holds a run (${previous}): continue it with --resume ${previous}, or give another --out (or delete that folder to start over)`);
   }
   const pretrained = args.pretrained && !args.resume ? await loadPretrained(args.pretrained, args.model) : null;
+  const resumed = args.resume ? await loadResumed(args.resume, configOf(args)) : null;
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
@@ -204,13 +219,8 @@ export async function trainModel(args: Args<'train'>, options: TrainOptions = {}
     : {};
   const store = new NodeRunStore(args.out, config, pruner);
   const trainer = new Trainer(model, optimizer, train, test, { epochs: args.epochs, schedule: scheduleFrom(args), maxSteps: args.maxSteps || undefined, checkpointEvery: args.checkpointEvery }, store, sink, hooks);
-  if (args.resume) {
-    const checkpoint = await loadCheckpoint(args.resume);
-    const saved = JSON.stringify(checkpoint.meta.config);
-    if (saved !== JSON.stringify(config)) {
-      throw new Error(`--resume ${args.resume}: the checkpoint was trained with ${saved}, not ${JSON.stringify(config)}`);
-    }
-    restore(checkpoint, model, optimizer, trainer, pruner);
+  if (resumed) {
+    restore(resumed, model, optimizer, trainer, pruner);
     sink.line(`resuming from ${args.resume} at epoch ${trainer.epoch + 1}, step ${trainer.step}`);
   } else {
     if (pretrained) {

@@ -1,10 +1,12 @@
-// train's guard for finished work: a fresh run into a folder that holds a run's checkpoint is refused
-// before anything is read or written, since it would empty metrics.jsonl and replace the checkpoint.
+// train's guards for finished work: a fresh run into a folder that holds a run's checkpoint is refused
+// before anything is read or written, since it would empty metrics.jsonl and replace the checkpoint; a
+// resume with other settings is refused, naming each flag that differs.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { trainModel } from '../../src/cli/train.js';
+import { configOf, trainModel } from '../../src/cli/train.js';
+import { saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import type { DataSplits } from '../../src/data/node-files.js';
@@ -28,5 +30,24 @@ describe('train into a folder that holds a run', () => {
     await expect(trainModel(args, { sink: silent, data })).rejects.toThrow(`continue it with --resume ${checkpoint}, or give another --out`);
     expect(await readFile(checkpoint, 'utf8')).toBe('weights of a long run');
     expect(await readFile(join(out, 'metrics.jsonl'), 'utf8')).toBe('{"epoch":1}\n');
+  });
+});
+
+describe('train --resume with other settings', () => {
+  it('is refused, naming each flag that differs with its old and new value', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-resume-'));
+    dirs.push(out);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    const common = ['--model', 'resnet20', '--epochs', '4', '--batch-size', '8', '--out', out];
+    const config = configOf(parseArgs('train', [...common, '--sfp-rate', '0.3', '--pretrained', 'base.safetensors']));
+    await saveCheckpoint(checkpoint, { model: new Map(), optimizer: new Map(), masks: new Map(), meta: { epoch: 1, step: 0, config } });
+    const args = parseArgs('train', [...common, '--sfp-rate', '0.4', '--resume', checkpoint]);
+    await expect(trainModel(args, { sink: silent, data })).rejects.toThrow(
+      `--resume ${checkpoint}: the run was trained with other settings (--pretrained was base.safetensors, now (not given); --sfp-rate was 0.3, now 0.4); ` +
+        'repeat its command (run.json beside the checkpoint) with --resume added',
+    );
+    // The same settings pass the check (and fail later only because this checkpoint holds no weights).
+    const same = parseArgs('train', [...common, '--sfp-rate', '0.3', '--pretrained', 'base.safetensors', '--resume', checkpoint]);
+    await expect(trainModel(same, { sink: silent, data })).rejects.toThrow(/keys do not match the model/);
   });
 });
