@@ -3,7 +3,7 @@
  *
  *   <state_dict name>                        model tensors, named exactly as the caller gives them (layer1.0.conv1.weight, bn1.running_mean, ...)
  *   optimizer.<param name>.momentum_buffer   SGD momentum, keyed like PyTorch's optimizer state
- *   masks.<conv name>                        U32 [C_out], 1 = filter kept, 0 = zeroed (soft or hard pruning)
+ *   masks.<conv name>                        I32 [C_out], 1 = filter kept, 0 = zeroed (soft or hard pruning); U32 is read too
  *   __metadata__                             every meta field as a JSON string, plus format_version
  *
  * encodeCheckpoint/decodeCheckpoint are pure and run in a browser; saveCheckpoint/loadCheckpoint add one batched
@@ -101,7 +101,8 @@ export function encodeCheckpoint(state: HostCheckpoint, source = 'checkpoint'): 
   for (const [conv, mask] of state.masks ?? []) {
     if (!(mask instanceof Uint32Array)) fail(`mask "${conv}" must be a Uint32Array, got ${describeValue(mask)}`);
     checkMask(state.model, conv, mask, fail);
-    entries[masksPrefix + conv] = { dtype: 'u32', shape: [mask.length], data: mask };
+    // I32, which every PyTorch reads (safetensors maps U32 only from torch 2.3 on).
+    entries[masksPrefix + conv] = { dtype: 'i32', shape: [mask.length], data: Int32Array.from(mask) };
   }
   const metadata: Record<string, string> = { [versionKey]: String(checkpointFormatVersion) };
   for (const [key, value] of Object.entries(state.meta)) {
@@ -155,11 +156,15 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Load
   for (const [name, tensor] of tensors) {
     if (!name.startsWith(masksPrefix)) continue;
     const conv = name.slice(masksPrefix.length);
-    if (tensor.dtype !== 'u32' || tensor.shape.length !== 1) {
-      fail(`mask "${name}" must be U32 of rank 1, got ${tensor.dtype} ${formatShape(tensor.shape)}`);
+    if ((tensor.dtype !== 'i32' && tensor.dtype !== 'u32') || tensor.shape.length !== 1) {
+      fail(`mask "${name}" must be I32 (or U32) of rank 1, got ${tensor.dtype} ${formatShape(tensor.shape)}`);
     }
-    checkMask(model, conv, tensor.data as Uint32Array, fail);
-    masks.set(conv, tensor.data as Uint32Array);
+    const signed = tensor.data instanceof Int32Array ? tensor.data : null;
+    const negative = signed ? signed.findIndex((v) => v < 0) : -1;
+    if (negative >= 0) fail(`mask for "${conv}" must hold 0 or 1, got ${signed![negative]} at filter ${negative}`);
+    const mask = signed ? Uint32Array.from(signed) : (tensor.data as Uint32Array);
+    checkMask(model, conv, mask, fail);
+    masks.set(conv, mask);
   }
 
   const meta: Record<string, unknown> = {};

@@ -103,7 +103,8 @@ describe('checkpoint round trip', () => {
       'optimizer.conv1.weight.momentum_buffer',
       'unused',
     ]);
-    expect(tensors.get('masks.conv1')).toEqual(host('u32', [4], [1, 1, 0, 1]));
+    // I32: safetensors.torch reads U32 only from torch 2.3 on.
+    expect(tensors.get('masks.conv1')).toEqual(host('i32', [4], [1, 1, 0, 1]));
     expect(metadata).toEqual({ format_version: String(checkpointFormatVersion), epoch: '3', config: '{"lr":0.1}' });
   });
 
@@ -164,6 +165,16 @@ describe('checkpoint errors', () => {
       { format_version: '1' },
     );
     expect(() => decodeCheckpoint(forged, 'f')).toThrow('f: mask for "conv1" has 2 entries, but "conv1.weight" has 4 filters');
+    const negative = encodeSafetensors({ 'conv1.weight': model.get('conv1.weight')!, 'masks.conv1': host('i32', [4], [1, -1, 1, 1]) }, { format_version: '1' });
+    expect(() => decodeCheckpoint(negative, 'f')).toThrow('f: mask for "conv1" must hold 0 or 1, got -1 at filter 1');
+  });
+
+  it('reads the U32 masks of checkpoints written before masks were I32', () => {
+    const model = hostModel();
+    const old = encodeSafetensors({ 'conv1.weight': model.get('conv1.weight')!, 'masks.conv1': host('u32', [4], [1, 0, 1, 1]) }, { format_version: '1' });
+    const decoded = decodeCheckpoint(old, 'old.safetensors');
+    expect(decoded.masks.get('conv1')).toEqual(new Uint32Array([1, 0, 1, 1]));
+    expect(decodeSafetensors(encodeCheckpoint(decoded)).tensors.get('masks.conv1')).toEqual(host('i32', [4], [1, 0, 1, 1]));
   });
 
   it('refuses metadata that JSON cannot hold, naming where it is', () => {
