@@ -76,7 +76,15 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
     pruner.restore(new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }]))));
   }
   const { epoch, step, loader, config: _c, optimizerSteps: _o, ...extra } = checkpoint.meta as Record<string, unknown>;
-  trainer.train.setState(loader);
+  if (!Number.isInteger(epoch) || !Number.isInteger(step) || typeof loader !== 'object' || loader === null) {
+    throw new Error(`the checkpoint holds no training position (epoch ${String(epoch)}, step ${String(step)}, loader ${loader ? 'set' : 'missing'}): was it written by train?`);
+  }
+  try {
+    trainer.train.setState(loader);
+  } catch (error) {
+    // The usual cause: other data than the run read (another --data, or the synthetic fallback).
+    throw new Error(`${(error as Error).message}; resume with the data the run was trained on (--data or CIFAR10_DIR)`);
+  }
   trainer.resumeAt(Number(epoch), Number(step), extra);
 }
 

@@ -50,4 +50,17 @@ describe('train --resume with other settings', () => {
     const same = parseArgs('train', [...common, '--sfp-rate', '0.3', '--pretrained', 'base.safetensors', '--resume', checkpoint]);
     await expect(trainModel(same, { sink: silent, data })).rejects.toThrow(/keys do not match the model/);
   });
+
+  it('on other data than the run read, says to resume with the data it was trained on', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-data-'));
+    dirs.push(out);
+    const common = ['--model', 'resnet20', '--epochs', '1', '--batch-size', '8', '--warmup-epochs', '0', '--out', out];
+    const first = await trainModel(parseArgs('train', [...common, '--max-steps', '1']), { sink: silent, data });
+    first.trainer.dispose();
+    const other: DataSplits = { ...data, train: syntheticCifar10(24, 1) };
+    const resume = parseArgs('train', [...common, '--resume', first.checkpoint]);
+    await expect(trainModel(resume, { sink: silent, data: other })).rejects.toThrow(
+      /the state is from a loader with count 16; this one has count 24; resume with the data the run was trained on \(--data or CIFAR10_DIR\)/,
+    );
+  });
 });
