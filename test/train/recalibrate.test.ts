@@ -90,8 +90,12 @@ describe('recalibrateBatchNorm', () => {
     );
     const record = run.records[0];
     expect(record.bnRecalibrationBatches).toBe(2);
-    expect(typeof record.testAccuracyMaskedStaleBN).toBe('number');
-    expect(typeof record.testAccuracyMasked).toBe('number');
+    for (const accuracy of [record.testAccuracyMaskedStaleBN, record.testAccuracyMasked]) {
+      expect(accuracy).toBeGreaterThanOrEqual(0);
+      expect(accuracy).toBeLessThanOrEqual(1);
+      // Test accuracy on 16 images is a whole number of sixteenths.
+      expect(Number.isInteger((accuracy as number) * 16)).toBe(true);
+    }
     const lines = (await readFile(join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n');
     expect(JSON.parse(lines[0]).bnRecalibrationBatches).toBe(2);
     run.trainer.dispose();
