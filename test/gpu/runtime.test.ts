@@ -4,7 +4,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { acquireDevice, GpuError } from '../../src/gpu/device.js';
 import { gpu, grid1d, GpuRuntime } from '../../src/gpu/encoder.js';
-import { KERNEL_FAMILIES, parseShader, type KernelFamily } from '../../src/gpu/shaders.js';
+import { KERNEL_FAMILIES, SUBGROUP_FAMILIES, parseShader, type KernelFamily } from '../../src/gpu/shaders.js';
 import type { KernelSpec } from '../../src/gpu/pipelines.js';
 import type { Platform } from '../../src/platform/platform.js';
 import { nodePlatform } from '../../src/platform/node.js';
@@ -68,9 +68,18 @@ async function validationError(fn: () => void | Promise<void>): Promise<string |
   return error ? error.message : null;
 }
 
+/** The families this device loads: the subgroup ones too where subgroups have a fixed size. */
+const loadedFamilies = (): readonly KernelFamily[] => (gpu().subgroupSize > 0 ? [...KERNEL_FAMILIES, ...SUBGROUP_FAMILIES] : KERNEL_FAMILIES);
+
 describe('shaders', () => {
+  it('the subgroup kernels are in use here (SFP_NO_SUBGROUPS=1 declares a device without fixed-size subgroups)', () => {
+    // Without them the conv and matmul tests check the portable kernels twice and the subgroup ones never.
+    expect(gpu().subgroupSize > 0).toBe(process.env.SFP_NO_SUBGROUPS !== '1');
+    if (gpu().subgroupSize > 0) for (const family of SUBGROUP_FAMILIES) expect(gpu().hasFamily(family), family).toBe(true);
+  });
+
   it('every family in the manifest is loaded and compiles without errors', async () => {
-    for (const family of KERNEL_FAMILIES) {
+    for (const family of loadedFamilies()) {
       const info = gpu().shader(family);
       const messages = (await info.module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
       expect(messages.map((m) => `${family}.wgsl:${m.lineNum} ${m.message}`)).toEqual([]);
@@ -81,7 +90,7 @@ describe('shaders', () => {
   it('every entry point of every family builds a pipeline whose layout matches its bindings', async () => {
     const built: string[] = [];
     const error = await validationError(() => {
-      for (const family of KERNEL_FAMILIES) {
+      for (const family of loadedFamilies()) {
         for (const entry of gpu().shader(family).entryPoints) {
           gpu().kernel({ family, entry, bindings: bindingsUsedBy(family, entry) });
           built.push(`${family}.${entry}`);
@@ -90,6 +99,7 @@ describe('shaders', () => {
     });
     expect(error).toBeNull();
     expect(built).toEqual(expect.arrayContaining(['matmul.forward', 'matmul.naive', 'loss.backward', 'optim.sgd_momentum', 'reduce.reduce_axis']));
+    if (gpu().subgroupSize > 0) expect(built).toEqual(expect.arrayContaining(['conv2d_subgroup.forward_3x3', 'matmul_subgroup.forward']));
   });
 
   it('a layout that leaves out a binding the entry point uses is a validation error (the check above can fail)', async () => {
