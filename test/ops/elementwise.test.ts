@@ -1,7 +1,7 @@
 // Elementwise ops (src/ops/elementwise.ts) against test/reference/elementwise.ts: exact small cases,
 // random shapes with broadcasting, and every backward against finite differences.
 import { describe, expect, it } from 'vitest';
-import { accumulate_, add, addRelu, addScalar, broadcastTo, div, exp, fill, log, mul, neg, relu, scale, sub } from '../../src/ops/elementwise.js';
+import { accumulate_, add, addRelu, addScalar, broadcastTo, div, equal, exp, fill, log, mul, neg, relu, scale, sub } from '../../src/ops/elementwise.js';
 import { sum } from '../../src/ops/reduce.js';
 import { Tensor, scope, scopeAsync } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
@@ -162,6 +162,27 @@ describe('elementwise: random shapes against the float64 reference', () => {
         expect(outs[i].shape, `${c.op} [${c.as}] [${c.bs}]`).toEqual(expected.shape);
         assertEqual(values[i], toF32(expected.data), { label: `${c.op} [${c.as}] with [${c.bs}]`, seed, shape: expected.shape });
       });
+      for (const t of outs) t.dispose();
+    });
+  });
+
+  it('equal gives 1 exactly where the values match, with broadcasting (values drawn from a few integers, so ties are common)', async () => {
+    await withSeed('elementwise equal', async (rng, seed) => {
+      const cases = Array.from({ length: 8 }, (_, i) => {
+        const [as, bs] = i < 2 ? (() => { const s = randomShape(rng, 2, 3000); return [s, s]; })() : broadcastPair(rng);
+        const draw = (shape: Shape) => Float32Array.from({ length: ref.numel(shape) }, () => rng.int(3) - 1);
+        return { as, bs, a: draw(as), b: draw(bs) };
+      });
+      const outs = scope(() => cases.map((c) => equal(tensor(c.a, c.as), tensor(c.b, c.bs))));
+      const values = await readAll(outs);
+      const seen = new Set<number>();
+      cases.forEach((c, i) => {
+        const expected = ref.binary('equal', c.a, c.as, c.b, c.bs);
+        expect(outs[i].shape).toEqual(expected.shape);
+        expected.data.forEach((v) => seen.add(v));
+        assertEqual(values[i], toF32(expected.data), { label: `equal [${c.as}] with [${c.bs}]`, seed, shape: expected.shape });
+      });
+      expect([...seen].sort()).toEqual([0, 1]); // both outcomes were checked
       for (const t of outs) t.dispose();
     });
   });

@@ -4,7 +4,7 @@
  */
 import type { Shape } from '../../src/tensor/shape.js';
 
-export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'equal';
 export type UnaryOp = 'relu' | 'exp' | 'log' | 'neg' | 'scale' | 'addScalar';
 
 /** The broadcast shape: align on the right; a size of 1 stretches to the other size. */
@@ -55,6 +55,8 @@ function apply(op: BinaryOp, x: number, z: number): number {
       return x * z;
     case 'div':
       return x / z;
+    case 'equal':
+      return x === z ? 1 : 0;
   }
 }
 
