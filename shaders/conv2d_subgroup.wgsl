@@ -578,3 +578,15 @@ fn backward_input_3x3_s2(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoc
     dx[base] = even[m].x; dx[base + 1u] = odd[m].x; dx[base + 2u] = even[m].y; dx[base + 3u] = odd[m].y;
   }
 }
+
+// Start-up check (GpuRuntime.create): the kernels above find a tile's neighbouring columns in the lanes
+// next to it, which holds where every subgroup is SG consecutive invocations of the workgroup, lane =
+// local index mod SG. No spec promises that, so y[i] = 1 where invocation i sees it, else 0.
+@compute @workgroup_size(WG)
+fn subgroup_layout(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocation_index) li: u32,
+                   @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) size: u32) {
+  let below = subgroupShuffleUp(li, 1u);
+  let above = subgroupShuffleDown(li, 1u);
+  let ok = size == SG && lane == li % SG && (lane == 0u || below == li - 1u) && (lane + 1u == SG || above == li + 1u);
+  y[gid.x] = select(0.0, 1.0, ok);
+}

@@ -29,6 +29,9 @@ export interface ProfileEntry {
  */
 const BIND_GROUP_CACHE = 8192;
 
+/** Workgroup size of the subgroup kernels' layout probe: that of the 3×3 convolutions (src/ops/conv2d.ts). */
+const SUBGROUP_PROBE_WG = 64;
+
 /** Timestamp pairs per query set; profiling flushes when one fills. */
 const PROFILE_QUERIES = 512;
 
@@ -54,7 +57,10 @@ export class GpuRuntime {
   readonly adapterInfo: AcquiredDevice['adapterInfo'];
   readonly limits: GPUSupportedLimits;
   /** Fixed subgroup size, or 0 when the subgroup kernels cannot be used. */
-  readonly subgroupSize: number;
+  get subgroupSize(): number {
+    return this.subgroups;
+  }
+  private subgroups: number;
   private readonly shaders = new Map<string, ShaderInfo>();
   private readonly kernels = new Map<string, Kernel>();
   private readonly uniformBuffer: GPUBuffer;
@@ -77,7 +83,7 @@ export class GpuRuntime {
     this.device = acquired.device;
     this.adapterInfo = acquired.adapterInfo;
     this.limits = acquired.device.limits;
-    this.subgroupSize = acquired.subgroupSize;
+    this.subgroups = acquired.subgroupSize;
     this.pool = new BufferPool(this.device, Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize));
     this.uniformBuffer = this.device.createBuffer({
       label: 'uniform-arena',
@@ -89,7 +95,31 @@ export class GpuRuntime {
   static async create(platform: Platform): Promise<GpuRuntime> {
     const runtime = new GpuRuntime(await acquireDevice(platform), platform);
     await runtime.loadShaders();
+    if (runtime.subgroups && !(await runtime.subgroupsLaidOut())) runtime.dropSubgroupKernels();
     return runtime;
+  }
+
+  /**
+   * Whether subgroups are runs of SUBGROUP_PROBE_WG / SG consecutive invocations with lane = local index
+   * mod SG, as the subgroup kernels assume (conv2d_subgroup.wgsl, subgroup_layout): a device where
+   * they are not falls back to the portable kernels instead of computing wrong edge columns.
+   */
+  private async subgroupsLaidOut(): Promise<boolean> {
+    const count = 4 * SUBGROUP_PROBE_WG;
+    const out = this.pool.acquire(count * 4, 'subgroup probe');
+    try {
+      const kernel = this.kernel({ family: 'conv2d_subgroup', entry: 'subgroup_layout', bindings: ['y'], overrides: { WG: SUBGROUP_PROBE_WG, SG: this.subgroups } });
+      this.dispatch(kernel, { y: out }, null, [4]);
+      const seen = new Float32Array(await this.download(out, count * 4));
+      return seen.every((v) => v === 1);
+    } finally {
+      this.pool.release(out);
+    }
+  }
+
+  private dropSubgroupKernels(): void {
+    for (const family of SUBGROUP_FAMILIES) this.shaders.delete(family);
+    this.subgroups = 0;
   }
 
   /** Loads and compiles every family in the manifest; a missing file or a WGSL error fails here. */

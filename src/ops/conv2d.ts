@@ -49,7 +49,8 @@ export function setConv2dKernelPath(path: Conv2dKernelPath): Conv2dKernelPath {
 /** Whether the next conv2d dispatch uses shaders/conv2d_subgroup.wgsl. */
 export function conv2dUsesSubgroups(): boolean {
   const rt = gpu();
-  return kernelPath === 'auto' && rt.subgroupSize > 0 && rt.hasFamily('conv2d_subgroup');
+  // A workgroup of whole subgroups, so that a row of tiles never straddles two workgroups.
+  return kernelPath === 'auto' && rt.subgroupSize > 0 && WG % rt.subgroupSize === 0 && rt.hasFamily('conv2d_subgroup');
 }
 
 const WG = 64;
@@ -58,6 +59,7 @@ const WG = 64;
 const X_MAX = 32;
 const KW_MAX = 8;
 const SUBGROUP_TM = 16;
+const FORWARD_3X3_STORAGE_BUFFERS = 9;
 
 interface Tiling {
   family: 'conv2d' | 'conv2d_subgroup';
@@ -85,6 +87,9 @@ function tiling(g: Conv2dGeometry, tn: number, portableTm: number): Tiling {
  */
 function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
   if (!conv2dUsesSubgroups()) return false;
+  // forward_3x3 binds 9 storage buffers (input, weights, bias map and its classes, BN's four, output);
+  // WebGPU guarantees only 8, and a device granted no more runs the general kernels.
+  if (gpu().limits.maxStorageBuffersPerShaderStage < FORWARD_3X3_STORAGE_BUFFERS) return false;
   if (g.kernelH !== 3 || g.kernelW !== 3 || g.padding !== 1 || g.outW % 4 !== 0 || !strides.includes(g.stride)) return false;
   if (g.inW !== g.stride * g.outW || g.inH !== g.stride * g.outH) return false;
   return gpu().subgroupSize % (g.outW / 4) === 0;

@@ -78,6 +78,21 @@ describe('shaders', () => {
     if (gpu().subgroupSize > 0) for (const family of SUBGROUP_FAMILIES) expect(gpu().hasFamily(family), family).toBe(true);
   });
 
+  it("the start-up probe of the subgroup layout passes here, and fails when told the wrong subgroup size", async () => {
+    const sg = gpu().subgroupSize;
+    if (sg === 0) return expect(process.env.SFP_NO_SUBGROUPS).toBe('1');
+    const probe = async (size: number) => {
+      const out = Tensor.empty([256]);
+      const kernel = gpu().kernel({ family: 'conv2d_subgroup', entry: 'subgroup_layout', bindings: ['y'], overrides: { WG: 64, SG: size } });
+      gpu().dispatch(kernel, { y: out.buffer }, null, [4]);
+      const seen = await out.toArray();
+      out.dispose();
+      return [...seen];
+    };
+    expect(await probe(sg)).toEqual(new Array(256).fill(1));
+    expect((await probe(sg / 2)).some((v) => v === 0)).toBe(true);
+  });
+
   it('every family in the manifest is loaded and compiles without errors', async () => {
     for (const family of loadedFamilies()) {
       const info = gpu().shader(family);
