@@ -15,7 +15,6 @@ import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { gpu } from '../gpu/encoder.js';
 import { add, addRelu, fill } from '../ops/elementwise.js';
-import { shortcutA } from '../ops/shortcut.js';
 import { globalAvgPool, maxPool2d } from '../ops/pool.js';
 import { residualJoin } from '../ops/gather.js';
 import {
@@ -124,8 +123,7 @@ export function cifarNetwork(model: CifarResNet, inputSize: Size = [32, 32]): Be
       const a = list.conv(`${name}.conv1`, 'conv', block.conv1, block.bn1, h);
       const b = list.conv(`${name}.conv2`, 'conv', block.conv2, block.bn2, a);
       const c = block.conv2.outChannels;
-      const down = block.downsample;
-      h = list.join(`${name}.join`, b, h, c, c, (y, x) => addRelu(y, down ? shortcutA(x, down.outChannels, down.stride) : x));
+      h = list.join(`${name}.join`, b, h, c, c, (y, x) => block.join(y, x));
     }),
   );
   list.head(h, model.fc.inFeatures, model.fc);

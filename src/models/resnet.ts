@@ -10,6 +10,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { addRelu } from '../ops/elementwise.js';
 import { shortcutA } from '../ops/shortcut.js';
+import { residualJoin } from '../ops/gather.js';
 import { globalAvgPool, maxPool2d } from '../ops/pool.js';
 
 export const CIFAR_DEPTHS = { resnet20: 20, resnet32: 32, resnet56: 56, resnet110: 110 } as const;
@@ -34,9 +35,26 @@ export class BasicBlock extends Module {
 
   forward(x: Tensor): Tensor {
     const h = convBatchNorm(this.conv1, this.bn1, x);
-    const out = convBatchNorm(this.conv2, this.bn2, h);
-    const residual = this.downsample ? shortcutA(x, this.downsample.outChannels, this.downsample.stride) : x;
-    return addRelu(out, residual);
+    return this.join(convBatchNorm(this.conv2, this.bn2, h), x);
+  }
+
+  /**
+   * relu(out + shortcut(x)). In inference the option-A shortcut is read in place by one strided gather-add,
+   * as a compacted block's join is, so a dense-vs-compact benchmark times the same join on both sides
+   * (the values are the same bits as subsampling, padding and adding in two passes).
+   */
+  join(out: Tensor, x: Tensor): Tensor {
+    const down = this.downsample;
+    if (!down) return addRelu(out, x);
+    if (this.training) return addRelu(out, shortcutA(x, down.outChannels, down.stride));
+    const inChannels = x.shape[1];
+    const channels = Array.from({ length: down.outChannels }, (_, c) => c);
+    return residualJoin(out, x, {
+      yIndex: Tensor.fromArray(channels, [down.outChannels], 'i32'),
+      rIndex: Tensor.fromArray(channels.map((c) => (c < inChannels ? c : -1)), [down.outChannels], 'i32'),
+      constants: Tensor.fromArray(new Float32Array(down.outChannels), [down.outChannels]),
+      stride: down.stride,
+    });
   }
 }
 

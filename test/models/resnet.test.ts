@@ -10,6 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CifarResNet } from '../../src/models/resnet.js';
 import { Tensor, scopeAsync } from '../../src/tensor/tensor.js';
+import { addRelu } from '../../src/ops/elementwise.js';
+import { shortcutA } from '../../src/ops/shortcut.js';
 import type { Module } from '../../src/nn/module.js';
 import * as ref from '../reference/resnet.js';
 import { assertClose, readAll } from '../support/allclose.js';
@@ -121,5 +123,28 @@ describe('CIFAR ResNet-20 against the float64 reference model', () => {
         expect(Math.abs(fd - grad[i]), `${name}[${i}]: finite difference ${fd}, backward ${grad[i]}`).toBeLessThan(1e-6 * scale + 1e-8);
       }
     }
+  });
+});
+
+describe('BasicBlock.join', () => {
+  it('in inference, the strided gather-add of a downsampling block gives the bits of subsampling, zero-padding and adding in two passes', async () => {
+    const model = new CifarResNet(20, 10, 4);
+    const block = model.stages[1].blocks[0];
+    expect(block.downsample).toEqual({ outChannels: 32, stride: 2 });
+    const rng = new Rng(seedFor('block join'));
+    await scopeAsync(async () => {
+      const out = Tensor.fromArray(randomArray(rng, 3 * 32 * 16 * 16, -2, 2), [3, 32, 16, 16]);
+      const x = Tensor.fromArray(randomArray(rng, 3 * 16 * 32 * 32, -2, 2), [3, 16, 32, 32]);
+      model.eval();
+      const fused = block.join(out, x);
+      model.train();
+      const separate = block.join(out, x);
+      const expected = addRelu(out, shortcutA(x, 32, 2));
+      const [a, b, c] = await readAll([fused, separate, expected]);
+      expect([...a]).toEqual([...c]);
+      expect([...b]).toEqual([...c]);
+      expect(a.some((v) => v > 0) && a.some((v) => v === 0)).toBe(true);
+    });
+    for (const t of [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)]) t.dispose();
   });
 });
