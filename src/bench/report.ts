@@ -54,7 +54,7 @@ export function reportMarkdown(report: SpeedupReport): string {
       (load ? `; load average ${load.start.map((v) => v.toFixed(2)).join(' ')} at the start${load.end ? `, ${load.end.map((v) => v.toFixed(2)).join(' ')} at the end` : ''}` : '') +
       '.',
     '',
-    `Method: ${report.method}. Theoretical = dense FLOPs / compact FLOPs; real = dense median time / compact median time.`,
+    `Method: ${report.method}. Theoretical = dense FLOPs / compact FLOPs; real = the median over repeats of dense time / compact time (each repeat times both back to back), with the p10–p90 of the same ratios.`,
     '',
     '## Summary (end to end)',
     '',

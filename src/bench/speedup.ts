@@ -46,7 +46,7 @@ export interface RowResult {
   compact: SideResult;
   /** dense FLOPs / compact FLOPs. */
   theoreticalSpeedup: number;
-  /** dense median / compact median. */
+  /** Median of the per-repeat ratios dense / compact (the samples are paired), so it lies inside its range. */
   realSpeedup: number;
   /** p10 and p90 of the per-repeat ratios dense / compact. */
   realSpeedupRange: [number, number];
@@ -150,7 +150,7 @@ export function rowResult(
     dense,
     compact,
     theoreticalSpeedup: dense.flops / compact.flops,
-    realSpeedup: dense.ms.median / compact.ms.median,
+    realSpeedup: quantile(ratios, 0.5),
     realSpeedupRange: [quantile(ratios, 0.1), quantile(ratios, 0.9)],
     inner,
   };
@@ -227,13 +227,17 @@ export async function measureSpeedup(dense: BenchNetwork, compact: BenchNetwork,
           flops: { dense: sumFlops([l.flops]), compact: sumFlops([compact.layers[i].flops]) },
         })),
       ];
-      // Warm-up (pipelines, pool) and the repetitions per sample, from the dense model.
+      // Warm-up (pipelines, pool) and the repetitions per sample, from the dense model; then a sample of
+      // that many on both sides, so the buffers `inner` live outputs need exist before any timed sample.
       const inner: number[] = [];
       for (const row of rows) {
         await sample(row.compact, 1);
         await sample(row.dense, 1);
         const once = await sample(row.dense, 1);
-        inner.push(Math.min(maxInner, Math.max(1, Math.ceil(targetMs / Math.max(once, 1e-3)))));
+        const n = Math.min(maxInner, Math.max(1, Math.ceil(targetMs / Math.max(once, 1e-3))));
+        await sample(row.compact, n);
+        await sample(row.dense, n);
+        inner.push(n);
       }
       const samples = rows.map(() => ({ dense: [] as number[], compact: [] as number[] }));
       for (let r = 0; r < options.repeats; r++) {
