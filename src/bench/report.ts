@@ -58,14 +58,15 @@ export function reportMarkdown(report: SpeedupReport): string {
     '',
     '## Summary (end to end)',
     '',
-    '| model | batch | dense ms | compact ms | theoretical | real (p10–p90) | compact model |',
-    '|---|--:|--:|--:|--:|--:|---|',
+    '| model | batch | dense ms | compact ms | theoretical | real (p10–p90) | real ÷ theoretical | compact model |',
+    '|---|--:|--:|--:|--:|--:|--:|---|',
     ...report.models.flatMap((m) =>
       m.batches.map((b) => {
         const e = b.endToEnd;
         return (
           `| ${m.name} | ${b.batch} | ${ms(e.dense.ms.median)} | ${ms(e.compact.ms.median)} | ${times(e.theoreticalSpeedup)} | ` +
           `${times(e.realSpeedup)} (${e.realSpeedupRange[0].toFixed(2)}–${e.realSpeedupRange[1].toFixed(2)}) | ` +
+          `${((100 * e.realSpeedup) / e.theoreticalSpeedup).toFixed(0)} % | ` +
           `${m.timingOnly ? 'timing only (random weights, built from kept channel counts)' : 'compacted by prune/compact.ts'} |`
         );
       }),
