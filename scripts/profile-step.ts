@@ -10,7 +10,7 @@
  */
 import { init, shutdown } from '../src/node.js';
 import { gpu, type ProfileEntry } from '../src/gpu/encoder.js';
-import { Tensor } from '../src/tensor/tensor.js';
+import { Tensor, scope } from '../src/tensor/tensor.js';
 import { Rng } from '../src/tensor/random.js';
 import { cifarResNet, type CifarResNetName } from '../src/models/resnet.js';
 import { SGD } from '../src/optim/sgd.js';
@@ -35,10 +35,14 @@ const x = Tensor.fromArray(Float32Array.from({ length: batch * 3 * 32 * 32 }, ()
 const y = Tensor.fromArray(Uint32Array.from({ length: batch }, () => rng.int(10)), [batch], 'u32').keep();
 /** One SGD step, waited for (reading the loss), as the trainer's progress line does. */
 const step = async () => {
-  const loss = softmaxCrossEntropy(model.forward(x), y);
-  loss.backward();
-  optimizer.step();
-  optimizer.zeroGrad();
+  // In a scope, so each step's activations go back to the pool as the trainer's do.
+  const loss = scope(() => {
+    const l = softmaxCrossEntropy(model.forward(x), y);
+    l.backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    return l;
+  });
   await loss.item();
   loss.dispose();
 };

@@ -76,9 +76,8 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
     pruner.restore(new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }]))));
   }
   const { epoch, step, loader, config: _c, optimizerSteps: _o, ...extra } = checkpoint.meta as Record<string, unknown>;
-  if (!Number.isInteger(epoch) || !Number.isInteger(step) || typeof loader !== 'object' || loader === null) {
-    throw new Error(`the checkpoint holds no training position (epoch ${String(epoch)}, step ${String(step)}, loader ${loader ? 'set' : 'missing'}): was it written by train?`);
-  }
+  const problem = positionProblem(checkpoint);
+  if (problem) throw new Error(problem);
   try {
     trainer.train.setState(loader);
   } catch (error) {
@@ -178,10 +177,19 @@ async function loadPretrained(path: string, model: string): Promise<LoadedCheckp
   return pretrained;
 }
 
-/** The checkpoint --resume names, refused when its run was trained with other settings (each named as its flag). */
+/** Why a checkpoint cannot be resumed from (no settings or no training position), or null. */
+function positionProblem(checkpoint: LoadedCheckpoint): string | null {
+  const { epoch, step, loader, config } = checkpoint.meta as Record<string, unknown>;
+  if (typeof config === 'object' && config !== null && Number.isInteger(epoch) && Number.isInteger(step) && typeof loader === 'object' && loader !== null) return null;
+  return `the checkpoint holds no training settings or position (config ${config ? 'set' : 'missing'}, epoch ${String(epoch)}, step ${String(step)}, loader ${loader ? 'set' : 'missing'}): was it written by train?`;
+}
+
+/** The checkpoint --resume names, refused when it holds no position or its run was trained with other settings (each named as its flag). */
 async function loadResumed(path: string, config: Record<string, unknown>): Promise<LoadedCheckpoint> {
   const checkpoint = await loadCheckpoint(path);
-  const saved = (checkpoint.meta.config ?? {}) as Record<string, unknown>;
+  const problem = positionProblem(checkpoint);
+  if (problem) throw new ArgsError(`--resume ${path}: ${problem}`);
+  const saved = checkpoint.meta.config as Record<string, unknown>;
   const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
   const differences = [...new Set([...Object.keys(saved), ...Object.keys(config)])]
     .filter((key) => JSON.stringify(saved[key]) !== JSON.stringify(config[key]))

@@ -105,10 +105,12 @@ export class GpuRuntime {
    * they are not falls back to the portable kernels instead of computing wrong edge columns.
    */
   private async subgroupsLaidOut(): Promise<boolean> {
-    const count = 4 * SUBGROUP_PROBE_WG;
+    // At least one whole subgroup per workgroup, so that a size above 64 is judged on its layout too.
+    const wg = Math.max(SUBGROUP_PROBE_WG, this.subgroups);
+    const count = 4 * wg;
     const out = this.pool.acquire(count * 4, 'subgroup probe');
     try {
-      const kernel = this.kernel({ family: 'conv2d_subgroup', entry: 'subgroup_layout', bindings: ['y'], overrides: { WG: SUBGROUP_PROBE_WG, SG: this.subgroups } });
+      const kernel = this.kernel({ family: 'conv2d_subgroup', entry: 'subgroup_layout', bindings: ['y'], overrides: { WG: wg, SG: this.subgroups } });
       this.dispatch(kernel, { y: out }, null, [4]);
       const seen = new Float32Array(await this.download(out, count * 4));
       return seen.every((v) => v === 1);

@@ -87,12 +87,17 @@ function tiling(g: Conv2dGeometry, tn: number, portableTm: number): Tiling {
  */
 function fits3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
   if (!conv2dUsesSubgroups()) return false;
-  // forward_3x3 binds 9 storage buffers (input, weights, bias map and its classes, BN's four, output);
-  // WebGPU guarantees only 8, and a device granted no more runs the general kernels.
-  if (gpu().limits.maxStorageBuffersPerShaderStage < FORWARD_3X3_STORAGE_BUFFERS) return false;
   if (g.kernelH !== 3 || g.kernelW !== 3 || g.padding !== 1 || g.outW % 4 !== 0 || !strides.includes(g.stride)) return false;
   if (g.inW !== g.stride * g.outW || g.inH !== g.stride * g.outH) return false;
   return gpu().subgroupSize % (g.outW / 4) === 0;
+}
+
+/**
+ * Whether forward_3x3 runs this geometry: it binds 9 storage buffers (input, weights, bias map and its
+ * classes, BN's four, output), WebGPU guarantees 8, and a device granted no more runs the general kernels.
+ */
+function runsForward3x3(g: Conv2dGeometry, strides: readonly number[] = [1]): boolean {
+  return fits3x3(g, strides) && gpu().limits.maxStorageBuffersPerShaderStage >= FORWARD_3X3_STORAGE_BUFFERS;
 }
 
 /**
@@ -327,7 +332,7 @@ export async function tuneConv2d(run: () => void, options: { training?: boolean;
       shapes.delete(key);
       shapes.set(forward3x3Key(g, PLAIN), { g, epilogue: PLAIN });
       const t = inputGradientGeometry(g);
-      if (g.stride === 1 && fits3x3(t)) shapes.set(forward3x3Key(t, PLAIN), { g: t, epilogue: PLAIN });
+      if (g.stride === 1 && runsForward3x3(t)) shapes.set(forward3x3Key(t, PLAIN), { g: t, epilogue: PLAIN });
     }
   }
   let table = tunedBlocks.get(rt);
@@ -408,7 +413,7 @@ function uniforms(g: Conv2dGeometry, samplesPerSplit = 1): Record<string, number
  */
 export function conv2dBatchNormEval(x: Tensor, w: Tensor, options: Conv2dOptions, biasMap: Tensor | null, bn: BatchNormEval): Tensor | null {
   const g = conv2dGeometry(x.shape, w.shape, options);
-  if (!fits3x3(g, [1, 2])) return null;
+  if (!runsForward3x3(g, [1, 2])) return null;
   if (biasMap && !sameShape(biasMap.shape, [g.outChannels, g.outH, g.outW])) {
     throw new Error(`conv2d: bias map must be [${g.outChannels}, ${g.outH}, ${g.outW}] for input ${x.describe()}, got ${biasMap.describe()}`);
   }
@@ -425,7 +430,7 @@ export function conv2dBatchNormEval(x: Tensor, w: Tensor, options: Conv2dOptions
 
 /** y = conv2d(x, w), plus `biasMap` [out_channels, out_h, out_w] added to every sample when given. */
 export function conv2dForwardKernel(x: Tensor, w: Tensor, g: Conv2dGeometry, biasMap: Tensor | null = null): Tensor {
-  if (fits3x3(g, [1, 2])) {
+  if (runsForward3x3(g, [1, 2])) {
     const packed = pack3x3(w, g, false);
     const y = forward3x3(x, packed, g, biasMap);
     packed.dispose();
@@ -454,7 +459,7 @@ export function conv2dBackwardInputKernel(dy: Tensor, w: Tensor, g: Conv2dGeomet
     // At stride 1, dx is the forward convolution of dy with wt[ci, co] = w[co, ci] rotated by 180°
     // and padding k − 1 − p: the fast forward kernel does the work.
     const transposed = inputGradientGeometry(g);
-    if (fits3x3(transposed)) {
+    if (runsForward3x3(transposed)) {
       const packed = pack3x3(w, g, true);
       const dx = forward3x3(dy, packed, transposed);
       packed.dispose();

@@ -40,7 +40,12 @@ describe('train --resume with other settings', () => {
     const checkpoint = join(out, 'checkpoint.safetensors');
     const common = ['--model', 'resnet20', '--epochs', '4', '--batch-size', '8', '--out', out];
     const config = configOf(parseArgs('train', [...common, '--sfp-rate', '0.3', '--pretrained', 'base.safetensors']));
-    await saveCheckpoint(checkpoint, { model: new Map(), optimizer: new Map(), masks: new Map(), meta: { epoch: 1, step: 0, config } });
+    // No position at all: refused before the settings are compared.
+    await saveCheckpoint(checkpoint, { model: new Map(), optimizer: new Map(), masks: new Map(), meta: { epoch: 1, config } });
+    await expect(trainModel(parseArgs('train', [...common, '--resume', checkpoint]), { sink: silent, data })).rejects.toThrow(
+      `--resume ${checkpoint}: the checkpoint holds no training settings or position (config set, epoch 1, step undefined, loader missing): was it written by train?`,
+    );
+    await saveCheckpoint(checkpoint, { model: new Map(), optimizer: new Map(), masks: new Map(), meta: { epoch: 1, step: 0, loader: { position: 0 }, config } });
     const args = parseArgs('train', [...common, '--sfp-rate', '0.4', '--resume', checkpoint]);
     await expect(trainModel(args, { sink: silent, data })).rejects.toThrow(
       `--resume ${checkpoint}: the run was trained with other settings (--pretrained was base.safetensors, now (not given); --sfp-rate was 0.3, now 0.4); ` +

@@ -107,6 +107,8 @@ describe('shaders', () => {
     const error = await validationError(() => {
       for (const family of loadedFamilies()) {
         for (const entry of gpu().shader(family).entryPoints) {
+          // The fused 3×3 forward binds 9 storage buffers; src/ops/conv2d.ts leaves it unused where fewer are granted.
+          if (entry === 'forward_3x3' && gpu().limits.maxStorageBuffersPerShaderStage < 9) continue;
           gpu().kernel({ family, entry, bindings: bindingsUsedBy(family, entry) });
           built.push(`${family}.${entry}`);
         }
