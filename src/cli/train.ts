@@ -177,17 +177,18 @@ async function loadPretrained(path: string, model: string): Promise<LoadedCheckp
   return pretrained;
 }
 
-/** Why a checkpoint cannot be resumed from (no settings or no training position), or null. */
-function positionProblem(checkpoint: LoadedCheckpoint): string | null {
+/** Why a checkpoint holds no training position to continue from (and, with `needConfig`, no settings), or null. */
+function positionProblem(checkpoint: LoadedCheckpoint, needConfig = false): string | null {
   const { epoch, step, loader, config } = checkpoint.meta as Record<string, unknown>;
-  if (typeof config === 'object' && config !== null && Number.isInteger(epoch) && Number.isInteger(step) && typeof loader === 'object' && loader !== null) return null;
-  return `the checkpoint holds no training settings or position (config ${config ? 'set' : 'missing'}, epoch ${String(epoch)}, step ${String(step)}, loader ${loader ? 'set' : 'missing'}): was it written by train?`;
+  const hasConfig = typeof config === 'object' && config !== null;
+  if ((hasConfig || !needConfig) && Number.isInteger(epoch) && Number.isInteger(step) && typeof loader === 'object' && loader !== null) return null;
+  return `the checkpoint holds no training settings or position (config ${hasConfig ? 'set' : 'missing'}, epoch ${String(epoch)}, step ${String(step)}, loader ${loader ? 'set' : 'missing'}): was it written by train?`;
 }
 
 /** The checkpoint --resume names, refused when it holds no position or its run was trained with other settings (each named as its flag). */
 async function loadResumed(path: string, config: Record<string, unknown>): Promise<LoadedCheckpoint> {
   const checkpoint = await loadCheckpoint(path);
-  const problem = positionProblem(checkpoint);
+  const problem = positionProblem(checkpoint, true);
   if (problem) throw new ArgsError(`--resume ${path}: ${problem}`);
   const saved = checkpoint.meta.config as Record<string, unknown>;
   const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
