@@ -529,6 +529,11 @@ function camelCase(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** The flag (without dashes) of a parsed key: camelCase back to kebab-case. */
+export function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
 function seeHelp(command: string): string {
   return `Run '${program} ${command} --help' for the flags.`;
 }

@@ -1,7 +1,7 @@
 /** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
 import { mkdir, appendFile, writeFile, access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ArgsError, argvOf, parseArgs, shellCommand, type Args } from './args.js';
+import { ArgsError, argvOf, flagName, parseArgs, shellCommand, type Args } from './args.js';
 import { cifarResNet, type CifarResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { LrSchedule, type ScheduleOptions } from '../optim/schedule.js';
@@ -64,6 +64,8 @@ class NodeRunStore implements RunStore {
 
 /** Puts a loaded checkpoint's weights, momentum, masks and position into a fresh run. */
 export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimizer: SGD, trainer: Trainer, pruner: FilterPruner | null): void {
+  const problem = positionProblem(checkpoint);
+  if (problem) throw new Error(problem); // before anything is loaded into the run
   model.loadStateDict(checkpoint.model);
   const params = new Map(model.namedParameters());
   for (const [name, value] of checkpoint.optimizer) {
@@ -76,8 +78,6 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
     pruner.restore(new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }]))));
   }
   const { epoch, step, loader, config: _c, optimizerSteps: _o, ...extra } = checkpoint.meta as Record<string, unknown>;
-  const problem = positionProblem(checkpoint);
-  if (problem) throw new Error(problem);
   try {
     trainer.train.setState(loader);
   } catch (error) {
@@ -194,7 +194,7 @@ async function loadResumed(path: string, config: Record<string, unknown>): Promi
   const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
   const differences = [...new Set([...Object.keys(saved), ...Object.keys(config)])]
     .filter((key) => JSON.stringify(saved[key]) !== JSON.stringify(config[key]))
-    .map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} was ${shown(saved[key])}, now ${shown(config[key])}`);
+    .map((key) => `--${flagName(key)} was ${shown(saved[key])}, now ${shown(config[key])}`);
   if (differences.length) {
     throw new ArgsError(`--resume ${path}: the run was trained with other settings (${differences.join('; ')}); repeat its command (run.json beside the checkpoint) with --resume added`);
   }

@@ -14,8 +14,7 @@ import { formatShape, sameShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type HostArray, type HostTensor } from './safetensors.js';
 
-/** Bumped when the layout changes in a way an older reader would misread. */
-/** 2: masks stored as I32 (format 1 stored them as U32; both are read). */
+/** Bumped when the layout changes in a way an older reader would misread; 2: masks as I32 (format 1 had U32; both are read). */
 export const checkpointFormatVersion = 2;
 
 /** What a checkpoint holds, with tensors already on the host. `optimizer` maps a parameter name to its momentum buffer. */
