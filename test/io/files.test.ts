@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -77,6 +78,20 @@ describe('writeFileAtomic', () => {
     await writeFile(join(path, 'inside'), bytes(1));
     await expect(writeFileAtomic(path, bytes(1))).rejects.toThrow(`cannot write ${path}:`);
     expect((await readdir(dir)).sort()).toEqual(['taken']);
+  });
+
+  it('removes the temporary files of writers killed mid-write, and only those', async () => {
+    const path = join(dir, 'ckpt.safetensors');
+    const deadPid = spawnSync('true').pid;
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    const abandoned = `.ckpt.safetensors.${deadPid}.k1ll3d.tmp`;
+    const aliveWriter = `.ckpt.safetensors.${process.pid}.wr1t1ng.tmp`;
+    const justWritten = `.ckpt.safetensors.${deadPid}.r3c3nt.tmp`;
+    const otherFile = `.other.safetensors.${deadPid}.k1ll3d.tmp`;
+    for (const name of [abandoned, aliveWriter, justWritten, otherFile]) await writeFile(join(dir, name), bytes(1));
+    for (const name of [abandoned, aliveWriter, otherFile]) await utimes(join(dir, name), twoMinutesAgo, twoMinutesAgo);
+    await writeFileAtomic(path, bytes(1, 2));
+    expect((await readdir(dir)).sort()).toEqual([otherFile, justWritten, aliveWriter, 'ckpt.safetensors'].sort());
   });
 
   it('says which directory is missing', async () => {
