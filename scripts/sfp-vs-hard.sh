@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The README's SFP-against-hard-pruning comparison for one model, start to finish: a baseline, then SFP and hard
+# pruning fine-tuned from it under one identical short schedule, then the reports. Each stage resumes from its own
+# checkpoint, so the script can be killed and run again (in another session, on another day) and goes on where it
+# stopped; a finished stage is skipped.
+#
+#   bash scripts/sfp-vs-hard.sh MODEL RATE BASELINE_EPOCHS FINETUNE_EPOCHS [OUT_ROOT]
+#   bash scripts/sfp-vs-hard.sh resnet56 0.4 10 4          # results/resnet56-onecycle10, -sfp40-ft4, -hard40-ft4
+#
+# Baseline: one-cycle to lr 0.2. Fine-tuning (the paper's from-pretrained protocol, shortened): cosine from a tenth
+# of that, no warm-up, BN statistics re-estimated on 50 batches after each masking. Data as `train` finds it
+# (--data is not passed: set CIFAR10_DIR). A stage that fails is tried again after a minute, three times at most; a
+# refused command (exit 2) stops at once.
+set -uo pipefail
+
+if [ $# -lt 4 ] || [ $# -gt 5 ]; then
+  echo "usage: bash scripts/sfp-vs-hard.sh MODEL RATE BASELINE_EPOCHS FINETUNE_EPOCHS [OUT_ROOT]" >&2
+  exit 2
+fi
+model=$1 rate=$2 baseline_epochs=$3 finetune_epochs=$4 root=${5:-results}
+percent=$(awk -v r="$rate" 'BEGIN { printf "%d", r * 100 + 0.5 }')
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+baseline="$root/$model-onecycle$baseline_epochs"
+sfp="$root/$model-sfp$percent-ft$finetune_epochs"
+hard="$root/$model-hard$percent-ft$finetune_epochs"
+
+# Whether the run in $1 has recorded epoch $2.
+finished() { [ -f "$1/metrics.jsonl" ] && tail -n 1 "$1/metrics.jsonl" | grep -q "\"epoch\":$2,"; }
+
+# stage OUT EPOCHS TRAIN_FLAGS...: trains into OUT until its last epoch is recorded, resuming where a checkpoint is.
+stage() {
+  local out=$1 epochs=$2 failures=0; shift 2
+  while ! finished "$out" "$epochs"; do
+    local resume=()
+    [ -f "$out/checkpoint.safetensors" ] && resume=(--resume "$out/checkpoint.safetensors")
+    echo "== $(date -u +%FT%TZ) train $* --epochs $epochs --out $out ${resume[*]}"
+    npx tsx src/cli/main.ts train "$@" --epochs "$epochs" --out "$out" "${resume[@]}"
+    local rc=$?
+    if [ "$rc" -eq 2 ]; then echo "sfp-vs-hard.sh: train refused its arguments (exit 2); stopping" >&2; exit 2; fi
+    finished "$out" "$epochs" && break
+    failures=$((failures + 1))
+    if [ "$failures" -ge 3 ]; then echo "sfp-vs-hard.sh: train stopped $failures times before epoch $epochs of $out; stopping" >&2; exit 1; fi
+    echo "== train stopped (exit $rc) before epoch $epochs; again in 60 s"
+    sleep 60
+  done
+}
+
+stage "$baseline" "$baseline_epochs" --model "$model" --lr 0.2 --schedule onecycle --checkpoint-every 50
+finetune=(--model "$model" --pretrained "$baseline/checkpoint.safetensors" --sfp-rate "$rate" --schedule cosine --lr 0.02
+  --warmup-epochs 0 --bn-recalibrate 50 --checkpoint-every 50)
+stage "$sfp" "$finetune_epochs" "${finetune[@]}"
+stage "$hard" "$finetune_epochs" "${finetune[@]}" --hard-prune
+
+npx tsx src/cli/main.ts report --run "$baseline" --run "$sfp" --run "$hard"
+paper="$model-$percent"
+grep -q "'$paper'" src/report/paper.ts && paper_flag=(--paper "$paper") || paper_flag=()
+npx tsx src/cli/main.ts report --compare "baseline=$baseline,sfp=$sfp,hard=$hard" "${paper_flag[@]}"
