@@ -104,25 +104,34 @@ fn segments() -> u32 {
   return dims.batch * dims.channels * ((dims.hw + SEGMENT - 1u) / SEGMENT);
 }
 
+// Channel c's normalization as one fma, y = x · scale + shift, with scale = invstd · γ and shift = β − mean · scale.
+// Every pass that needs y computes it this way, so the fused ReLU's backward masks exactly the values the forward
+// clamped (as PyTorch's ReLU backward reads its output).
+struct Affine { scale: f32, shift: f32 }
+
+fn affine(c: u32) -> Affine {
+  let scale = saved_stats[dims.channels + c] * gamma[c];
+  return Affine(scale, beta[c] - saved_stats[c] * scale);
+}
+
 // y = (x − mean) · invstd · γ + β, then ReLU when fused. One invocation per segment.
 @compute @workgroup_size(WG)
 fn normalize(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let index = gid.x + gid.y * nwg.x * WG;
   if (index >= segments()) { return; }
   let seg = segment_of(index);
-  let scale = saved_stats[dims.channels + seg.c] * gamma[seg.c];
-  let shift = beta[seg.c] - saved_stats[seg.c] * scale;
+  let a = affine(seg.c);
   for (var i = seg.base; i < seg.end; i++) {
-    var v = x[i] * scale + shift;
+    var v = fma(x[i], a.scale, a.shift);
     if (RELU) { v = max(v, 0.0); }
     y[i] = v;
   }
 }
 
-// The incoming gradient with the fused ReLU's mask applied (the mask is recomputed from x̂).
+// The incoming gradient with the fused ReLU's mask applied (y recomputed from x as the forward computed it).
 // A select, not a branch: lanes that diverge on a branch run both sides one after the other.
-fn masked_dy(i: u32, xhat: f32, g: f32, b: f32) -> f32 {
-  return select(dy[i], 0.0, RELU && xhat * g + b <= 0.0);
+fn masked_dy(i: u32, xi: f32, a: Affine) -> f32 {
+  return select(dy[i], 0.0, RELU && fma(xi, a.scale, a.shift) <= 0.0);
 }
 
 // partial[(c * chunks + k) * 2 + {0, 1}] = Σ dy, Σ dy · x̂ over chunk k of channel c.
@@ -134,16 +143,16 @@ fn backward_partial(@builtin(global_invocation_id) gid: vec3u) {
   let k = index % dims.chunks;
   let mean = saved_stats[c];
   let invstd = saved_stats[dims.channels + c];
-  let g = gamma[c];
-  let b = beta[c];
+  let a = affine(c);
   var sdy = 0.0;
   var sdyx = 0.0;
   let n_end = min((k + 1u) * dims.samples_per_chunk, dims.batch);
   for (var n = k * dims.samples_per_chunk; n < n_end; n++) {
     let base = (n * dims.channels + c) * dims.hw;
     for (var i = 0u; i < dims.hw; i++) {
-      let xhat = (x[base + i] - mean) * invstd;
-      let d = masked_dy(base + i, xhat, g, b);
+      let xi = x[base + i];
+      let xhat = (xi - mean) * invstd;
+      let d = masked_dy(base + i, xi, a);
       sdy += d;
       sdyx += d * xhat;
     }
@@ -177,17 +186,16 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   let c = seg.c;
   let mean = saved_stats[c];
   let invstd = saved_stats[dims.channels + c];
-  let g = gamma[c];
-  let b = beta[c];
-  let scale = g * invstd;
+  let a = affine(c);
   let m = f32(dims.batch * dims.hw);
   let training = dims.training != 0u;
   let mean_dy = select(0.0, dparams[dims.channels + c] / m, training);
   let mean_dyx = select(0.0, dparams[c] / m, training);
   for (var i = seg.base; i < seg.end; i++) {
-    let xhat = (x[i] - mean) * invstd;
-    let d = masked_dy(i, xhat, g, b);
-    dx[i] = scale * (d - mean_dy - xhat * mean_dyx);
+    let xi = x[i];
+    let xhat = (xi - mean) * invstd;
+    let d = masked_dy(i, xi, a);
+    dx[i] = a.scale * (d - mean_dy - xhat * mean_dyx);
   }
 }
 
@@ -231,17 +239,16 @@ fn normalize_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   let index = gid.x + gid.y * nwg.x * WG;
   if (index >= segments()) { return; }
   let seg = segment_of(index);
-  let scale = vec4f(saved_stats[dims.channels + seg.c] * gamma[seg.c]);
-  let shift = vec4f(beta[seg.c]) - vec4f(saved_stats[seg.c]) * scale;
+  let a = affine(seg.c);
   for (var i = seg.base / 4u; i < seg.end / 4u; i++) {
-    var v = fma(x4[i], scale, shift);
+    var v = fma(x4[i], vec4f(a.scale), vec4f(a.shift));
     if (RELU) { v = max(v, vec4f(0.0)); }
     y4[i] = v;
   }
 }
 
-fn masked_dy4(i: u32, xhat: vec4f, g: f32, b: f32) -> vec4f {
-  return select(dy4[i], vec4f(0.0), vec4<bool>(RELU) & (xhat * g + b <= vec4f(0.0)));
+fn masked_dy4(i: u32, xi: vec4f, a: Affine) -> vec4f {
+  return select(dy4[i], vec4f(0.0), vec4<bool>(RELU) & (fma(xi, vec4f(a.scale), vec4f(a.shift)) <= vec4f(0.0)));
 }
 
 @compute @workgroup_size(WG)
@@ -252,8 +259,7 @@ fn backward_partial_vec4(@builtin(global_invocation_id) gid: vec3u) {
   let k = index % dims.chunks;
   let mean = vec4f(saved_stats[c]);
   let invstd = saved_stats[dims.channels + c];
-  let g = gamma[c];
-  let b = beta[c];
+  let a = affine(c);
   var sdy = vec4f(0.0);
   var sdyx = vec4f(0.0);
   let n_end = min((k + 1u) * dims.samples_per_chunk, dims.batch);
@@ -261,8 +267,9 @@ fn backward_partial_vec4(@builtin(global_invocation_id) gid: vec3u) {
   for (var n = k * dims.samples_per_chunk; n < n_end; n++) {
     let base = (n * dims.channels + c) * hw4;
     for (var i = 0u; i < hw4; i++) {
-      let xhat = (x4[base + i] - mean) * invstd;
-      let d = masked_dy4(base + i, xhat, g, b);
+      let xi = x4[base + i];
+      let xhat = (xi - mean) * invstd;
+      let d = masked_dy4(base + i, xi, a);
       sdy += d;
       sdyx = fma(d, xhat, sdyx);
     }
@@ -279,16 +286,15 @@ fn backward_input_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   let c = seg.c;
   let mean = vec4f(saved_stats[c]);
   let invstd = saved_stats[dims.channels + c];
-  let g = gamma[c];
-  let b = beta[c];
-  let scale = g * invstd;
+  let a = affine(c);
   let m = f32(dims.batch * dims.hw);
   let training = dims.training != 0u;
   let mean_dy = vec4f(select(0.0, dparams[dims.channels + c] / m, training));
   let mean_dyx = select(0.0, dparams[c] / m, training);
   for (var i = seg.base / 4u; i < seg.end / 4u; i++) {
-    let xhat = (x4[i] - mean) * invstd;
-    let d = masked_dy4(i, xhat, g, b);
-    dx4[i] = scale * (d - mean_dy - xhat * mean_dyx);
+    let xi = x4[i];
+    let xhat = (xi - mean) * invstd;
+    let d = masked_dy4(i, xi, a);
+    dx4[i] = a.scale * (d - mean_dy - xhat * mean_dyx);
   }
 }

@@ -253,3 +253,43 @@ describe('batchNorm2d: backward against finite differences of the float64 refere
     });
   });
 });
+
+describe('batchNorm2d: the fused ReLU at its kink', () => {
+  // x takes the values 0, 1, 2, 3 equally often in every channel (mean 1.5, variance 1.25), and β is chosen so
+  // that x = 2 lands within a few float32 roundings of the kink, on either side depending on the channel. With
+  // dy = 1, dβ counts the elements whose gradient passed the ReLU: exactly those the forward left positive.
+  it.each([[[8, 64, 4, 4]], [[8, 64, 3, 5]]])('backward passes the gradient exactly where the forward output is positive (%j)', async (shape) => {
+    const [batch, channels, h, w] = shape;
+    const hw = h * w;
+    const x = new Float32Array(batch * channels * hw);
+    for (let n = 0; n < batch; n++) {
+      for (let c = 0; c < channels; c++) {
+        for (let i = 0; i < hw; i++) x[(n * channels + c) * hw + i] = (n * hw + i) % 4;
+      }
+    }
+    const invstd = 1 / Math.sqrt(1.25 + 1e-5);
+    const gamma = Float32Array.from({ length: channels }, (_, c) => 0.5 + c / channels);
+    const beta = Float32Array.from(gamma, (g, c) => -0.5 * g * invstd * (1 + ((c % 9) - 4) * 2 ** -23));
+    const [y, db] = await scopeAsync(async () => {
+      const xt = tensor(x, shape);
+      const g = tensor(gamma);
+      const b = tensor(beta);
+      b.requiresGrad = true;
+      const out = batchNorm2d(xt, g, b, tensor(new Float32Array(channels)), tensor(new Float32Array(channels).fill(1)), { training: true, relu: true });
+      out.backward(tensor(new Float32Array(x.length).fill(1), shape));
+      return readAll([out, b.grad!]);
+    });
+    const positive = new Array<number>(channels).fill(0);
+    let kinkPassed = 0;
+    let kinkClamped = 0;
+    for (let i = 0; i < x.length; i++) {
+      const c = Math.floor(i / hw) % channels;
+      if (y[i] > 0) positive[c]++;
+      if (x[i] === 2) y[i] > 0 ? kinkPassed++ : kinkClamped++;
+    }
+    // Both sides of the kink occur, or the test would not tell one rounding from another.
+    expect(kinkPassed).toBeGreaterThan(0);
+    expect(kinkClamped).toBeGreaterThan(0);
+    expect(Array.from(db)).toEqual(positive);
+  });
+});
