@@ -10,7 +10,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { addRelu } from '../ops/elementwise.js';
 import { shortcutA } from '../ops/shortcut.js';
-import { residualJoin, type ResidualJoinIndex } from '../ops/gather.js';
+import { residualJoin } from '../ops/gather.js';
 import { globalAvgPool, maxPool2d } from '../ops/pool.js';
 
 export const CIFAR_DEPTHS = { resnet20: 20, resnet32: 32, resnet56: 56, resnet110: 110 } as const;
@@ -23,7 +23,6 @@ export class BasicBlock extends Module {
   readonly bn2: BatchNorm2d;
   /** Option A: subsample and zero-pad channels when the shape changes (no parameters). */
   readonly downsample: { outChannels: number; stride: number } | null;
-  private shortcutIndex: ResidualJoinIndex | null = null;
 
   constructor(inChannels: number, channels: number, stride: number, rng: Rng) {
     super();
@@ -48,20 +47,15 @@ export class BasicBlock extends Module {
     const down = this.downsample;
     if (!down) return addRelu(out, x);
     if (this.training) return addRelu(out, shortcutA(x, down.outChannels, down.stride));
-    this.shortcutIndex ??= shortcutJoinIndex(x.shape[1], down.outChannels, down.stride);
-    return residualJoin(out, x, this.shortcutIndex);
+    const inChannels = x.shape[1];
+    const channels = Array.from({ length: down.outChannels }, (_, c) => c);
+    return residualJoin(out, x, {
+      yIndex: Tensor.fromArray(channels, [down.outChannels], 'i32'),
+      rIndex: Tensor.fromArray(channels.map((c) => (c < inChannels ? c : -1)), [down.outChannels], 'i32'),
+      constants: Tensor.fromArray(new Float32Array(down.outChannels), [down.outChannels]),
+      stride: down.stride,
+    });
   }
-}
-
-/** The option-A shortcut as a join index (kept: a block builds it once, so a forward uploads nothing). */
-function shortcutJoinIndex(inChannels: number, outChannels: number, stride: number): ResidualJoinIndex {
-  const channels = Array.from({ length: outChannels }, (_, c) => c);
-  return {
-    yIndex: Tensor.fromArray(channels, [outChannels], 'i32').keep(),
-    rIndex: Tensor.fromArray(channels.map((c) => (c < inChannels ? c : -1)), [outChannels], 'i32').keep(),
-    constants: Tensor.fromArray(new Float32Array(outChannels), [outChannels]).keep(),
-    stride,
-  };
 }
 
 export class Stage extends Module {
