@@ -2,7 +2,8 @@
 # The README's SFP-against-hard-pruning comparison for one model, start to finish: a baseline, then SFP and hard
 # pruning fine-tuned from it under one identical short schedule, then the reports. Each stage resumes from its own
 # checkpoint, so the script can be killed and run again (in another session, on another day) and goes on where it
-# stopped; a finished stage is skipped.
+# stopped; a finished stage is skipped. Give the same OUT_ROOT each time: the fine-tuning runs name the baseline's
+# checkpoint through it, and a resumed run must repeat its flags as they were.
 #
 #   bash scripts/sfp-vs-hard.sh MODEL RATE BASELINE_EPOCHS FINETUNE_EPOCHS [OUT_ROOT]
 #   bash scripts/sfp-vs-hard.sh resnet56 0.4 10 4          # results/resnet56-onecycle10, -sfp40-ft4, -hard40-ft4
