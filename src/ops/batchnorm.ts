@@ -2,7 +2,8 @@
  * batchNorm2d over NCHW, training (batch statistics; running statistics updated in place with
  * PyTorch's momentum and unbiased variance) and evaluation (running statistics), optionally fused
  * with the ReLU that follows it. Backward gets Σdy and Σdy·x̂ per channel from one reduction pass
- * (shaders/batchnorm.wgsl). x̂ is recomputed from x in backward rather than stored.
+ * (shaders/batchnorm.wgsl). x̂ is recomputed from x in backward rather than stored, and so is the fused ReLU's
+ * output, by the forward's own arithmetic, so the gradient passes exactly where the forward output is positive.
  */
 import { defineOp } from '../autograd/function.js';
 import { gpu, grid1d } from '../gpu/encoder.js';
