@@ -10,8 +10,8 @@
 #
 # Baseline: one-cycle to lr 0.2. Fine-tuning (the paper's from-pretrained protocol, shortened): cosine from a tenth
 # of that, no warm-up, BN statistics re-estimated on 50 batches after each masking. Data as `train` finds it
-# (--data is not passed: set CIFAR10_DIR). A stage that fails is tried again after a minute, three times at most; a
-# refused command (exit 2) stops at once.
+# (--data is not passed: set CIFAR10_DIR). A stage that fails is tried again after a minute (SFP_RETRY_SECONDS),
+# three times at most; a refused command (exit 2) stops at once.
 set -uo pipefail
 
 if [ $# -lt 4 ] || [ $# -gt 5 ]; then
@@ -19,6 +19,7 @@ if [ $# -lt 4 ] || [ $# -gt 5 ]; then
   exit 2
 fi
 model=$1 rate=$2 baseline_epochs=$3 finetune_epochs=$4 root=${5:-results}
+retry_seconds=${SFP_RETRY_SECONDS:-60}
 percent=$(awk -v r="$rate" 'BEGIN { printf "%d", r * 100 + 0.5 }')
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 baseline="$root/$model-onecycle$baseline_epochs"
@@ -41,8 +42,8 @@ stage() {
     finished "$out" "$epochs" && break
     failures=$((failures + 1))
     if [ "$failures" -ge 3 ]; then echo "sfp-vs-hard.sh: train stopped $failures times before epoch $epochs of $out; stopping" >&2; exit 1; fi
-    echo "== train stopped (exit $rc) before epoch $epochs; again in 60 s"
-    sleep 60
+    echo "== train stopped (exit $rc) before epoch $epochs; again in $retry_seconds s"
+    sleep "$retry_seconds"
   done
 }
 
