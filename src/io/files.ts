@@ -13,7 +13,7 @@ import { basename, dirname, join } from 'node:path';
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const dir = dirname(path);
-  const temporary = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  const temporary = join(dir, `${temporaryPrefix(basename(path))}${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
   await removeAbandonedTemporaries(dir, basename(path));
   let handle;
   try {
@@ -52,13 +52,18 @@ export async function readFileChecked(path: string, what = 'file'): Promise<Uint
   }
 }
 
+/** Temporary files of `name` are `.<name>.<pid>.<random>.tmp`, hidden, in the same folder (so rename() is atomic). */
+function temporaryPrefix(name: string): string {
+  return `.${name}.`;
+}
+
 /**
  * A process killed mid-write (kill -9, a lost machine) leaves its temporary file behind. Before writing `name`, remove
  * the ones for the same name whose writer is no longer running here and that nobody has touched for a minute (the
  * age guards against a writer on another machine sharing the folder, whose pid means nothing here).
  */
 async function removeAbandonedTemporaries(dir: string, name: string): Promise<void> {
-  const prefix = `.${name}.`;
+  const prefix = temporaryPrefix(name);
   const entries = await readdir(dir).catch(() => [] as string[]);
   for (const entry of entries) {
     if (!entry.startsWith(prefix) || !entry.endsWith('.tmp')) continue;
