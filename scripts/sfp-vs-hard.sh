@@ -54,6 +54,4 @@ stage "$sfp" "$finetune_epochs" "${finetune[@]}"
 stage "$hard" "$finetune_epochs" "${finetune[@]}" --hard-prune
 
 npx tsx src/cli/main.ts report --run "$baseline" --run "$sfp" --run "$hard"
-paper="$model-$percent"
-grep -q "'$paper'" src/report/paper.ts && paper_flag=(--paper "$paper") || paper_flag=()
-npx tsx src/cli/main.ts report --compare "baseline=$baseline,sfp=$sfp,hard=$hard" "${paper_flag[@]}"
+npx tsx src/cli/main.ts report --compare "baseline=$baseline,sfp=$sfp,hard=$hard" --paper auto

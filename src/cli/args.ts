@@ -5,7 +5,7 @@
  * error that suggests the closest name and lists the valid ones. The way back, parsed flags to a shell command
  * line, is `argvOf` and `shellCommand` (run records and reports print it).
  */
-import { PAPER_KEYS } from '../report/paper.js';
+import { PAPER_CHOICES } from '../report/paper.js';
 
 /** An interval as written in the help: `[0, 1)`, `(0, inf)`, `[1, 10]`. The type checker rejects anything else. */
 export type Range = `${'[' | '('}${number | '-inf'}, ${number | 'inf'}${']' | ')'}`;
@@ -260,7 +260,11 @@ export const commands = {
         placeholder: '<name=dir,...>',
         help: 'runs to compare, the baseline (--sfp-rate 0) first, e.g. baseline=runs/base,sfp=runs/sfp,hard=runs/hard: prints the table',
       },
-      paper: { type: 'enum', choices: PAPER_KEYS, help: "the paper's row (model-rate) shown beside --compare's rows" },
+      paper: {
+        type: 'enum',
+        choices: PAPER_CHOICES,
+        help: "the paper's row (model-rate) shown beside --compare's rows; auto: the row of the runs' model and rate, none if the paper has no such row",
+      },
       masks: {
         type: 'string',
         placeholder: '<name=dir,...>',

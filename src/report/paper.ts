@@ -65,3 +65,12 @@ export const PAPER = {
 
 export type PaperKey = keyof typeof PAPER;
 export const PAPER_KEYS = Object.keys(PAPER) as PaperKey[];
+
+/** What `--paper` takes: a row's key, or `auto` for the row of the compared runs' model and rate (if the paper has one). */
+export const PAPER_CHOICES = [...PAPER_KEYS, 'auto'] as const;
+export type PaperChoice = (typeof PAPER_CHOICES)[number];
+
+/** The paper's row for `model` at SFP rate `rate`, if it printed one. */
+export function paperRowFor(model: string, rate: number): PaperKey | undefined {
+  return PAPER_KEYS.find((key) => PAPER[key].model === model && PAPER[key].rate === rate);
+}

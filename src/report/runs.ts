@@ -7,7 +7,7 @@ import type { EpochRecord } from '../train/trainer.js';
 import { CIFAR_DEPTHS } from '../models/resnet.js';
 import { paperConvFlops } from '../prune/flops.js';
 import { convRatesOf, type RateOptions } from '../prune/criteria.js';
-import { PAPER, type PaperKey, type PaperResult } from './paper.js';
+import { PAPER, paperRowFor, type PaperChoice, type PaperKey, type PaperResult } from './paper.js';
 import { median } from '../stats.js';
 
 /** run.json, written by `train` when a run starts, with one entry per resume. */
@@ -253,13 +253,19 @@ function epochTable(records: readonly EpochRecord[]): string[] {
  * Conv FLOPs use the paper's formula for each run's model and rate (src/prune/flops.ts), so they compare with
  * the paper's column; the compact model's exact count (all ops) comes from the run's last record.
  */
-export function compareMarkdown(runs: readonly { name: string; run: RunResults }[], paperKey?: PaperKey): string {
+export function compareMarkdown(runs: readonly { name: string; run: RunResults }[], paperChoice?: PaperChoice): string {
   if (runs.length === 0) throw new Error('compare: no runs given');
   const [base] = runs;
   if (rateOf(base.run.config) !== 0) {
     throw new Error(`compare: the first run is the baseline, but '${base.name}' was trained with --sfp-rate ${rateOf(base.run.config)}`);
   }
   const model = modelOf(base.run.config);
+  // auto: the paper's row for the one rate every pruned run shares (none for mixed or per-stage rates).
+  const prunedRates = runs.map(({ run }) => rateOf(run.config)).filter((r) => r !== 0);
+  const rates = [...new Set(prunedRates.map(ratePercent))];
+  const [rate] = prunedRates;
+  const paperKey: PaperKey | undefined =
+    paperChoice !== 'auto' ? paperChoice : rates.length === 1 && typeof rate === 'number' ? paperRowFor(model.name, rate) : undefined;
   const paper: PaperResult | undefined = paperKey && PAPER[paperKey];
   for (const { name, run } of runs) {
     const other = modelOf(run.config).name;
@@ -304,6 +310,8 @@ export function compareMarkdown(runs: readonly { name: string; run: RunResults }
         'n/r: the paper has no such row.',
     );
     if (paper.note) notes.push(paper.note);
+  } else if (paperChoice === 'auto') {
+    notes.push(`Paper: no row beside these runs (the paper's Table 1 has none for ${model.title} at ${rates.join(' and ') || '0 %'}).`);
   }
   const align = columns.map((_, i) => (i < 2 ? '---' : '--:'));
   return [`| ${columns.join(' | ')} |`, `|${align.join('|')}|`, ...rows, '', ...notes.flatMap((n) => [n, ''])].join('\n');

@@ -28,10 +28,8 @@ let root: string;
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'sfp-vs-hard-'));
   await mkdir(join(root, 'scripts'));
-  await mkdir(join(root, 'src/report'), { recursive: true });
   await mkdir(join(root, 'bin'));
   await copyFile('scripts/sfp-vs-hard.sh', join(root, 'scripts/sfp-vs-hard.sh'));
-  await writeFile(join(root, 'src/report/paper.ts'), "export const PAPER = { 'resnet56-40': {} };\n");
   await writeFile(join(root, 'bin/npx'), STUB_NPX);
   await chmod(join(root, 'bin/npx'), 0o755);
 });
@@ -56,7 +54,7 @@ describe('scripts/sfp-vs-hard.sh', () => {
       `tsx src/cli/main.ts train ${fineTune} --epochs 1 --out results/resnet56-sfp40-ft1`,
       `tsx src/cli/main.ts train ${fineTune} --hard-prune --epochs 1 --out results/resnet56-hard40-ft1`,
       'tsx src/cli/main.ts report --run results/resnet56-onecycle2 --run results/resnet56-sfp40-ft1 --run results/resnet56-hard40-ft1',
-      'tsx src/cli/main.ts report --compare baseline=results/resnet56-onecycle2,sfp=results/resnet56-sfp40-ft1,hard=results/resnet56-hard40-ft1 --paper resnet56-40',
+      'tsx src/cli/main.ts report --compare baseline=results/resnet56-onecycle2,sfp=results/resnet56-sfp40-ft1,hard=results/resnet56-hard40-ft1 --paper auto',
     ]);
     // Run again: every run has its last epoch, so only the reports are made again.
     expect(runScript(['resnet56', '0.4', '2', '1']).status).toBe(0);

@@ -262,6 +262,22 @@ describe('comparison with the paper', () => {
     expect(cells('stages')[1]).toBe('soft (SFP) 10 / 20 / 40 % by stage (l2, stem unpruned)');
   });
 
+  it("--paper auto finds the paper's row from the runs' model and rate, and says when the paper has none", async () => {
+    const named = await report(['--compare', `baseline=${dir('base')},sfp=${dir('sfp')},hard=${dir('hard')}`, '--paper', 'resnet20-30']);
+    const auto = await report(['--compare', `baseline=${dir('base')},sfp=${dir('sfp')},hard=${dir('hard')}`, '--paper', 'auto']);
+    expect(auto.compare).toBe(named.compare);
+    await mkdir(dir('sfp20'), { recursive: true });
+    await writeFile(join(dir('sfp20'), 'metrics.jsonl'), jsonl(fixtures.sfp));
+    await writeFile(join(dir('sfp20'), 'run.json'), JSON.stringify({ command: 'train', config: config('--sfp-rate', '0.2'), data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    const none = (await report(['--compare', `baseline=${dir('base')},sfp20=${dir('sfp20')}`, '--paper', 'auto'])).compare!;
+    expect(none).not.toContain('paper: test accuracy');
+    expect(none).toContain("the paper's Table 1 has none for ResNet-20 at 20 %");
+    // Two rates in one table: no single paper row fits.
+    const mixed = (await report(['--compare', `baseline=${dir('base')},sfp=${dir('sfp')},sfp20=${dir('sfp20')}`, '--paper', 'auto'])).compare!;
+    expect(mixed).not.toContain('paper: test accuracy');
+    expect(mixed).toContain('ResNet-20 at 30 % and 20 %');
+  });
+
   it('refuses a pruned first run, a paper row of another model, and a malformed --compare', async () => {
     await expect(report(['--compare', `sfp=${dir('sfp')},baseline=${dir('base')}`])).rejects.toThrow("the first run is the baseline, but 'sfp'");
     await expect(report(['--compare', `baseline=${dir('base')}`, '--paper', 'resnet56-40'])).rejects.toThrow('--paper resnet56-40 is resnet56');
