@@ -216,7 +216,7 @@ export const commands = {
     },
   }),
   export: defineCommand({
-    summary: 'Export a checkpoint to ONNX',
+    summary: 'Export a training checkpoint or a compact model (written by compact) to ONNX',
     flags: {
       checkpoint: shared.checkpoint,
       out: { type: 'string', required: true, placeholder: '<file>', help: 'ONNX file to write' },

@@ -28,7 +28,7 @@ const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void
     },
   },
   export: {
-    help: 'write a checkpoint as an ONNX model',
+    help: 'write a checkpoint or a compact model as an ONNX model',
     async run(argv) {
       await init();
       await runExport(argv);

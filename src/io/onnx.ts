@@ -1,8 +1,9 @@
 /**
  * ONNX export (opset 17): a small graph builder over protobufjs (the encoding is the library's; the
- * schema subset is in onnx-schema.ts) and the CIFAR ResNet in eval mode: Conv, BatchNormalization,
- * Relu, the option-A shortcut as Slice (stride 2) + Pad (zero channels), Add, GlobalAveragePool,
- * Flatten, Gemm. The batch dimension is symbolic.
+ * schema subset is in onnx-schema.ts), the CIFAR ResNet in eval mode (Conv, BatchNormalization, Relu, the
+ * option-A shortcut as Slice (stride 2) + Pad (zero channels), Add, GlobalAveragePool, Flatten, Gemm) and
+ * the compact model that compaction builds from it (the same ops, plus Add of each conv's bias map and, at
+ * each block's end, Gather of the channels its join reads). The batch dimension is symbolic.
  */
 import protobuf from 'protobufjs';
 import { onnxSchema } from './onnx-schema.js';
@@ -11,6 +12,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import { CifarResNet, type BasicBlock } from '../models/resnet.js';
 import type { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import type { CompactConv2d, CompactResNet, ResidualJoin } from '../prune/compact.js';
 
 const root = protobuf.Root.fromJSON(onnxSchema as unknown as protobuf.INamespace);
 const ModelProto = root.lookupType('onnx.ModelProto');
@@ -145,14 +147,47 @@ export class LayerEmitter {
   /** Option A: x[:, :, ::s, ::s], then zero channels appended up to outChannels. */
   shortcutA(x: string, name: string, inChannels: number, outChannels: number, stride: number): string {
     const g = this.graph;
-    const sliced = g.op('Slice', [
+    const sliced = this.subsample(x, name, stride);
+    return g.op('Pad', [sliced, g.int64s(`${name}.pads`, [0, 0, 0, 0, 0, outChannels - inChannels, 0, 0])], { mode: { string: 'constant' } });
+  }
+
+  /** A compact conv: the conv of the live channels, plus its bias map (the constant channels' share) if it has one. */
+  compactConv(x: string, name: string, conv: CompactConv2d): string {
+    const y = this.conv(x, name, conv);
+    if (!conv.inputBias) return y;
+    return this.graph.op('Add', [y, this.graph.floats(`${name}.input_bias`, this.w(`${name}.input_bias`), conv.inputBias.shape)]);
+  }
+
+  /**
+   * A compact block's end, relu(y[yIndex] + residual[rIndex, ::s, ::s] + constants): each term is a Gather of
+   * channels (an index of −1 reads a zero channel appended by Pad), left out where it would be the identity.
+   */
+  residualJoin(y: string, residual: string, name: string, join: ResidualJoin, yChannels: number, residualChannels: number): string {
+    const g = this.graph;
+    const { yIndex, rIndex, constants, stride } = join.plan;
+    const r = stride === 1 ? residual : this.subsample(residual, `${name}.residual`, stride);
+    const gather = (x: string, index: readonly number[], channels: number, label: string): string | null => {
+      if (index.every((j) => j < 0)) return null;
+      if (index.length === channels && index.every((j, i) => j === i)) return x;
+      const padded = index.some((j) => j < 0) ? g.op('Pad', [x, g.int64s(`${label}.pads`, [0, 0, 0, 0, 0, 1, 0, 0])], { mode: { string: 'constant' } }) : x;
+      return g.op('Gather', [padded, g.int64s(`${label}.index`, index.map((j) => (j < 0 ? channels : j)))], { axis: 1 });
+    };
+    const terms = [gather(y, yIndex, yChannels, `${name}.y`), gather(r, rIndex, residualChannels, `${name}.r`)].filter((t): t is string => t !== null);
+    if (constants.some((c) => c !== 0)) terms.push(g.floats(`${name}.constants`, Float32Array.from(constants), [constants.length, 1, 1]));
+    if (terms.length === 0) throw new Error(`ONNX export: the join ${name} reads no channel and adds no constant`);
+    return g.op('Relu', [terms.reduce((sum, t) => g.op('Add', [sum, t]))]);
+  }
+
+  /** x[:, :, ::s, ::s]. */
+  private subsample(x: string, name: string, stride: number): string {
+    const g = this.graph;
+    return g.op('Slice', [
       x,
       g.int64s(`${name}.starts`, [0, 0]),
       g.int64s(`${name}.ends`, [2 ** 31 - 1, 2 ** 31 - 1]),
       g.int64s(`${name}.axes`, [2, 3]),
       g.int64s(`${name}.steps`, [stride, stride]),
     ]);
-    return g.op('Pad', [sliced, g.int64s(`${name}.pads`, [0, 0, 0, 0, 0, outChannels - inChannels, 0, 0])], { mode: { string: 'constant' } });
   }
 
   linear(x: string, name: string, outFeatures: number, inFeatures: number): string {
@@ -160,6 +195,22 @@ export class LayerEmitter {
       transB: 1,
     });
   }
+}
+
+/** Average pool, flatten and the classifier, ending in the graph output `logits`; then the encoded model. */
+function finishClassifier(
+  e: LayerEmitter,
+  h: string,
+  head: { numClasses: number; features: number; inputSize: readonly [number, number]; docString: string },
+): Uint8Array {
+  const pooled = e.graph.op('Flatten', [e.graph.op('GlobalAveragePool', [h])], { axis: 1 });
+  const logits = e.linear(pooled, 'fc', head.numClasses, head.features);
+  const [output] = e.graph.node('Identity', [logits], {}, ['logits']);
+  return e.graph.encode({
+    input: { name: 'images', shape: ['batch', 3, ...head.inputSize] },
+    output: { name: output, shape: ['batch', head.numClasses] },
+    docString: head.docString,
+  });
 }
 
 /** The CIFAR ResNet in eval mode as an ONNX model: input `images` [batch, 3, 32, 32], output `logits` [batch, classes]. */
@@ -176,12 +227,35 @@ export async function exportCifarResNet(model: CifarResNet): Promise<Uint8Array>
       h = graph.op('Relu', [graph.op('Add', [b, residual])]);
     });
   });
-  const pooled = graph.op('Flatten', [graph.op('GlobalAveragePool', [h])], { axis: 1 });
-  const logits = e.linear(pooled, 'fc', model.numClasses, model.widths[model.widths.length - 1]);
-  const [output] = graph.node('Identity', [logits], {}, ['logits']);
-  return graph.encode({
-    input: { name: 'images', shape: ['batch', 3, 32, 32] },
-    output: { name: output, shape: ['batch', model.numClasses] },
+  return finishClassifier(e, h, {
+    numClasses: model.numClasses,
+    features: model.widths[model.widths.length - 1],
+    inputSize: [32, 32],
     docString: `CIFAR ResNet-${model.depth} (option-A shortcuts), eval mode`,
+  });
+}
+
+/**
+ * The compact model (prune/compact.ts) as an ONNX model: input `images` [batch, 3, H, W] at the input size it
+ * was built for (its bias maps hold that size), output `logits` [batch, classes].
+ */
+export async function exportCompactResNet(model: CompactResNet): Promise<Uint8Array> {
+  const graph = new OnnxGraph('compact-resnet');
+  const e = new LayerEmitter(graph, await hostWeights(model));
+  let h = e.batchNorm(e.compactConv('images', 'conv1', model.conv1), 'bn1', model.bn1);
+  model.stages.forEach((stage, s) => {
+    stage.blocks.forEach((block, i) => {
+      const prefix = `layer${s + 1}.${i}`;
+      const a = e.batchNorm(e.compactConv(h, `${prefix}.conv1`, block.conv1), `${prefix}.bn1`, block.bn1);
+      const b = e.batchNorm(e.compactConv(a, `${prefix}.conv2`, block.conv2), `${prefix}.bn2`, block.bn2);
+      h = e.residualJoin(b, h, `${prefix}.join`, block.join, block.conv2.outChannels, block.conv1.inChannels);
+    });
+  });
+  const { head } = model.plan;
+  return finishClassifier(e, h, {
+    numClasses: head.numClasses,
+    features: head.live.length,
+    inputSize: model.inputSize,
+    docString: `compact CIFAR ResNet (${model.parameterCount()} parameters), eval mode, for ${model.inputSize.join('×')} inputs`,
   });
 }

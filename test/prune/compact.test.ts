@@ -20,6 +20,10 @@ import { gpu } from '../../src/gpu/encoder.js';
 import { Rng } from '../../src/tensor/random.js';
 import type { HostTensor, Module } from '../../src/nn/module.js';
 import { randomArray, seedFor } from '../support/random.js';
+import { assertClose } from '../support/allclose.js';
+import * as ort from 'onnxruntime-node';
+import { exportCompactResNet } from '../../src/io/onnx.js';
+import { noGrad } from '../../src/autograd/mode.js';
 
 const SIZE = 10;
 const live: Module[] = [];
@@ -83,7 +87,24 @@ async function compactAndCompare(name: string, model: CifarResNet, masks: Map<st
   expect(report.maxAbsDiff, `${name}: max |Δlogit| ${report.maxAbsDiff} at scale ${report.maxAbsLogit}\n${plan}`).toBeLessThanOrEqual(1e-5 * Math.max(1, report.maxAbsLogit));
   expect(report.predictionsEqual).toBe(true);
   expect(compact.parameterCount()).toBe(compactParameters(model, plan.keptCounts(), plan.streamWidths()));
+  await expectOnnxMatches(name, compact);
   return { plan, compact };
+}
+
+/** The compact model exported to ONNX gives, in ONNX Runtime, the compact model's logits. */
+async function expectOnnxMatches(name: string, compact: CompactResNet): Promise<void> {
+  const { x, shape } = images(name);
+  const ours = await noGrad(async () => {
+    const logits = compact.forward(Tensor.fromArray(x, shape));
+    const data = await logits.toArray();
+    logits.dispose();
+    return data;
+  });
+  const session = await ort.InferenceSession.create(await exportCompactResNet(compact));
+  const result = await session.run({ images: new ort.Tensor('float32', x, [...shape]) });
+  expect(result.logits.dims).toEqual([shape[0], 10]);
+  assertClose(result.logits.data as Float32Array, ours, { atol: 1e-4, rtol: 1e-4, label: `${name}: onnxruntime vs compact logits` });
+  await session.release();
 }
 
 /** Every constant of the plan, to check that the case exercises ReLU(BN(0)) = 0 and > 0. */
@@ -225,6 +246,23 @@ describe('sfp-gpu compact', () => {
       live.push(loaded);
       expect(loaded.inputSize).toEqual([32, 32]);
       expect(loaded.parameterCount()).toBeLessThan(model.parameters().reduce((n, p) => n + p.size, 0));
+      // `export` takes the compact file as it takes a training checkpoint; ONNX Runtime gives its logits.
+      const { runExport } = await import('../../src/cli/export.js');
+      const onnxPath = join(dir, 'compact.onnx');
+      await runExport(['--checkpoint', output, '--out', onnxPath]);
+      const session = await ort.InferenceSession.create(onnxPath);
+      const x = randomArray(new Rng(seedFor('cli onnx')), 2 * 3 * 32 * 32, -2, 2);
+      const theirs = (await session.run({ images: new ort.Tensor('float32', x, [2, 3, 32, 32]) })).logits.data as Float32Array;
+      await session.release();
+      const ours = await noGrad(async () => {
+        const logits = loaded.forward(Tensor.fromArray(x, [2, 3, 32, 32]));
+        const data = await logits.toArray();
+        logits.dispose();
+        return data;
+      });
+      assertClose(theirs, ours, { atol: 1e-4, rtol: 1e-4, label: 'exported compact file: onnxruntime vs compact logits' });
+      // The training checkpoint written above names no model: export says what it takes.
+      await expect(runExport(['--checkpoint', input, '--out', join(dir, 'dense.onnx')])).rejects.toThrow(/neither a training checkpoint .* nor a compact model/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
