@@ -10,11 +10,10 @@ import { parseArgs, ArgsError, type Args } from './args.js';
 import { terminalSink } from './terminal.js';
 import { gpu } from '../gpu/encoder.js';
 import { CIFAR_DEPTHS, CifarResNet, type ImageNetResNetName } from '../models/resnet.js';
-import { loadCheckpoint, loadCompactModel } from '../io/checkpoint-files.js';
+import { cifarResNetOf, loadCheckpoint, loadCompactModel } from '../io/checkpoint-files.js';
 import { benchPair, cifarPair, compactPair, imageNetPair, randomCifarPair, type BenchPair } from '../bench/models.js';
 import { METHOD, type MachineInfo, type MeasureOptions, type ModelResult, type SpeedupReport } from '../bench/speedup.js';
 import { reportJson, reportMarkdown, reportSvg } from '../bench/report.js';
-import { modelFor } from './compact.js';
 import type { ProgressSink } from '../train/progress.js';
 
 export interface ReportFiles {
@@ -90,7 +89,7 @@ async function cifarPairFromArgs(args: Args<'bench'>, sink: ProgressSink): Promi
       'the file holds only the compact model: the dense model has its shape and random weights (timing does not depend on the values)',
     ]);
   }
-  const model = modelFor(checkpoint, args.checkpoint);
+  const model = cifarResNetOf(checkpoint, args.checkpoint);
   model.loadStateDict(checkpoint.model);
   if (checkpoint.masks.size === 0) sink.line(`${args.checkpoint} has no masks: the compact model equals the dense one`);
   const { pair } = await compactPair(`resnet${model.depth}`, `training checkpoint ${args.checkpoint} (${checkpoint.masks.size} masks)`, model, checkpoint.masks, [

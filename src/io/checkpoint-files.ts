@@ -5,7 +5,8 @@
  */
 import { readFileChecked, writeFileAtomic } from './files.js';
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
-import { decodeCompactModel, encodeCompactModel, type CompactResNet } from '../prune/compact.js';
+import { decodeCompactModel, encodeCompactModel, isCompactModel, type CompactResNet } from '../prune/compact.js';
+import { CifarResNet } from '../models/resnet.js';
 
 export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
   await writeFileAtomic(path, encodeCheckpoint(await checkpointToHost(state, path), path));
@@ -21,4 +22,32 @@ export async function saveCompactModel(path: string, model: CompactResNet, meta:
 
 export async function loadCompactModel(path: string): Promise<CompactResNet> {
   return decodeCompactModel(await readFileChecked(path, 'compact model'), path);
+}
+
+/**
+ * The CIFAR ResNet a training checkpoint holds, built from its tensors' shapes (depth from the blocks of
+ * stage 1, the widths from each stage's first conv, the classes from the classifier), without its weights.
+ */
+export function cifarResNetOf(checkpoint: LoadedCheckpoint, source: string): CifarResNet {
+  const shape = (name: string) => {
+    const t = checkpoint.model.get(name);
+    if (!t) throw new Error(`${source}: no tensor "${name}"; is this a CIFAR ResNet checkpoint?`);
+    return t.shape;
+  };
+  const blocks = new Set([...checkpoint.model.keys()].flatMap((k) => /^layer1\.(\d+)\.conv1\.weight$/.exec(k)?.[1] ?? []));
+  const widths = [shape('conv1.weight')[0], shape('layer2.0.conv1.weight')[0], shape('layer3.0.conv1.weight')[0]];
+  return new CifarResNet(6 * blocks.size + 2, shape('fc.weight')[0], 0, widths);
+}
+
+/** A model file's network: a training checkpoint's CIFAR ResNet, or a compact model written by `compact`. */
+export type ModelFile = { kind: 'checkpoint'; name: string; model: CifarResNet } | { kind: 'compact'; name: string; model: CompactResNet };
+
+/** The network a file holds, with its weights and BN statistics, whichever of the two kinds the file is. */
+export async function loadModelFile(path: string): Promise<ModelFile> {
+  const bytes = await readFileChecked(path, 'checkpoint');
+  const checkpoint = decodeCheckpoint(bytes, path);
+  if (isCompactModel(checkpoint.meta)) return { kind: 'compact', name: 'compact model', model: decodeCompactModel(bytes, path) };
+  const model = cifarResNetOf(checkpoint, path);
+  model.loadStateDict(checkpoint.model);
+  return { kind: 'checkpoint', name: `ResNet-${model.depth}`, model };
 }

@@ -1,0 +1,56 @@
+// eval reads either kind of model file: a training checkpoint and the compact model made from it give the
+// same test accuracy (and loss, to float32 reassociation); a file that holds neither is named as such.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CifarResNet } from '../../src/models/resnet.js';
+import { FilterPruner } from '../../src/prune/sfp.js';
+import { zeroMaskedFilters } from '../../src/prune/compact.js';
+import { compactCheckpoint } from '../../src/cli/compact.js';
+import { evaluateFile } from '../../src/cli/eval.js';
+import { parseArgs } from '../../src/cli/args.js';
+import { saveCheckpoint } from '../../src/io/checkpoint-files.js';
+import { syntheticCifar10 } from '../../src/data/synthetic.js';
+import type { DataSplits } from '../../src/data/node-files.js';
+
+const silent = { status: () => {}, line: () => {} };
+const data: DataSplits = { train: syntheticCifar10(8, 1), test: syntheticCifar10(24, 2), kind: 'synthetic', dir: '', description: 'synthetic' };
+const dirs: string[] = [];
+
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+describe('eval', () => {
+  it('scores a compact model as it scores the pruned training checkpoint it came from', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-eval-'));
+    dirs.push(out);
+    const model = new CifarResNet(20, 10, 5);
+    const pruner = new FilterPruner(model, { rate: 0.3 });
+    const masks = (await pruner.computeMasks()).byName();
+    pruner.dispose();
+    await zeroMaskedFilters(model, masks);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    await saveCheckpoint(checkpoint, { model: model.stateDict(), masks, meta: { epoch: 1 } });
+    for (const p of model.parameters()) p.dispose();
+    for (const [, b] of model.namedBuffers()) b.dispose();
+    const compactFile = join(out, 'compact.safetensors');
+    await compactCheckpoint(parseArgs('compact', ['--checkpoint', checkpoint, '--out', compactFile, '--check-images', '24', '--batch-size', '8']), { sink: silent, data });
+    const dense = await evaluateFile(checkpoint, data, 8, silent);
+    const compact = await evaluateFile(compactFile, data, 8, silent);
+    expect(dense.name).toBe('ResNet-20');
+    expect(compact.name).toBe('compact model');
+    expect(compact.count).toBe(24);
+    expect(compact.accuracy).toBe(dense.accuracy);
+    expect(Math.abs(compact.loss - dense.loss)).toBeLessThan(1e-5 * Math.max(1, dense.loss));
+  });
+
+  it('refuses a file that holds neither a CIFAR ResNet nor a compact model, naming the file', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-eval-empty-'));
+    dirs.push(out);
+    const path = join(out, 'empty.safetensors');
+    await saveCheckpoint(path, { model: new Map(), meta: {} });
+    await expect(evaluateFile(path, data, 8, silent)).rejects.toThrow(`${path}: no tensor "conv1.weight"; is this a CIFAR ResNet checkpoint?`);
+  });
+});
