@@ -125,7 +125,7 @@ export const commands = {
       'warmup-epochs': { type: 'number', default: 1, range: '[0, inf)', help: 'linear warm-up from lr/10; the SFP code runs epoch 0 at lr/10' },
       seed: shared.seed,
       data: shared.data,
-      out: { type: 'string', default: 'runs/train', placeholder: '<dir>', help: 'folder for checkpoints and metrics' },
+      out: { type: 'string', placeholder: '<dir>', help: "folder for checkpoints and metrics (default: runs/train; with --resume, the checkpoint's folder)" },
       resume: { type: 'string', placeholder: '<file>', help: 'checkpoint to resume from: weights, optimizer, masks, epoch, RNG and schedule' },
       pretrained: {
         type: 'string',

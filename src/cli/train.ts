@@ -1,6 +1,6 @@
 /** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
 import { mkdir, appendFile, writeFile, access, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ArgsError, argvOf, flagName, parseArgs, shellCommand, type Args } from './args.js';
 import { cifarResNet, type CifarResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
@@ -21,6 +21,14 @@ import type { ProgressSink } from '../train/progress.js';
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 export const RUN_FILE = 'run.json';
+const DEFAULT_OUT = 'runs/train';
+
+/** Flags with the output folder settled: --out as given, else the resumed checkpoint's own folder, else runs/train. */
+type TrainArgs = Args<'train'> & { out: string };
+
+function withOutput(args: Args<'train'>): TrainArgs {
+  return { ...args, out: args.out ?? (args.resume ? dirname(args.resume) : DEFAULT_OUT) };
+}
 
 export function scheduleFrom(args: Args<'train'>): LrSchedule {
   const options: ScheduleOptions = {
@@ -97,7 +105,8 @@ export function trainCommandOf(config: Record<string, unknown>, out: string, dat
  * command that was run rather than a reconstruction. A resume adds its own command to `resumes`; a resume of a
  * run that has no run.json yet records the command rebuilt from the config, with an unknown start.
  */
-export async function recordRun(args: Args<'train'>, argv: readonly string[] | undefined, data: string): Promise<void> {
+export async function recordRun(flags: Args<'train'>, argv: readonly string[] | undefined, data: string): Promise<void> {
+  const args = withOutput(flags);
   const path = join(args.out, RUN_FILE);
   const config = configOf(args);
   const now = new Date().toISOString();
@@ -190,7 +199,8 @@ async function loadResumed(path: string, config: Record<string, unknown>): Promi
   const checkpoint = await loadCheckpoint(path);
   const problem = positionProblem(checkpoint, true);
   if (problem) throw new ArgsError(`--resume ${path}: ${problem}`);
-  const saved = checkpoint.meta.config as Record<string, unknown>;
+  // A setting the checkpoint does not record is a flag added since it was written: the run had its default.
+  const saved = { ...configOf(parseArgs('train', [])), ...(checkpoint.meta.config as Record<string, unknown>) };
   const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
   const differences = [...new Set([...Object.keys(saved), ...Object.keys(config)])]
     .filter((key) => JSON.stringify(saved[key]) !== JSON.stringify(config[key]))
@@ -202,13 +212,21 @@ async function loadResumed(path: string, config: Record<string, unknown>): Promi
 }
 
 /** The `train` command on parsed flags. */
-export async function trainModel(args: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
+export async function trainModel(flags: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
+  const args = withOutput(flags);
   const sink = options.sink ?? terminalSink();
   const rate = pruningRate(args); // flag errors before the data is read
   const previous = join(args.out, CHECKPOINT_FILE);
   if (!args.resume && !options.replaceRun && (await exists(previous))) {
     // A fresh run would empty metrics.jsonl at once and replace the checkpoint at its first save.
     throw new ArgsError(`train: ${args.out} already holds a run (${previous}): continue it with --resume ${previous}, or give another --out (or delete that folder to start over)`);
+  }
+  if (args.resume && resolve(args.out) !== resolve(dirname(args.resume)) && (await exists(previous))) {
+    // The resumed run would replace that run's checkpoint and append to its metrics.
+    throw new ArgsError(
+      `train: --resume ${args.resume} continues the run in ${dirname(args.resume)}, but --out ${args.out} holds another run (${previous}); ` +
+        'leave --out out to continue in the checkpoint\'s folder, or name an empty folder to continue the run there',
+    );
   }
   const pretrained = args.pretrained && !args.resume ? await loadPretrained(args.pretrained, args.model) : null;
   const resumed = args.resume ? await loadResumed(args.resume, configOf(args)) : null;

@@ -19,8 +19,9 @@ export class LoaderSource implements BatchSource {
     this.initial = this.loader.state();
   }
 
+  /** The largest batch it yields: the loader's batch size, or the whole set when that is smaller. */
   get batchSize(): number {
-    return this.loader.batchSize;
+    return Math.min(this.loader.batchSize, this.loader.samplesPerEpoch);
   }
 
   get stepsPerEpoch(): number {

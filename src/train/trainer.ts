@@ -28,7 +28,7 @@ export interface HostBatch {
  */
 export interface BatchSource {
   readonly stepsPerEpoch: number;
-  /** Images per batch (the last one of an epoch may hold fewer). */
+  /** Images in its largest batch (the last one of an epoch may hold fewer), the batch shape kernels are tuned for. */
   readonly batchSize: number;
   readonly imageShape: readonly [number, number, number];
   /** The remaining batches of the current epoch. */

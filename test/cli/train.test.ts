@@ -68,4 +68,38 @@ describe('train --resume with other settings', () => {
       /the state is from a loader with count 16; this one has count 24; resume with the data the run was trained on \(--data or CIFAR10_DIR\)/,
     );
   });
+
+  it('without --out continues in the checkpoint\'s folder; an --out that holds another run is refused and left as it was', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-own-'));
+    const other = await mkdtemp(join(tmpdir(), 'sfp-train-other-'));
+    dirs.push(out, other);
+    const common = ['--model', 'resnet20', '--epochs', '1', '--batch-size', '8', '--warmup-epochs', '0', '--max-steps', '1'];
+    const first = await trainModel(parseArgs('train', [...common, '--out', out]), { sink: silent, data });
+    first.trainer.dispose();
+    await writeFile(join(other, 'checkpoint.safetensors'), 'weights of another run');
+    await expect(trainModel(parseArgs('train', [...common, '--resume', first.checkpoint, '--out', other]), { sink: silent, data })).rejects.toThrow(
+      `--resume ${first.checkpoint} continues the run in ${out}, but --out ${other} holds another run`,
+    );
+    expect(await readFile(join(other, 'checkpoint.safetensors'), 'utf8')).toBe('weights of another run');
+    const resumed = await trainModel(parseArgs('train', [...common, '--resume', first.checkpoint]), { sink: silent, data });
+    resumed.trainer.dispose();
+    expect(resumed.checkpoint).toBe(first.checkpoint);
+    const run = JSON.parse(await readFile(join(out, 'run.json'), 'utf8'));
+    expect(run.resumes).toHaveLength(1);
+  });
+
+  it('of a checkpoint written before a flag existed takes that flag\'s default as the run\'s setting', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-old-'));
+    dirs.push(out);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    const common = ['--model', 'resnet20', '--epochs', '4', '--batch-size', '8', '--sfp-rate', '0.3'];
+    const { skipStem: _s, skipLast: _l, coupled: _c, asymptotic: _a, bnRecalibrate: _b, pruneEverySteps: _p, ...older } = configOf(parseArgs('train', common));
+    await saveCheckpoint(checkpoint, { model: new Map(), optimizer: new Map(), masks: new Map(), meta: { epoch: 1, step: 0, loader: { position: 0 }, config: older } });
+    // Past the settings check (this checkpoint holds no weights, which is what stops it).
+    await expect(trainModel(parseArgs('train', [...common, '--resume', checkpoint]), { sink: silent, data })).rejects.toThrow(/keys do not match the model/);
+    // A flag set away from its default is still a difference.
+    await expect(trainModel(parseArgs('train', [...common, '--skip-stem', '--resume', checkpoint]), { sink: silent, data })).rejects.toThrow(
+      '--skip-stem was false, now true',
+    );
+  });
 });
