@@ -147,12 +147,14 @@ export class FilterPruner {
       for (const t of group) scores.get(t.name)!.forEach((v, i) => (summed[i] += v));
       const count = prunedCount(width, this.rateFor(group[0], epoch, epochs));
       const stream = group[0].stream;
-      const mask =
-        this.options.coupled && this.optionA && stream !== null && stream > 0
-          ? maskFromScores(rankShortcutLiveLast(summed, streamMasks.get(stream - 1) ?? null, this.streamWidth(stream - 1)), count)
-          : maskFromScores(summed, count);
-      // The stream narrows only where every conv writing it drops a channel (an unpruned stem keeps it whole).
-      if (stream !== null && group.length === this.convs.filter((c) => c.stream === stream).length) streamMasks.set(stream, mask);
+      const fedByShortcutA = this.options.coupled === true && this.optionA && stream !== null && stream > 0;
+      const previous = fedByShortcutA ? { mask: streamMasks.get(stream - 1) ?? null, width: this.streamWidth(stream - 1) } : null;
+      const mask = previous ? maskFromScores(rankShortcutLiveLast(summed, previous.mask, previous.width), count) : maskFromScores(summed, count);
+      // The stream narrows only where every conv writing it drops a channel (an unpruned stem keeps it whole)
+      // and, past an option-A shortcut, only where that shortcut carries a constant too.
+      if (stream !== null && group.length === this.convs.filter((c) => c.stream === stream).length) {
+        streamMasks.set(stream, previous ? liveInStream(mask, previous.mask, previous.width) : mask);
+      }
       let threshold = NaN;
       for (let i = 0; i < width; i++) if (!mask[i]) threshold = Number.isNaN(threshold) ? summed[i] : Math.max(threshold, summed[i]);
       for (const t of group) layers.set(t.name, { name: t.name, mask, threshold });
@@ -238,6 +240,14 @@ export class FilterPruner {
  * shortcut keeps live stays live in the stream whatever the group does, so pruning it would not narrow
  * the stream; those channels follow, in their own score order, only when the others run out.
  */
+/**
+ * The live channels (1) of a stream fed by an option-A shortcut: a channel its writers prune stays live when
+ * the shortcut carries a live channel of the previous stream into it (`previous` = null: all of them live).
+ */
+function liveInStream(mask: Uint32Array, previous: Uint32Array | null, previousWidth: number): Uint32Array {
+  return mask.map((kept, j) => (kept === 0 && (j >= previousWidth || (previous !== null && previous[j] === 0)) ? 0 : 1));
+}
+
 export function rankShortcutLiveLast(summed: Float64Array, previous: Uint32Array | null, previousWidth: number): Float64Array {
   let max = 0;
   for (const v of summed) max = Math.max(max, v);

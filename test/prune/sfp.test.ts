@@ -242,6 +242,20 @@ describe('options', () => {
     for (const j of pruned) expect(j).toBeGreaterThanOrEqual(16);
   });
 
+  it('the coupled mode with rates that rise by stage: a channel stage 2 prunes but its shortcut keeps live is not free for stage 3', async () => {
+    const m = model(3);
+    // Stage 2 prunes 22 of 32 channels; only the 16 zero-padded ones are constant in its stream (stage 1
+    // prunes none), so stage 3's 19 must come from its 32 padded channels and those 16.
+    const masks = await new FilterPruner(m, { rate: [0, 0.7, 0.3], coupled: true }).computeMasks();
+    const stage2 = masks.get('layer2.0.conv2')!;
+    const stage3 = masks.get('layer3.0.conv2')!;
+    const pruned3 = [...stage3.keys()].filter((j) => !stage3[j]);
+    expect(pruned3).toHaveLength(19);
+    for (const j of pruned3) expect(j < 32 ? j >= 16 : true, `stage 3 pruned channel ${j}, live in stream 1`).toBe(true);
+    // Stage 2 did prune live channels (below 16): the case the check is about.
+    expect([...stage2.keys()].some((j) => j < 16 && !stage2[j])).toBe(true);
+  });
+
   it('skips the stem and the last conv of each block on request, and takes one rate per stage', () => {
     const m = model(7);
     const skipped = new FilterPruner(m, { rate: 0.3, skipStem: true, skipLast: true });
