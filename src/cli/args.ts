@@ -171,7 +171,7 @@ export const commands = {
         type: 'int',
         default: 0,
         range: '[0, inf)',
-        help: 'after each masking, re-estimate BN statistics from this many training batches (0: never, as in the SFP code); the masked accuracy is then not measured with the statistics of just-zeroed filters',
+        help: 'at every epoch end, after that epoch\'s masking if any, re-estimate BN statistics from this many training batches (0: never, as in the SFP code); the masked accuracy is then not measured with the statistics of just-zeroed filters, and soft and hard pruning are measured alike',
       },
     },
   }),

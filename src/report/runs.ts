@@ -320,7 +320,10 @@ export function compareMarkdown(runs: readonly { name: string; run: RunResults }
 function paperCells(paper: PaperResult, config: Record<string, unknown>): string[] {
   const rate = rateOf(config);
   if (rate === 0) return [`${paper.baselineAccuracy.toFixed(2)} %`, '–', sci(paper.baselineFlops), '0.0 %'];
-  // The paper's rows prune every conv softly; a run that leaves some convs unpruned has no paper row.
-  if (config.hardPrune || config.skipStem || config.skipLast) return ['n/r', 'n/r', 'n/r', 'n/r'];
+  // The paper's rows prune every conv softly, at one rate, by the L2 norm, at epoch ends: a run that differs
+  // (hard pruning, unpruned convs, ASFP, coupled masks, masks inside epochs, FPGM) has no paper row.
+  const beyondPaper =
+    config.hardPrune || config.skipStem || config.skipLast || config.asymptotic || config.coupled || Number(config.pruneEverySteps ?? 0) > 0 || config.criterion === 'fpgm';
+  if (beyondPaper) return ['n/r', 'n/r', 'n/r', 'n/r'];
   return [`${paper.sfpAccuracy.toFixed(2)} %`, paper.drop.toFixed(2), sci(paper.sfpFlops), `${paper.reduction.toFixed(1)} %`];
 }

@@ -3,7 +3,7 @@
  * training, then at the end of every `pruneEvery` epochs and after the last one; the epoch's record
  * gets the accuracy after masking, how many filters changed (regrowth) and the pruned FLOPs. Hard
  * pruning keeps the first masks and re-zeroes the pruned filters after every step. Optionally (beyond
- * the paper) BN statistics are re-estimated after each masking, so the masked accuracy is not measured
+ * the paper) BN statistics are re-estimated at each epoch end, after its masking, so the masked accuracy is not measured
  * with the statistics of filters that were just zeroed, and soft masks can also be recomputed every N
  * steps inside an epoch, so a pruned filter regrows for N steps, not a whole epoch, between maskings.
  */
@@ -21,7 +21,10 @@ export interface PruningSchedule {
   pruneEverySteps?: number;
   /** Called with a printable summary each time masks change. */
   log?(text: string): void;
-  /** Re-estimate BN statistics from this many batches of `source` after each end-of-epoch masking (0: never). */
+  /**
+   * Re-estimate BN statistics from this many batches of `source` at every epoch end, after that epoch's masking
+   * if it has one (0: never): epochs without masking (hard pruning, --prune-every > 1) are recalibrated alike.
+   */
   recalibrate?: { source: BatchSource; batches: number };
 }
 

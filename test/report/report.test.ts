@@ -278,6 +278,19 @@ describe('comparison with the paper', () => {
     expect(mixed).toContain('ResNet-20 at 30 % and 20 %');
   });
 
+  it('shows no paper numbers beside runs the paper has no row for: ASFP, coupled masks, masks inside epochs, FPGM', async () => {
+    const variants = [['asfp', '--asymptotic'], ['coupled', '--coupled'], ['steps', '--prune-every-steps', '20'], ['fpgm', '--criterion', 'fpgm'], ['l2', '--criterion', 'l2']];
+    for (const [name, ...flags] of variants) {
+      await mkdir(dir(name), { recursive: true });
+      await writeFile(join(dir(name), 'metrics.jsonl'), jsonl(fixtures.sfp));
+      await writeFile(join(dir(name), 'run.json'), JSON.stringify({ command: 'train', config: config('--sfp-rate', '0.3', ...flags), data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    }
+    const { compare } = await report(['--compare', [`baseline=${dir('base')}`, ...variants.map(([n]) => `${n}=${dir(n)}`)].join(','), '--paper', 'resnet20-30']);
+    const paperCells = (name: string) => compare!.split('\n').find((r) => r.startsWith(`| ${name} |`))!.split(' | ').slice(8);
+    for (const [name] of variants.slice(0, 4)) expect(paperCells(name), name).toEqual(['n/r', 'n/r', 'n/r', 'n/r |']);
+    expect(paperCells('l2')).toEqual(['90.83 %', '1.37', '2.43E7', '42.2 % |']);
+  });
+
   it('refuses a pruned first run, a paper row of another model, and a malformed --compare', async () => {
     await expect(report(['--compare', `sfp=${dir('sfp')},baseline=${dir('base')}`])).rejects.toThrow("the first run is the baseline, but 'sfp'");
     await expect(report(['--compare', `baseline=${dir('base')}`, '--paper', 'resnet56-40'])).rejects.toThrow('--paper resnet56-40 is resnet56');
