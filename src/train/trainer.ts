@@ -237,6 +237,7 @@ export class Trainer {
         await this.hooks.betweenSteps?.(this);
         if (this.step % logEvery === 0 || this.step === steps) {
           const [loss, correct] = await this.readCounters();
+          this.checkFinite(loss, epoch);
           const now = performance.now();
           const rate = (imagesSinceLog / (now - lastLog)) * 1000;
           lastLog = now;
@@ -256,6 +257,7 @@ export class Trainer {
         }
       }
       const [trainLossSum, trainCorrect] = await this.readCounters();
+      this.checkFinite(trainLossSum, epoch);
       const seconds = (performance.now() - started) / 1000;
       const evaluation = this.test ? await this.evaluate(this.test) : { loss: NaN, accuracy: NaN, count: 0 };
       const record: EpochRecord = {
@@ -284,8 +286,21 @@ export class Trainer {
     return records;
   }
 
+  /**
+   * Stops a run whose loss is no longer finite, before it saves: the checkpoint on disk is the last one
+   * written while training was sound, and a resume from it can take a lower learning rate.
+   */
+  private checkFinite(lossSum: number, epoch: number): void {
+    if (Number.isFinite(lossSum)) return;
+    throw new Error(
+      `training diverged: the loss of epoch ${epoch + 1} is ${lossSum} at step ${this.step}; nothing more is saved, so the last checkpoint ` +
+        '(if any) is from before it. Resume from it with a lower --lr (or a longer warm-up), or start again',
+    );
+  }
+
   /** Saves the position; mid-epoch, `progress` holds the epoch's sums so far for the resumed run. */
   async checkpoint(progress?: EpochProgress): Promise<void> {
+    if (progress) this.checkFinite(progress.lossSum, this.epoch);
     this.extra.loader = this.train.state();
     if (progress) this.extra.epochProgress = progress;
     else delete this.extra.epochProgress;
