@@ -8,34 +8,35 @@ import { runExport } from './export.js';
 import { runBench } from './bench.js';
 import { runPipeline } from './pipeline.js';
 import { runReport } from './report.js';
-import { parseArgs } from './args.js';
+import { ArgsError, HelpRequested, parseArgs, type CommandName } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
-import { ArgsError, HelpRequested } from './args.js';
 
-const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void> }> = {
+/** Each command: its one-line help, whether it needs the GPU (its flags are checked before the adapter is sought), and its body. */
+const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: string[]): Promise<void> }> = {
   train: {
     help: 'train a CIFAR ResNet, optionally with Soft Filter Pruning (--sfp-rate) or hard pruning',
+    gpu: true,
     async run(argv) {
-      await init();
       await runTrain(argv);
     },
   },
   eval: {
-    help: "a checkpoint's accuracy and loss on the CIFAR-10 test set",
+    help: "the CIFAR-10 test accuracy and loss of a training checkpoint or a compact model",
+    gpu: true,
     async run(argv) {
-      await init();
       await runEval(argv);
     },
   },
   export: {
     help: 'write a checkpoint or a compact model as an ONNX model',
+    gpu: true,
     async run(argv) {
-      await init();
       await runExport(argv);
     },
   },
   data: {
     help: 'download CIFAR-10 into data/cifar-10-batches-bin',
+    gpu: false,
     async run(argv) {
       const args = parseArgs('data', argv);
       const result = await downloadCifar10(args.dir, { force: args.force, log: (line) => console.log(line) });
@@ -44,35 +45,36 @@ const COMMANDS: Record<string, { help: string; run(argv: string[]): Promise<void
   },
   compact: {
     help: 'remove the zeroed filters of a pruned checkpoint; writes the smaller dense model once its logits match',
+    gpu: true,
     async run(argv) {
-      await init();
       await runCompact(argv);
     },
   },
   bench: {
     help: 'time a model and its compact version per layer and end to end: real vs theoretical speedup (JSON, Markdown, SVG)',
+    gpu: true,
     async run(argv) {
-      await init();
       await runBench(argv);
     },
   },
   pipeline: {
     help: 'short SFP training, compaction with the equivalence check, speedup table and chart (npm start)',
+    gpu: true,
     async run(argv) {
-      await init();
       await runPipeline(argv);
     },
   },
   report: {
     help: "training results as Markdown and SVG: report.md and accuracy.svg per run, the pruning comparison beside the paper's numbers, the README's blocks",
+    gpu: false,
     async run(argv) {
       await runReport(argv);
     },
   },
   demo: {
     help: 'train a small MLP on a synthetic spiral and print the loss going down',
+    gpu: true,
     async run() {
-      await init();
       await runDemo();
     },
   },
@@ -88,12 +90,17 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return command ? 0 : 2;
   }
-  const entry = COMMANDS[command];
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command as CommandName] : undefined;
   if (!entry) {
     console.error(`unknown command '${command}'\n\n${usage()}`);
     return 2;
   }
   try {
+    if (entry.gpu) {
+      // --help and flag errors answer without a GPU adapter.
+      parseArgs(command as CommandName, rest);
+      await init();
+    }
     await entry.run(rest);
     return 0;
   } catch (error) {

@@ -1,0 +1,35 @@
+// The command line on a machine with no GPU adapter (no Vulkan driver found): --help and flag errors answer
+// as they do anywhere, and a command that needs the GPU says how to install the software driver.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+/** `tsx src/cli/main.ts ARGS` with the Vulkan loader pointed at no driver. */
+function withoutAdapter(args: string[]) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent/no-driver.json', VK_DRIVER_FILES: '/nonexistent/no-driver.json' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('sfp-gpu without a GPU adapter', () => {
+  it('prints the help of a GPU command', () => {
+    const { status, stdout } = withoutAdapter(['train', '--help']);
+    expect(status).toBe(0);
+    expect(stdout).toContain('Usage: sfp-gpu train [flags]');
+  });
+
+  it('names an unknown flag of a GPU command as such', () => {
+    const { status, stderr } = withoutAdapter(['export', '--checkpoint', 'c.safetensors', '--out', 'm.onnx', '--bogus']);
+    expect(status).toBe(2);
+    expect(stderr).toContain('error: export: unknown flag --bogus');
+  });
+
+  it('refuses a GPU command with the install instructions', () => {
+    const { status, stderr } = withoutAdapter(['eval', '--checkpoint', 'c.safetensors']);
+    expect(status).toBe(1);
+    expect(stderr).toContain('error: no WebGPU adapter');
+    expect(stderr).toContain('bash scripts/setup-system.sh');
+  });
+});
