@@ -132,7 +132,7 @@ export const commands = {
         placeholder: '<file>',
         help: "start from this checkpoint's weights and BN statistics (not its momentum or position): SFP from a pretrained model (the paper fine-tunes at a tenth of the original --lr), or hard pruning with masks chosen from these weights",
       },
-      'max-steps': { type: 'int', default: 0, range: '[0, inf)', help: 'stop after this many steps in all (0: no limit), for smoke runs' },
+      'max-steps': { type: 'int', default: 0, range: '[0, inf)', help: 'stop after this many steps of this invocation (0: no limit; a resumed run counts from where it resumed), for smoke runs' },
       'checkpoint-every': {
         type: 'int',
         default: 100,

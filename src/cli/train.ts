@@ -202,8 +202,10 @@ async function loadResumed(path: string, config: Record<string, unknown>): Promi
   // A setting the checkpoint does not record is a flag added since it was written: the run had its default.
   const saved = { ...configOf(parseArgs('train', [])), ...(checkpoint.meta.config as Record<string, unknown>) };
   const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
+  // A path names the same file however it is spelled (relative to the same folder, or absolute).
+  const comparable = (key: string, v: unknown) => (key === 'pretrained' && typeof v === 'string' ? resolve(v) : v);
   const differences = [...new Set([...Object.keys(saved), ...Object.keys(config)])]
-    .filter((key) => JSON.stringify(saved[key]) !== JSON.stringify(config[key]))
+    .filter((key) => JSON.stringify(comparable(key, saved[key])) !== JSON.stringify(comparable(key, config[key])))
     .map((key) => `--${flagName(key)} was ${shown(saved[key])}, now ${shown(config[key])}`);
   if (differences.length) {
     throw new ArgsError(`--resume ${path}: the run was trained with other settings (${differences.join('; ')}); repeat its command (run.json beside the checkpoint) with --resume added`);

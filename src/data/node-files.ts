@@ -3,9 +3,9 @@
  * real data and the synthetic set. A browser build fetches the same files and calls parseCifar10Batch directly.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import {
-  CIFAR10_CLASSES, META_FILE, TEST_FILES, TRAIN_FILES, concatDatasets, describeDataDir, howToGetCifar10,
+  BATCHES_FOLDER, CIFAR10_CLASSES, META_FILE, TEST_FILES, TRAIN_FILES, concatDatasets, describeDataDir, howToGetCifar10,
   parseCifar10Batch, parseClassNames, resolveDataDir,
   type DataDirSource, type ImageDataset, type Split,
 } from './cifar10.js';
@@ -41,7 +41,15 @@ export async function loadCifar10(dir: string, split: Split, source: DataDirSour
   for (const name of names) {
     const path = join(dir, name);
     const buffer = await readFile(path);
-    parts.push(parseCifar10Batch(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path, classNames));
+    try {
+      parts.push(parseCifar10Batch(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path, classNames));
+    } catch (error) {
+      const fix =
+        basename(dir) === BATCHES_FOLDER
+          ? `Download it again with \`npx tsx src/cli/main.ts data --dir ${dirname(dir)} --force\`, or point --data (or CIFAR10_DIR) at a good copy.`
+          : 'Replace it with a good copy, or point --data (or CIFAR10_DIR) at one (`npx tsx src/cli/main.ts data --force` downloads one into data/).';
+      throw new Error(`${(error as Error).message} ${fix}`, { cause: error });
+    }
   }
   return parts.length === 1 ? parts[0] : concatDatasets(parts);
 }

@@ -1,6 +1,6 @@
 // The CIFAR-10 binary reader: the real batches read back as the data README documents them, and broken inputs give
 // errors that name the file and say what is wrong. The real data is read in place (CIFAR10_DIR or the shared copy).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -153,13 +153,19 @@ describe('finding the data folder', () => {
     await expect(loadDataSplits({ env: {}, defaultDir: partial })).rejects.toThrow(/missing data_batch_2\.bin/);
   });
 
-  test('a corrupt file in the folder gives the parse error with its path', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cifar-bad-'));
+  test('a corrupt file in the folder gives the parse error with its path, and how to get a good copy', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cifar-bad-'));
     try {
-      await writeFile(join(dir, 'test_batch.bin'), new Uint8Array(RECORD_BYTES + 1));
-      await expect(loadCifar10(dir, 'test')).rejects.toThrow(`${join(dir, 'test_batch.bin')}: 3074 bytes is not a whole number`);
+      // In a folder of another name: replace it; in the download layout: download it again into that folder.
+      for (const dir of [root, join(root, 'cifar-10-batches-bin')]) {
+        await mkdir(dir, { recursive: true });
+        await writeFile(join(dir, 'test_batch.bin'), new Uint8Array(RECORD_BYTES + 1));
+        await expect(loadCifar10(dir, 'test')).rejects.toThrow(`${join(dir, 'test_batch.bin')}: 3074 bytes is not a whole number`);
+      }
+      await expect(loadCifar10(root, 'test')).rejects.toThrow('Replace it with a good copy, or point --data (or CIFAR10_DIR) at one');
+      await expect(loadCifar10(join(root, 'cifar-10-batches-bin'), 'test')).rejects.toThrow(`data --dir ${root} --force`);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
