@@ -1,6 +1,7 @@
 /**
  * `pipeline` (what `npm start` runs): a short SFP training of a CIFAR ResNet, compaction with the equivalence
- * check, then the speedup benchmark of the compact model against the masked one. It calls the same functions
+ * check (the compact model also written as ONNX), then the speedup benchmark of the compact model against the
+ * masked one. It calls the same functions
  * as the `train`, `compact` and `bench` commands and prints where each result went.
  */
 import { writeFile } from 'node:fs/promises';
@@ -12,11 +13,15 @@ import { compactCheckpoint } from './compact.js';
 import { benchPairs, writeReport, type ReportFiles } from './bench.js';
 import { loadDataSplits } from '../data/node-files.js';
 import { cifarPair } from '../bench/models.js';
+import { exportCompactResNet } from '../io/onnx.js';
+import { writeFileAtomic } from '../io/files.js';
 
 export interface PipelineResult {
   checkpoint: string;
   metrics: string;
   compact: string;
+  /** The compact model as ONNX, for ONNX Runtime. */
+  onnx: string;
   plan: string;
   bench: ReportFiles;
   seconds: number;
@@ -68,6 +73,8 @@ export async function runPipeline(argv: readonly string[]): Promise<PipelineResu
   const planFile = join(args.out, 'plan.json');
   await writeFile(planFile, JSON.stringify(compacted.plan.toJSON(), null, 1) + '\n');
   await writeFile(join(args.out, 'plan.txt'), compacted.plan.toString() + '\n');
+  const onnxFile = join(args.out, 'compact.onnx');
+  await writeFileAtomic(onnxFile, await exportCompactResNet(compacted.compact));
 
   // 3. Real vs theoretical speedup of the compact model over the masked one.
   sink.line(`[3/3] speedup benchmark (${elapsed()})`);
@@ -83,13 +90,14 @@ export async function runPipeline(argv: readonly string[]): Promise<PipelineResu
   const bench = await writeReport(report, join(args.out, 'bench'));
   run.trainer.dispose();
   const seconds = (performance.now() - started) / 1000;
-  const result: PipelineResult = { checkpoint: run.checkpoint, metrics: run.metrics, compact: compactFile, plan: planFile, bench, seconds };
+  const result: PipelineResult = { checkpoint: run.checkpoint, metrics: run.metrics, compact: compactFile, onnx: onnxFile, plan: planFile, bench, seconds };
   sink.line(
     [
       `pipeline finished in ${seconds.toFixed(0)} s:`,
       `  training checkpoint  ${run.checkpoint}`,
       `  training metrics     ${run.metrics}`,
       `  compact model        ${compactFile} (plan: ${planFile}, ${join(args.out, 'plan.txt')})`,
+      `  compact model, ONNX  ${onnxFile}`,
       `  speedup JSON         ${bench.json}`,
       `  speedup table        ${bench.markdown}`,
       `  speedup chart        ${bench.svg}`,

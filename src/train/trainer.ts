@@ -186,18 +186,25 @@ export class Trainer {
   }
 
   /**
-   * Picks the conv kernels' blocks for this run's batch shapes, forward and input gradient (ops/conv2d.ts
+   * Picks the conv kernels' blocks for a batch shape, forward and input gradient when `training` (ops/conv2d.ts
    * tuneConv2d): an evaluation-mode forward of zeros, so no BN statistic moves and no result changes.
    */
-  private async tuneKernels(): Promise<void> {
+  private async tuneKernels(batch: number, training: boolean): Promise<void> {
     const [c, h, w] = this.train.imageShape;
-    const sources = [{ batch: this.train.batchSize, training: true }];
-    if (this.test) sources.push({ batch: this.test.batchSize, training: false });
     this.model.eval();
-    for (const { batch, training } of sources) {
-      await tuneConv2d(() => noGrad(() => scope(() => void this.model.forward(zeros([batch, c, h, w])))), { training });
-    }
+    await tuneConv2d(() => noGrad(() => scope(() => void this.model.forward(zeros([batch, c, h, w])))), { training });
     this.model.train();
+  }
+
+  private testTuned = false;
+
+  /** The test set's evaluation, its kernels tuned on the first one (a run stopped inside its first epoch never pays for it). */
+  private async evaluateTest(test: BatchSource): Promise<EvalResult> {
+    if (!this.testTuned) {
+      await this.tuneKernels(test.batchSize, false);
+      this.testTuned = true;
+    }
+    return this.evaluate(test);
   }
 
   /** Trains from the current position to the last epoch. */
@@ -208,7 +215,7 @@ export class Trainer {
     const steps = this.train.stepsPerEpoch;
     const records: EpochRecord[] = [];
     if (this.epoch === 0 && this.step === 0) await this.hooks.beforeTraining?.(this);
-    await this.tuneKernels();
+    await this.tuneKernels(this.train.batchSize, true);
     this.model.train();
     let totalSteps = 0;
     while (this.epoch < epochs) {
@@ -259,7 +266,7 @@ export class Trainer {
       const [trainLossSum, trainCorrect] = await this.readCounters();
       this.checkFinite(trainLossSum, epoch);
       const seconds = (performance.now() - started) / 1000;
-      const evaluation = this.test ? await this.evaluate(this.test) : { loss: NaN, accuracy: NaN, count: 0 };
+      const evaluation = this.test ? await this.evaluateTest(this.test) : { loss: NaN, accuracy: NaN, count: 0 };
       const record: EpochRecord = {
         epoch: epoch + 1,
         lr,

@@ -1,11 +1,17 @@
 // `pipeline` end to end with a tiny budget (2 training steps of 16 images, 64 test images for the equivalence
-// check, batch 1 timing): every file it announces exists, the compact model's plan is there, and the speedup
-// JSON describes the trained model at the requested batch size. On this machine the data is the synthetic set.
+// check, batch 1 timing): every file it announces exists, the compact model's plan is there, its ONNX file gives
+// its logits in ONNX Runtime, and the speedup JSON describes the trained model at the requested batch size.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { runPipeline } from '../../src/cli/pipeline.js';
+import { loadCompactModel } from '../../src/io/checkpoint-files.js';
+import { noGrad } from '../../src/autograd/mode.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/tensor/random.js';
+import { assertClose } from '../support/allclose.js';
 import type { SpeedupReport } from '../../src/bench/speedup.js';
 
 const dirs: string[] = [];
@@ -21,12 +27,25 @@ describe('pipeline', () => {
       '--out', out, '--max-steps', '2', '--batch-size', '16', '--lr', '0.01',
       '--check-images', '64', '--batch-sizes', '1', '--repeats', '1', '--target-ms', '1',
     ]);
-    for (const path of [result.checkpoint, result.metrics, result.compact, result.plan, result.bench.json, result.bench.markdown, result.bench.svg]) {
+    for (const path of [result.checkpoint, result.metrics, result.compact, result.onnx, result.plan, result.bench.json, result.bench.markdown, result.bench.svg]) {
       expect((await stat(path)).isFile(), path).toBe(true);
     }
     const report = JSON.parse(await readFile(result.bench.json, 'utf8')) as SpeedupReport;
     expect(report.models.map((m) => [m.name, m.timingOnly, m.batches.map((b) => b.batch)])).toEqual([['resnet20', false, [1]]]);
     expect(report.models[0].notes.join(' ')).toMatch(/equivalence on 64 .* test images/);
     expect(JSON.parse(await readFile(result.plan, 'utf8')).kind).toBe('cifar-resnet');
+    const rng = new Rng(3);
+    const images = Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => rng.normal());
+    const session = await ort.InferenceSession.create(result.onnx);
+    const theirs = (await session.run({ images: new ort.Tensor('float32', images, [2, 3, 32, 32]) })).logits.data as Float32Array;
+    await session.release();
+    const compact = await loadCompactModel(result.compact);
+    const ours = await noGrad(async () => {
+      const logits = compact.forward(Tensor.fromArray(images, [2, 3, 32, 32]));
+      const data = await logits.toArray();
+      logits.dispose();
+      return data;
+    });
+    assertClose(theirs, ours, { atol: 1e-4, rtol: 1e-4, label: 'pipeline compact.onnx in onnxruntime vs the compact model' });
   });
 });
