@@ -28,7 +28,7 @@ export function backward(loss: Tensor, seed?: Tensor): void {
         throw new Error(`${node.name}.backward returned ${inputGrads.length} gradients for ${node.inputs.length} inputs`);
       }
       // Each stored gradient must be a distinct tensor. One an op hands to two inputs (add's dy) is shared
-      // as a second view of the same storage; only a leaf's .grad, accumulated into in place, gets a copy.
+      // as a second view of the same storage; a leaf's .grad, accumulated into in place, gets a copy.
       const stored = new Set<Tensor>();
       const storedInLeaf = new Set<Tensor>();
       const spent: Tensor[] = [];
@@ -53,6 +53,12 @@ export function backward(loss: Tensor, seed?: Tensor): void {
           accumulate_(input.grad, g);
           spent.push(g);
         } else {
+          // A leaf's .grad is added into in place by later contributions, so it owns its storage: a gradient
+          // passed through unchanged may still be viewed by one another node has yet to use.
+          if (g.sharesStorage) {
+            spent.push(g);
+            g = clone(g);
+          }
           input.grad = input.kept ? adopt(g) : g;
         }
       });

@@ -82,6 +82,11 @@ export class Tensor {
   }
 
   /** A tensor of another shape over the same buffer (no copy, no gradient link: see ops/view.ts). */
+  /** Whether another tensor views the same storage (so writing into this one would change it too). */
+  get sharesStorage(): boolean {
+    return (this.storage?.refs ?? 0) > 1;
+  }
+
   viewAs(shape: Shape): Tensor {
     if (numel(shape) !== this.size) {
       throw new Error(`cannot view ${this.describe()} as ${formatShape(shape)}: sizes differ (${this.size} vs ${numel(shape)})`);

@@ -69,6 +69,41 @@ describe('autograd', () => {
     assertEqual(grad, [32, -64, 16]);
   });
 
+  it('a gradient passed through to a leaf while another node still holds a view of it: 2w² + 3w gives 4w + 3', async () => {
+    const [g] = await scopeAsync(async () => {
+      const w = leaf([1, 2, 3, 4]);
+      const c = tensor([0, 0, 0, 0]);
+      const b = scale(w, 2);
+      // f = M + t hands one dy to both; t = b + a hands it on; a = w + c passes it to w untouched, and
+      // M's and b's contributions are added into w.grad afterwards.
+      sum(add(mul(w, b), add(b, add(w, c)))).backward();
+      return readAll([w.grad!]);
+    });
+    assertEqual(g, [7, 11, 15, 19]);
+  });
+
+  it('one leaf reached twice through pass-through adds: Σ (w + c) + (w + c) gives 2, not a write into its own input', async () => {
+    const [g] = await scopeAsync(async () => {
+      const w = leaf([1, 2, 3, 4]);
+      const c = tensor([1, 1, 1, 1]);
+      sum(add(add(w, c), add(w, c))).backward();
+      return readAll([w.grad!]);
+    });
+    assertEqual(g, [2, 2, 2, 2]);
+  });
+
+  it('two leaves fed one gradient own separate .grad storage: a second backward adds 1 to each, not 2', async () => {
+    const grads = await scopeAsync(async () => {
+      const w1 = leaf([1, 2]);
+      const w2 = leaf([3, 4]);
+      const c = tensor([0, 0]);
+      for (let i = 0; i < 2; i++) sum(add(add(w1, c), add(w2, c))).backward();
+      return readAll([w1.grad!, w2.grad!]);
+    });
+    assertEqual(grads[0], [2, 2]);
+    assertEqual(grads[1], [2, 2]);
+  });
+
   it('inputs with requiresGrad false get no gradient, nor do intermediate tensors', async () => {
     const [gx] = await scopeAsync(async () => {
       const x = leaf([1, 2]);
