@@ -113,7 +113,12 @@ export const commands = {
       momentum: { type: 'number', default: 0.9, range: '[0, 1)', help: 'SGD momentum' },
       nesterov: { type: 'boolean', default: true, help: 'Nesterov momentum, as in the SFP code' },
       'weight-decay': { type: 'number', default: 5e-4, range: '[0, inf)', help: 'L2 weight decay, applied to every parameter' },
-      schedule: { type: 'enum', choices: ['multistep', 'cosine', 'onecycle'], default: 'multistep', help: 'learning-rate schedule' },
+      schedule: {
+        type: 'enum',
+        choices: ['multistep', 'cosine', 'onecycle'],
+        default: 'multistep',
+        help: 'learning-rate schedule: multistep (--milestones, --gamma), cosine (after --warmup-epochs), or onecycle (a straight rise from 4 % of --lr to --lr over the first quarter, then a cosine down to 0.1 %)',
+      },
       milestones: {
         type: 'numbers',
         default: [60, 120, 160],

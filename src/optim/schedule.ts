@@ -64,7 +64,9 @@ export class LrSchedule {
         return final + 0.5 * (o.lr - final) * (1 + Math.cos(Math.PI * t));
       }
       case 'onecycle': {
-        // Linear rise to the peak, then cosine annealing down (as torch's OneCycleLR, anneal 'cos').
+        // Linear rise to the peak, then cosine annealing down. Not torch's OneCycleLR as such: its 'cos'
+        // strategy also rises along a cosine, its 'linear' one also falls along a line, and its defaults
+        // differ (peak at 30 %, start at 1/25 of the peak, end at 1/10⁴ of the start).
         const peakAt = o.peakAt ?? 0.25;
         const start = o.lr * (o.startFraction ?? 0.04);
         const final = o.lr * (o.finalFraction ?? 1e-3);
