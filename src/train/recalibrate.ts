@@ -10,6 +10,7 @@ import type { Module } from '../nn/module.js';
 import { BatchNorm2d } from '../nn/layers.js';
 import { Tensor, scope } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/mode.js';
+import { gpu } from '../gpu/encoder.js';
 import type { BatchSource } from './trainer.js';
 
 /** Re-estimates every BN layer's running statistics from the first `batches` batches of `source`. */
@@ -20,6 +21,11 @@ export function recalibrateBatchNorm(model: Module, source: BatchSource, batches
   model.train();
   source.restart();
   const [c, h, w] = source.imageShape;
+  // Reset first, as PyTorch's reset_running_stats: the first batch's weight of 1 would keep a NaN (0 · NaN).
+  for (const bn of norms) {
+    gpu().upload(bn.runningMean.buffer, new Float32Array(bn.runningMean.size));
+    gpu().upload(bn.runningVar.buffer, new Float32Array(bn.runningVar.size).fill(1));
+  }
   let seen = 0;
   try {
     for (const batch of source.batches()) {
