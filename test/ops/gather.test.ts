@@ -101,11 +101,12 @@ describe('residualJoin', () => {
     });
   });
 
-  it('backward reaches y and r through the ReLU, the index maps and the subsampling (gradcheck)', async () => {
+  it('backward reaches y and r through the ReLU, the index maps (a channel read twice gets both) and the subsampling (gradcheck)', async () => {
     await withSeed('residualJoin gradcheck', async (rng, seed) => {
       const yShape = [2, 3, 3, 2];
       const rShape = [2, 4, 5, 3];
-      const yIndex = Int32Array.of(2, -1, 0, 1, -1);
+      // y channel 2 and r channel 0 are each read twice: their gradients are sums.
+      const yIndex = Int32Array.of(2, -1, 0, 1, 2);
       const rIndex = Int32Array.of(0, 3, -1, 0, 2);
       // Values away from 0 keep every sum off the ReLU's kink by more than the finite-difference step.
       const constants = Float32Array.of(0.25, -0.5, 3, -3, 0);

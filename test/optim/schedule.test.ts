@@ -48,6 +48,9 @@ describe('LrSchedule', () => {
     expect(s.at(50)).toBeCloseTo((0.2 + 0.002) / 2, 15);
     expect(s.at(100)).toBeCloseTo(0.002, 15);
     expect(s.at(150)).toBeCloseTo(0.002, 15);
+    // A quarter and three quarters of the way: the cosine's (1 ± 1/√2)/2, where a straight line gives 3/4 and 1/4.
+    expect(s.at(25)).toBeCloseTo(0.002 + 0.198 * (1 + Math.SQRT1_2) / 2, 15);
+    expect(s.at(75)).toBeCloseTo(0.002 + 0.198 * (1 - Math.SQRT1_2) / 2, 15);
     const warm = new LrSchedule({ kind: 'cosine', lr: 0.2, epochs: 100, warmupEpochs: 5 });
     expect(warm.at(5)).toBeCloseTo(0.2, 15);
     expect(warm.at(100)).toBeCloseTo(0, 15);
@@ -61,6 +64,16 @@ describe('LrSchedule', () => {
     expect(s.at(3)).toBeCloseTo((0.016 + 0.4) / 2, 15);
     expect(s.at(20)).toBeCloseTo(4e-4, 15);
     for (let e = 6; e < 20; e += 0.5) expect(s.at(e + 0.5)).toBeLessThanOrEqual(s.at(e));
+    // The fall is a cosine: a quarter of the way down (epoch 6 + 14/4) it is at (1 + 1/√2)/2 of its span.
+    expect(s.at(9.5)).toBeCloseTo(4e-4 + (0.4 - 4e-4) * (1 + Math.SQRT1_2) / 2, 15);
+  });
+
+  it('one-cycle by default starts at 4 % of lr, peaks a quarter of the way in and ends at 0.1 %', () => {
+    const s = new LrSchedule({ kind: 'onecycle', lr: 0.2, epochs: 10 });
+    expect(s.at(0)).toBeCloseTo(0.008, 15);
+    expect(s.at(1.25)).toBeCloseTo((0.008 + 0.2) / 2, 15);
+    expect(s.at(2.5)).toBeCloseTo(0.2, 15);
+    expect(s.at(10)).toBeCloseTo(2e-4, 15);
   });
 
   it('rejects a rate or length that is not positive, gammas that do not match the milestones, a negative warm-up, a peak outside (0, 1)', () => {

@@ -12,6 +12,9 @@ import { FilterPruner } from '../../src/prune/sfp.js';
 import { LoaderSource } from '../../src/train/sources.js';
 import { recalibrateBatchNorm } from '../../src/train/recalibrate.js';
 import { gpu } from '../../src/gpu/encoder.js';
+import { conv2d } from '../../src/ops/conv2d.js';
+import { noGrad } from '../../src/autograd/mode.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 import type { DataSplits } from '../../src/data/node-files.js';
 
 const silent = { status: () => {}, line: () => {} };
@@ -52,6 +55,32 @@ describe('recalibrateBatchNorm', () => {
       }
     }
     expect(pruned).toBe(4);
+    // The estimate is the plain average over the 3 batches of each batch's mean and unbiased variance of
+    // the stem's conv output (what bn1 normalises).
+    const expectedMean = new Float64Array(16);
+    const expectedVar = new Float64Array(16);
+    for (const batch of [...source().batches()].slice(0, 3)) {
+      const y = await noGrad(async () => {
+        const out = conv2d(Tensor.fromArray(batch.x, [batch.size, 3, 32, 32]), model.conv1.weight, null, { stride: 1, padding: 1 });
+        const values = (await out.toArray()) as Float32Array;
+        out.dispose();
+        return values;
+      });
+      const n = batch.size * 32 * 32;
+      for (let c = 0; c < 16; c++) {
+        let s = 0;
+        for (let b = 0; b < batch.size; b++) for (let k = 0; k < 1024; k++) s += y[(b * 16 + c) * 1024 + k];
+        const m = s / n;
+        let ss = 0;
+        for (let b = 0; b < batch.size; b++) for (let k = 0; k < 1024; k++) ss += (y[(b * 16 + c) * 1024 + k] - m) ** 2;
+        expectedMean[c] += m / 3;
+        expectedVar[c] += ss / (n - 1) / 3;
+      }
+    }
+    for (let c = 0; c < 16; c++) {
+      expect(mean[c]).toBeCloseTo(expectedMean[c], 4);
+      expect(Math.abs(variance[c] - expectedVar[c]), `channel ${c}`).toBeLessThanOrEqual(1e-4 * Math.max(expectedVar[c], 1e-6));
+    }
 
     // Garbage statistics before a second recalibration on the same batches: the same result.
     for (const [name, b] of model.namedBuffers()) {
