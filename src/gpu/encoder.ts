@@ -457,7 +457,24 @@ export function shutdownGpu(): void {
  */
 export function grid1d(count: number, workgroupSize: number): [number, number] {
   const groups = Math.ceil(count / workgroupSize);
-  if (groups <= 65535) return [groups, 1];
-  const y = Math.ceil(groups / 65535);
+  if (groups <= foldLimit) return [groups, 1];
+  const y = Math.ceil(groups / foldLimit);
   return [Math.ceil(groups / y), y];
+}
+
+let foldLimit = 65535;
+
+/**
+ * Runs `record` (which only records dispatches) with grid1d folding above `limit` workgroups per row instead
+ * of 65,535, so tests reach every kernel's folded indexing with small tensors.
+ */
+export function withGridFoldLimit<T>(limit: number, record: () => T): T {
+  if (!(Number.isInteger(limit) && limit >= 1 && limit <= 65535)) throw new Error(`withGridFoldLimit: limit must be 1..65535, got ${limit}`);
+  const previous = foldLimit;
+  foldLimit = limit;
+  try {
+    return record();
+  } finally {
+    foldLimit = previous;
+  }
 }
