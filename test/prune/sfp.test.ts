@@ -49,6 +49,9 @@ describe('selection', () => {
     expect(asymptoticRate(0.3, 0, 10)).toBe(0);
     expect(asymptoticRate(0.3, 10, 10)).toBeCloseTo(0.3, 12);
     expect(asymptoticRate(0.3, 5, 10)).toBeGreaterThan(0.15);
+    // The documented curve, 1 − e^(−4t) normalised: 64 % of P a quarter of the way, 97 % at three quarters.
+    expect(asymptoticRate(0.3, 2.5, 10) / 0.3).toBeCloseTo(0.644, 3);
+    expect(asymptoticRate(0.3, 7.5, 10) / 0.3).toBeCloseTo(0.968, 3);
   });
 });
 
