@@ -3,9 +3,8 @@ import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { CifarResNet } from '../../src/models/resnet.js';
 import { exportCifarResNet } from '../../src/io/onnx.js';
-import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/random.js';
-import { noGrad } from '../../src/autograd/mode.js';
+import { hostLogits, onnxLogits } from '../support/onnx.js';
 import { gpu } from '../../src/gpu/encoder.js';
 import { assertClose } from '../support/allclose.js';
 
@@ -28,19 +27,14 @@ describe('ONNX export', () => {
     model.eval();
     const batch = 3;
     const images = Float32Array.from({ length: batch * 3 * 32 * 32 }, () => rng.normal());
-    const ours = await noGrad(async () => {
-      const logits = model.forward(Tensor.fromArray(images, [batch, 3, 32, 32]));
-      const data = await logits.toArray();
-      logits.dispose();
-      return data;
-    });
+    const ours = await hostLogits(model, images, [batch, 3, 32, 32]);
     const bytes = await exportCifarResNet(model);
     const session = await ort.InferenceSession.create(bytes);
     expect(session.inputNames).toEqual(['images']);
     expect(session.outputNames).toEqual(['logits']);
-    const result = await session.run({ images: new ort.Tensor('float32', images, [batch, 3, 32, 32]) });
-    const theirs = result.logits.data as Float32Array;
-    expect(result.logits.dims).toEqual([batch, 10]);
+    await session.release();
+    const { data: theirs, dims } = await onnxLogits(bytes, images, [batch, 3, 32, 32]);
+    expect(dims).toEqual([batch, 10]);
     assertClose(theirs, ours, { atol: 1e-4, rtol: 1e-4, label: 'onnxruntime vs sfp-gpu logits' });
   });
 });

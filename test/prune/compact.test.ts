@@ -21,9 +21,8 @@ import { Rng } from '../../src/tensor/random.js';
 import type { HostTensor, Module } from '../../src/nn/module.js';
 import { randomArray, seedFor } from '../support/random.js';
 import { assertClose } from '../support/allclose.js';
-import * as ort from 'onnxruntime-node';
 import { exportCompactResNet } from '../../src/io/onnx.js';
-import { noGrad } from '../../src/autograd/mode.js';
+import { hostLogits, onnxLogits } from '../support/onnx.js';
 
 const SIZE = 10;
 const live: Module[] = [];
@@ -94,17 +93,9 @@ async function compactAndCompare(name: string, model: CifarResNet, masks: Map<st
 /** The compact model exported to ONNX gives, in ONNX Runtime, the compact model's logits. */
 async function expectOnnxMatches(name: string, compact: CompactResNet): Promise<void> {
   const { x, shape } = images(name);
-  const ours = await noGrad(async () => {
-    const logits = compact.forward(Tensor.fromArray(x, shape));
-    const data = await logits.toArray();
-    logits.dispose();
-    return data;
-  });
-  const session = await ort.InferenceSession.create(await exportCompactResNet(compact));
-  const result = await session.run({ images: new ort.Tensor('float32', x, [...shape]) });
-  expect(result.logits.dims).toEqual([shape[0], 10]);
-  assertClose(result.logits.data as Float32Array, ours, { atol: 1e-4, rtol: 1e-4, label: `${name}: onnxruntime vs compact logits` });
-  await session.release();
+  const theirs = await onnxLogits(await exportCompactResNet(compact), x, shape);
+  expect(theirs.dims).toEqual([shape[0], 10]);
+  assertClose(theirs.data, await hostLogits(compact, x, shape), { atol: 1e-4, rtol: 1e-4, label: `${name}: onnxruntime vs compact logits` });
 }
 
 /** Every constant of the plan, to check that the case exercises ReLU(BN(0)) = 0 and > 0. */
@@ -250,16 +241,9 @@ describe('sfp-gpu compact', () => {
       const { runExport } = await import('../../src/cli/export.js');
       const onnxPath = join(dir, 'compact.onnx');
       await runExport(['--checkpoint', output, '--out', onnxPath]);
-      const session = await ort.InferenceSession.create(onnxPath);
       const x = randomArray(new Rng(seedFor('cli onnx')), 2 * 3 * 32 * 32, -2, 2);
-      const theirs = (await session.run({ images: new ort.Tensor('float32', x, [2, 3, 32, 32]) })).logits.data as Float32Array;
-      await session.release();
-      const ours = await noGrad(async () => {
-        const logits = loaded.forward(Tensor.fromArray(x, [2, 3, 32, 32]));
-        const data = await logits.toArray();
-        logits.dispose();
-        return data;
-      });
+      const theirs = (await onnxLogits(onnxPath, x, [2, 3, 32, 32])).data;
+      const ours = await hostLogits(loaded, x, [2, 3, 32, 32]);
       assertClose(theirs, ours, { atol: 1e-4, rtol: 1e-4, label: 'exported compact file: onnxruntime vs compact logits' });
       // A file that holds neither kind of model: export says what it looked for.
       const empty = join(dir, 'empty.safetensors');
