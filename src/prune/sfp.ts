@@ -234,13 +234,6 @@ export class FilterPruner {
 }
 
 /**
- * Scores reordered so that a coupled group of an option-A stage ranks first the channels its shortcut
- * leaves constant: the appended zero channels (index ≥ the previous stream's width) and the channels
- * the previous stream's group pruned (`previous` = null: that stream is not pruned). A channel the
- * shortcut keeps live stays live in the stream whatever the group does, so pruning it would not narrow
- * the stream; those channels follow, in their own score order, only when the others run out.
- */
-/**
  * The live channels (1) of a stream fed by an option-A shortcut: a channel its writers prune stays live when
  * the shortcut carries a live channel of the previous stream into it (`previous` = null: all of them live).
  */
@@ -248,6 +241,14 @@ function liveInStream(mask: Uint32Array, previous: Uint32Array | null, previousW
   return mask.map((kept, j) => (kept === 0 && (j >= previousWidth || (previous !== null && previous[j] === 0)) ? 0 : 1));
 }
 
+/**
+ * Scores reordered so that a coupled group of an option-A stage ranks first the channels its shortcut
+ * leaves constant: the appended zero channels (index ≥ the previous stream's width) and the channels
+ * constant in the previous stream (`previous`, its live channels as liveInStream gives them; null: that
+ * stream is not pruned). A channel the
+ * shortcut keeps live stays live in the stream whatever the group does, so pruning it would not narrow
+ * the stream; those channels follow, in their own score order, only when the others run out.
+ */
 export function rankShortcutLiveLast(summed: Float64Array, previous: Uint32Array | null, previousWidth: number): Float64Array {
   let max = 0;
   for (const v of summed) max = Math.max(max, v);
