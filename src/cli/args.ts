@@ -237,7 +237,7 @@ export const commands = {
   pipeline: defineCommand({
     summary:
       'The whole path in one run: a short SFP training, compaction with the equivalence check, then the speedup table and chart ' +
-      '(about 5 minutes on a 2-core CPU with the defaults; --max-steps 0 and --epochs make it a real training)',
+      '(about 8 minutes on a 2-core CPU with the defaults; --max-steps 0 and --epochs make it a real training)',
     flags: {
       model: shared.model,
       data: shared.data,
