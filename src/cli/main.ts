@@ -12,27 +12,21 @@ import { ArgsError, HelpRequested, parseArgs, type CommandName } from './args.js
 import { downloadCifar10 } from '../data/download.js';
 
 /** Each command: its one-line help, whether it needs the GPU (its flags are checked before the adapter is sought), and its body. */
-const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: string[]): Promise<void> }> = {
+const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: string[]): Promise<unknown> }> = {
   train: {
     help: 'train a CIFAR ResNet, optionally with Soft Filter Pruning (--sfp-rate) or hard pruning',
     gpu: true,
-    async run(argv) {
-      await runTrain(argv);
-    },
+    run: runTrain,
   },
   eval: {
     help: "the CIFAR-10 test accuracy and loss of a training checkpoint or a compact model",
     gpu: true,
-    async run(argv) {
-      await runEval(argv);
-    },
+    run: runEval,
   },
   export: {
     help: 'write a checkpoint or a compact model as an ONNX model',
     gpu: true,
-    async run(argv) {
-      await runExport(argv);
-    },
+    run: runExport,
   },
   data: {
     help: 'download CIFAR-10 into data/cifar-10-batches-bin',
@@ -46,37 +40,27 @@ const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: stri
   compact: {
     help: 'remove the zeroed filters of a pruned checkpoint; writes the smaller dense model once its logits match',
     gpu: true,
-    async run(argv) {
-      await runCompact(argv);
-    },
+    run: runCompact,
   },
   bench: {
     help: 'time a model and its compact version per layer and end to end: real vs theoretical speedup (JSON, Markdown, SVG)',
     gpu: true,
-    async run(argv) {
-      await runBench(argv);
-    },
+    run: runBench,
   },
   pipeline: {
     help: 'short SFP training, compaction with the equivalence check, speedup table and chart (npm start)',
     gpu: true,
-    async run(argv) {
-      await runPipeline(argv);
-    },
+    run: runPipeline,
   },
   report: {
     help: "training results as Markdown and SVG: report.md and accuracy.svg per run, the pruning comparison beside the paper's numbers, the README's blocks",
     gpu: false,
-    async run(argv) {
-      await runReport(argv);
-    },
+    run: runReport,
   },
   demo: {
     help: 'train a small MLP on a synthetic spiral and print the loss going down',
     gpu: true,
-    async run() {
-      await runDemo();
-    },
+    run: () => runDemo(),
   },
 };
 
