@@ -288,12 +288,9 @@ export const commands = {
     },
   }),
   demo: defineCommand({
-    summary: 'A short training run with SFP, then compaction and a timing',
+    summary: 'Train a small MLP on a synthetic spiral and print the loss going down: a one-minute check that the GPU path works',
     flags: {
-      model: shared.model,
-      epochs: { type: 'int', default: 1, range: '[1, inf)', help: 'epochs to train' },
-      data: shared.data,
-      seed: shared.seed,
+      steps: { type: 'int', default: 300, range: '[1, inf)', help: 'full-batch SGD steps' },
     },
   }),
 } satisfies Record<CommandName, CommandSpec>;

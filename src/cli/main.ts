@@ -60,7 +60,7 @@ const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: stri
   demo: {
     help: 'train a small MLP on a synthetic spiral and print the loss going down',
     gpu: true,
-    run: () => runDemo(),
+    run: (argv) => runDemo(parseArgs('demo', argv).steps),
   },
 };
 

@@ -131,6 +131,9 @@ describe('help', () => {
     expect(text).toMatch(/--milestones <n,n,...> +.*default: 60,120,160\)/);
     expect(text).toMatch(/--\[no-\]hard-prune +.*\(default: false\)/);
     expect(helpText('eval')).toMatch(/--checkpoint <file> +checkpoint to read, \.safetensors \(required\)/);
+    // demo trains its MLP for --steps and takes nothing else (it once listed training flags it ignored).
+    expect(Object.keys(commands.demo.flags)).toEqual(['steps']);
+    expect(helpText('demo')).toMatch(/MLP on a synthetic spiral/);
   });
 
   it('is what --help and -h throw, even after other flags', () => {
