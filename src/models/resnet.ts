@@ -10,7 +10,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../tensor/random.js';
 import { addRelu } from '../ops/elementwise.js';
 import { shortcutA } from '../ops/shortcut.js';
-import { residualJoin } from '../ops/gather.js';
+import { residualJoin, type ResidualJoinIndex } from '../ops/gather.js';
 import { globalAvgPool, maxPool2d } from '../ops/pool.js';
 
 export const CIFAR_DEPTHS = { resnet20: 20, resnet32: 32, resnet56: 56, resnet110: 110 } as const;
@@ -23,6 +23,8 @@ export class BasicBlock extends Module {
   readonly bn2: BatchNorm2d;
   /** Option A: subsample and zero-pad channels when the shape changes (no parameters). */
   readonly downsample: { outChannels: number; stride: number } | null;
+  /** The shortcut's join indices for inference, made at the first eval forward. */
+  private shortcutIndex: { rIndexFor: number; join: ResidualJoinIndex } | null = null;
 
   constructor(inChannels: number, channels: number, stride: number, rng: Rng) {
     super();
@@ -47,14 +49,24 @@ export class BasicBlock extends Module {
     const down = this.downsample;
     if (!down) return addRelu(out, x);
     if (this.training) return addRelu(out, shortcutA(x, down.outChannels, down.stride));
-    const inChannels = x.shape[1];
-    const channels = Array.from({ length: down.outChannels }, (_, c) => c);
-    return residualJoin(out, x, {
-      yIndex: Tensor.fromArray(channels, [down.outChannels], 'i32'),
-      rIndex: Tensor.fromArray(channels.map((c) => (c < inChannels ? c : -1)), [down.outChannels], 'i32'),
-      constants: Tensor.fromArray(new Float32Array(down.outChannels), [down.outChannels]),
-      stride: down.stride,
-    });
+    return residualJoin(out, x, this.shortcutJoinIndex(x.shape[1], down.outChannels, down.stride));
+  }
+
+  /** The option-A shortcut as join indices, uploaded once and kept with the block (not part of its state). */
+  private shortcutJoinIndex(inChannels: number, outChannels: number, stride: number): ResidualJoinIndex {
+    if (this.shortcutIndex?.rIndexFor !== inChannels) {
+      const channels = Array.from({ length: outChannels }, (_, c) => c);
+      this.shortcutIndex = {
+        rIndexFor: inChannels,
+        join: {
+          yIndex: Tensor.fromArray(channels, [outChannels], 'i32').keep(),
+          rIndex: Tensor.fromArray(channels.map((c) => (c < inChannels ? c : -1)), [outChannels], 'i32').keep(),
+          constants: Tensor.fromArray(new Float32Array(outChannels), [outChannels]).keep(),
+          stride,
+        },
+      };
+    }
+    return this.shortcutIndex.join;
   }
 }
 

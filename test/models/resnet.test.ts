@@ -17,6 +17,8 @@ import * as ref from '../reference/resnet.js';
 import { assertClose, readAll } from '../support/allclose.js';
 import { randomArray, seedFor } from '../support/random.js';
 import { Rng } from '../../src/tensor/random.js';
+import { gpu } from '../../src/gpu/encoder.js';
+import { noGrad } from '../../src/autograd/mode.js';
 
 const CONFIG = { depth: 20, widths: [16, 32, 64], numClasses: 10 } as const;
 const INPUT_SHAPE = [2, 3, 12, 12];
@@ -144,6 +146,23 @@ describe('BasicBlock.join', () => {
       expect([...a]).toEqual([...c]);
       expect([...b]).toEqual([...c]);
       expect(a.some((v) => v > 0) && a.some((v) => v === 0)).toBe(true);
+    });
+    for (const t of [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)]) t.dispose();
+  });
+
+  it('an inference forward uploads nothing after its first, so it records without a submit (an upload submits what is recorded)', async () => {
+    const model = new CifarResNet(20, 10, 4);
+    model.eval();
+    const rng = new Rng(seedFor('join uploads'));
+    await scopeAsync(async () => {
+      const x = Tensor.fromArray(randomArray(rng, 2 * 3 * 32 * 32, -2, 2), [2, 3, 32, 32]);
+      const first = noGrad(() => model.forward(x));
+      await readAll([first]);
+      const submitsBefore = gpu().stats().submits;
+      const second = noGrad(() => model.forward(x));
+      expect(gpu().stats().submits).toBe(submitsBefore);
+      const [a, b] = await readAll([first, second]);
+      expect([...b]).toEqual([...a]);
     });
     for (const t of [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)]) t.dispose();
   });
