@@ -86,7 +86,16 @@ export async function buildReport(args: Args<'report'>): Promise<{ files: Map<st
   let compare: string | undefined;
   if (args.compare) {
     const named = parseNamedDirs(args.compare, '--compare');
-    const runs = await Promise.all(named.map(async ({ name, dir }) => ({ name, run: await readRun(dir) })));
+    const baseCheckpoint = resolve(named[0].dir, CHECKPOINT_FILE);
+    const runs = await Promise.all(
+      named.map(async ({ name, dir }) => {
+        const run = await readRun(dir);
+        // A path in run.json is relative to where train ran; report runs from the same folder.
+        const pretrained = run.config.pretrained;
+        const notFromBaseline = typeof pretrained === 'string' && resolve(pretrained) !== baseCheckpoint ? pretrained : undefined;
+        return { name, run, notFromBaseline };
+      }),
+    );
     compare = compareMarkdown(runs, args.paper);
     // Named after the baseline's folder, so a README can hold a table per model.
     if (args.readme) blocks.set(`compare-${basename(resolve(named[0].dir))}`, compare);

@@ -248,12 +248,19 @@ function epochTable(records: readonly EpochRecord[]): string[] {
   ];
 }
 
+/** A row of the comparison; `notFromBaseline`: the checkpoint a fine-tuned run started from, when it is not the baseline's. */
+export interface ComparedRun {
+  name: string;
+  run: RunResults;
+  notFromBaseline?: string;
+}
+
 /**
  * Our runs beside the paper's rows: the first run is the baseline (--sfp-rate 0) that drops are measured from.
  * Conv FLOPs use the paper's formula for each run's model and rate (src/prune/flops.ts), so they compare with
  * the paper's column; the compact model's exact count (all ops) comes from the run's last record.
  */
-export function compareMarkdown(runs: readonly { name: string; run: RunResults }[], paperChoice?: PaperChoice): string {
+export function compareMarkdown(runs: readonly ComparedRun[], paperChoice?: PaperChoice): string {
   if (runs.length === 0) throw new Error('compare: no runs given');
   const [base] = runs;
   if (rateOf(base.run.config) !== 0) {
@@ -303,6 +310,14 @@ export function compareMarkdown(runs: readonly { name: string; run: RunResults }
       "float keep ratio; `paperConvFlops` in src/prune/flops.ts) for each run's model and the rate of each of its convs. Compact model: the exact count " +
       "(convs, BN, ReLU, adds, pool, classifier) of the model compaction builds from the last masks, from the run's last record.",
   ];
+  const strays = runs.filter((r) => r.notFromBaseline !== undefined);
+  if (strays.length) {
+    notes.push(
+      `Not fine-tuned from the baseline's checkpoint, so their drops are measured from a model they did not start from: ${strays
+        .map((r) => `${r.name} (from ${r.notFromBaseline})`)
+        .join(', ')}.`,
+    );
+  }
   if (paper) {
     notes.push(
       `Paper: SFP (He et al., IJCAI 2018) Table 1, ${modelOf({ model: paper.model }).title} at ${ratePercent(paper.rate)}, ` +

@@ -2,7 +2,7 @@
 // folders; every expected number is computed here from the fixture's records, not copied from the output.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argvOf, ArgsError, parseArgs } from '../../src/cli/args.js';
 import { buildReport } from '../../src/cli/report.js';
@@ -233,6 +233,27 @@ describe('comparison with the paper', () => {
     expect(cells('baseline').slice(8)).toEqual(['92.20 %', '–', '4.055E7', '0.0 % |']);
     expect(cells('sfp').slice(8)).toEqual(['90.83 %', '1.37', '2.43E7', '42.2 % |']);
     expect(cells('hard').slice(8)).toEqual(['n/r', 'n/r', 'n/r', 'n/r |']);
+  });
+
+  it("names the fine-tuned runs that did not start from the baseline's checkpoint, and only those", async () => {
+    const write = async (name: string, pretrained: string) => {
+      await mkdir(dir(name), { recursive: true });
+      await writeFile(join(dir(name), 'metrics.jsonl'), jsonl(fixtures.sfp));
+      const c = config('--sfp-rate', '0.3', '--pretrained', pretrained);
+      await writeFile(join(dir(name), 'run.json'), JSON.stringify({ command: 'train', config: c, data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    };
+    // One by a path relative to the working folder (as train records it), one absolute, one from elsewhere.
+    await write('ft-relative', relative(process.cwd(), join(dir('base'), 'checkpoint.safetensors')));
+    await write('ft-absolute', join(dir('base'), 'checkpoint.safetensors'));
+    await write('ft-other', join(dir('sfp'), 'checkpoint.safetensors'));
+    const from = (names: string[]) => report(['--compare', [`baseline=${dir('base')}`, ...names.map((n) => `${n}=${dir(n)}`)].join(',')]);
+    const clean = (await from(['ft-relative', 'ft-absolute', 'sfp'])).compare!;
+    expect(clean).not.toContain("Not fine-tuned from the baseline's checkpoint");
+    const mixed = (await from(['ft-relative', 'ft-other'])).compare!;
+    const note = mixed.split('\n').find((l) => l.startsWith("Not fine-tuned from the baseline's checkpoint"));
+    expect(note).toBe(
+      `Not fine-tuned from the baseline's checkpoint, so their drops are measured from a model they did not start from: ft-other (from ${join(dir('sfp'), 'checkpoint.safetensors')}).`,
+    );
   });
 
   it('a run with unpruned convs or a rate per stage gets the FLOPs of the convs it pruned, and says which', async () => {
