@@ -5,7 +5,7 @@
  */
 import { readFileChecked, writeFileAtomic } from './files.js';
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
-import { decodeCompactModel, encodeCompactModel, isCompactModel, type CompactResNet } from '../prune/compact.js';
+import { compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, type CompactResNet } from '../prune/compact.js';
 import { CifarResNet } from '../models/resnet.js';
 
 export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
@@ -46,7 +46,7 @@ export type ModelFile = { kind: 'checkpoint'; name: string; model: CifarResNet }
 export async function loadModelFile(path: string): Promise<ModelFile> {
   const bytes = await readFileChecked(path, 'checkpoint');
   const checkpoint = decodeCheckpoint(bytes, path);
-  if (isCompactModel(checkpoint.meta)) return { kind: 'compact', name: 'compact model', model: decodeCompactModel(bytes, path) };
+  if (isCompactModel(checkpoint.meta)) return { kind: 'compact', name: 'compact model', model: compactModelOf(checkpoint, path) };
   const model = cifarResNetOf(checkpoint, path);
   model.loadStateDict(checkpoint.model);
   return { kind: 'checkpoint', name: `ResNet-${model.depth}`, model };

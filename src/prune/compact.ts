@@ -22,7 +22,7 @@ import { conv2d, conv2dWithBiasMap } from '../ops/conv2d.js';
 import { indexSelect, residualJoin } from '../ops/gather.js';
 import { globalAvgPool } from '../ops/pool.js';
 import { applyFilterMask } from '../ops/mask.js';
-import { checkpointToHost, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint.js';
+import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
 import type { CifarResNet } from '../models/resnet.js';
 import { CompactionPlan, type ConvPlan, type JoinPlan } from './plan.js';
 
@@ -347,7 +347,11 @@ export function isCompactModel(meta: Record<string, unknown>): boolean {
 
 /** A CompactResNet from bytes written by encodeCompactModel; `source` names them in errors. */
 export function decodeCompactModel(bytes: Uint8Array, source = 'compact model'): CompactResNet {
-  const checkpoint = decodeCheckpoint(bytes, source);
+  return compactModelOf(decodeCheckpoint(bytes, source), source);
+}
+
+/** A CompactResNet from those bytes already decoded. */
+export function compactModelOf(checkpoint: LoadedCheckpoint, source = 'compact model'): CompactResNet {
   if (checkpoint.meta.format !== COMPACT_FORMAT) throw new Error(`${source}: not a compact model (format ${JSON.stringify(checkpoint.meta.format)})`);
   const inputSize = checkpoint.meta.inputSize as [number, number];
   const model = new CompactResNet(CompactionPlan.fromJSON(checkpoint.meta.plan), { inputSize });
