@@ -106,9 +106,12 @@ function attribute(name: string, value: Attribute): object {
   return { name, type: AttributeType.STRING, s: new TextEncoder().encode((value as { string: string }).string) };
 }
 
-/** Reads every parameter and buffer of a module back in one batch, by state-dict name. */
+/**
+ * Reads every float parameter and buffer of a module back in one batch, by state-dict name. Integer buffers
+ * (a compact join's channel indices) are left out: the emitters take those from the model's plan.
+ */
 export async function hostWeights(model: Module): Promise<Map<string, Float32Array>> {
-  const entries = [...model.namedParameters(), ...model.namedBuffers()] as [string, Tensor][];
+  const entries = ([...model.namedParameters(), ...model.namedBuffers()] as [string, Tensor][]).filter(([, t]) => t.dtype === 'f32');
   const raw = await gpu().downloadMany(entries.map(([, t]) => ({ buffer: t.buffer, bytes: t.size * 4 })));
   return new Map(entries.map(([name], i) => [name, new Float32Array(raw[i])]));
 }
