@@ -219,6 +219,7 @@ describe('batchNorm2d: backward against finite differences of the float64 refere
                 ],
                 op: (x, g, b, rm, rv) => batchNorm2d(x, g, b, rm, rv, { training, relu }),
                 reference: (x, g, b, rm, rv) => ref.batchNorm2d(x, shape, g, b, rm, rv, { training, relu }).y,
+                outputShape: shape,
                 reductionLength: batch * hw,
                 seed,
               },

@@ -179,6 +179,7 @@ describe.each(paths)('conv2d with %s', (path) => {
             ],
             op: (xt, wt, mt) => conv2dWithBiasMap(xt, wt, mt, { stride: s.stride, padding: s.padding }),
             reference: (xv, wv, mv) => ref.conv2d(xv, wv, s).map((v, i) => v + mv[i % positions]),
+            outputShape: sh.y,
             reductionLength: Math.max(s.inChannels * 9, s.batch),
             seed,
           },
@@ -221,6 +222,7 @@ describe.each(paths)('conv2d with %s', (path) => {
               for (let i = 0; i < y.length; i++) y[i] += b[Math.floor(i / positions) % s.outChannels];
               return y;
             },
+            outputShape: sh.y,
             reductionLength: Math.max(s.inChannels * s.kernel * s.kernel, s.batch * positions),
             seed,
           },

@@ -239,12 +239,14 @@ describe('elementwise: backward against finite differences', () => {
           const out = ref.broadcastShape(as, bs);
           const stretch = ref.numel(out) / Math.min(ref.numel(as), ref.numel(bs));
           const b = op === 'div' ? randomAwayFromZero(rng, ref.numel(bs), 0.5, 2) : randomArray(rng, ref.numel(bs));
+          const a = randomArray(rng, ref.numel(as));
           await gradcheck(
             {
               label: `${op} [${as}] [${bs}]`,
-              inputs: [{ data: randomArray(rng, ref.numel(as)), shape: as }, { data: b, shape: bs }],
+              inputs: [{ data: a, shape: as }, { data: b, shape: bs }],
               op: binaryOps[op],
               reference: (x, z) => ref.binary(op, x, as, z, bs).data,
+              outputShape: ref.binary(op, a, as, b, bs).shape,
               reductionLength: stretch,
               seed,
             },
@@ -258,12 +260,14 @@ describe('elementwise: backward against finite differences', () => {
   it('a broadcast input that does not require grad gets none, and the other input still gets its gradient', async () => {
     await withSeed('elementwise grad partial', async (rng, seed) => {
       const [as, bs] = [[3, 17], [17]];
+      const [a, b] = [randomArray(rng, 51), randomArray(rng, 17)];
       await gradcheck(
         {
           label: 'mul with a constant row',
-          inputs: [{ data: randomArray(rng, 51), shape: as }, { data: randomArray(rng, 17), shape: bs, requiresGrad: false }],
+          inputs: [{ data: a, shape: as }, { data: b, shape: bs, requiresGrad: false }],
           op: mul,
           reference: (x, z) => ref.binary('mul', x, as, z, bs).data,
+          outputShape: ref.binary('mul', a, as, b, bs).shape,
           reductionLength: 3,
           seed,
         },
@@ -286,7 +290,7 @@ describe('elementwise: backward against finite differences', () => {
         for (const shape of [[1], [17], [3, 129]]) {
           const n = ref.numel(shape);
           await gradcheck(
-            { label: `${u.name} [${shape}]`, inputs: [{ data: u.values(rng, n), shape }], op: u.op, reference: u.reference, slack: 4, seed },
+            { label: `${u.name} [${shape}]`, inputs: [{ data: u.values(rng, n), shape }], op: u.op, reference: u.reference, outputShape: shape, slack: 4, seed },
             rng,
           );
         }
@@ -298,12 +302,14 @@ describe('elementwise: backward against finite differences', () => {
     await withSeed('elementwise grad addRelu broadcastTo', async (rng, seed) => {
       const shape = [3, 33];
       const n = ref.numel(shape);
+      const [left, right] = [randomAwayFromZero(rng, n, 0.05, 1), randomAwayFromZero(rng, n, 0.05, 1)];
       await gradcheck(
         {
           label: 'addRelu [3,33]',
-          inputs: [{ data: randomAwayFromZero(rng, n, 0.05, 1), shape }, { data: randomAwayFromZero(rng, n, 0.05, 1), shape }],
+          inputs: [{ data: left, shape }, { data: right, shape }],
           op: addRelu,
           reference: (a, b) => ref.unary('relu', ref.binary('add', a, shape, b, shape).data),
+          outputShape: ref.binary('add', left, shape, right, shape).shape,
           seed,
         },
         rng,
@@ -314,6 +320,7 @@ describe('elementwise: backward against finite differences', () => {
           inputs: [{ data: randomArray(rng, 17), shape: [17, 1] }],
           op: (x) => broadcastTo(x, [2, 17, 5]),
           reference: (x) => ref.binary('add', x, [17, 1], new Float64Array(170), [2, 17, 5]).data,
+          outputShape: ref.broadcastShape([17, 1], [2, 17, 5]),
           reductionLength: 10,
           seed,
         },
@@ -330,6 +337,7 @@ describe('elementwise: backward against finite differences', () => {
           inputs: [{ data: randomArray(rng, 17), shape: [17] }],
           op: (x) => exp(x),
           reference: (x) => ref.unary('exp', x).map((v) => v * 1.001),
+          outputShape: [17],
         },
         rng,
       );

@@ -42,6 +42,7 @@ describe('indexSelect', () => {
           inputs: [{ data: randomArray(rng, 30), shape }],
           op: (x) => indexSelect(x, 1, Tensor.fromArray(index, [4], 'u32')),
           reference: (x) => ref.indexSelect(x, shape, 1, index),
+          outputShape: [shape[0], index.length, shape[2]],
           seed,
         },
         rng,
@@ -125,6 +126,8 @@ describe('residualJoin', () => {
               stride: 2,
             }),
           reference: (y, r) => ref.residualJoin(y, yShape, r, rShape, yIndex, rIndex, constants, 2),
+          // [batch, one channel per constant, y's h and w].
+          outputShape: [yShape[0], constants.length, yShape[2], yShape[3]],
           seed,
         },
         rng,

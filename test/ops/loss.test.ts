@@ -104,6 +104,8 @@ describe('loss: backward against finite differences', () => {
               ],
               op: (x, y) => softmaxCrossEntropy(x, y, reduction),
               reference: (x, y) => [ref.softmaxCrossEntropy(x, y, rows, classes, reduction)],
+              // Both reductions return a scalar (rank 0), as reduce over all axes does.
+              outputShape: [],
               reductionLength: rows + classes,
               slack: 4,
               seed,

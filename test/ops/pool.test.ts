@@ -96,6 +96,12 @@ describe('pooling: cases worked by hand', () => {
   });
 });
 
+/** [N, C, outH, outW] from the reference's window arithmetic. */
+function poolOutputShape(shape: number[], kernel: number, stride: number, padding: number): number[] {
+  const g = ref.poolGeometry(shape, kernel, stride, padding);
+  return [g.batch, g.channels, g.outH, g.outW];
+}
+
 describe('pooling: random shapes against the float64 reference, backward against finite differences', () => {
   const configs = [2, 3].flatMap((kernel) => [1, 2].flatMap((stride) => [0, 1].map((padding) => ({ kernel, stride, padding }))));
   const shapes = [
@@ -117,6 +123,7 @@ describe('pooling: random shapes against the float64 reference, backward against
                 inputs: [{ data: x, shape }],
                 op: (t) => (kind === 'avg' ? avgPool2d : maxPool2d)(t, kernel, { stride, padding }),
                 reference: (t) => (kind === 'avg' ? ref.avgPool2d : ref.maxPool2d)(t, shape, kernel, stride, padding),
+                outputShape: poolOutputShape(shape, kernel, stride, padding),
                 reductionLength: kernel * kernel,
                 seed,
               },
@@ -137,6 +144,7 @@ describe('pooling: random shapes against the float64 reference, backward against
             inputs: [{ data: randomArray(rng, numel(shape)), shape }],
             op: (t) => globalAvgPool(t),
             reference: (t) => ref.globalAvgPool(t, shape),
+            outputShape: shape.slice(0, 2),
             reductionLength: shape[2] * shape[3],
             seed,
           },

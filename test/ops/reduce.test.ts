@@ -167,12 +167,14 @@ describe('reduce: backward against finite differences', () => {
           }),
         ];
         for (const c of cases) {
+          const x = randomArray(rng, numel(c.shape));
           await gradcheck(
             {
               label: `${op}([${c.shape}], ${JSON.stringify(c.axes)}, keepDims ${c.keepDims})`,
-              inputs: [{ data: randomArray(rng, numel(c.shape)), shape: c.shape }],
-              op: (x) => ops[op](x, c.axes, c.keepDims),
-              reference: (x) => ref.reduce(op, x, c.shape, c.axes, c.keepDims).data,
+              inputs: [{ data: x, shape: c.shape }],
+              op: (t) => ops[op](t, c.axes, c.keepDims),
+              reference: (t) => ref.reduce(op, t, c.shape, c.axes, c.keepDims).data,
+              outputShape: ref.reduce(op, x, c.shape, c.axes, c.keepDims).shape,
               reductionLength: reducedLength(c.shape, c.axes),
               seed,
             },

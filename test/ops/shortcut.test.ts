@@ -54,12 +54,14 @@ describe('shortcutA: random shapes against the float64 reference', () => {
         [[2, 4, 3, 3], 6, 1],
       ];
       for (const [shape, outChannels, stride] of cases) {
+        const x = randomArray(rng, numel(shape));
         await gradcheck(
           {
             label: `shortcutA [${shape.join(', ')}] → ${outChannels} stride ${stride}`,
-            inputs: [{ data: randomArray(rng, numel(shape)), shape }],
-            op: (x) => shortcutA(x, outChannels, stride),
-            reference: (x) => ref.shortcutA(x, shape, outChannels, stride).data,
+            inputs: [{ data: x, shape }],
+            op: (t) => shortcutA(t, outChannels, stride),
+            reference: (t) => ref.shortcutA(t, shape, outChannels, stride).data,
+            outputShape: ref.shortcutA(x, shape, outChannels, stride).shape,
             seed,
           },
           rng,

@@ -6,7 +6,7 @@
  * It is scaled by the longest sum the backward computes (float32 rounding grows with it).
  */
 import { Tensor, scopeAsync } from '../../src/tensor/tensor.js';
-import type { Shape } from '../../src/tensor/shape.js';
+import { formatShape, sameShape, type Shape } from '../../src/tensor/shape.js';
 import type { Rng } from '../../src/tensor/random.js';
 import { assertClose, readAll } from './allclose.js';
 import { randomArray } from './random.js';
@@ -26,6 +26,11 @@ export interface GradcheckCase {
   op: (...inputs: Tensor[]) => Tensor;
   /** The same function in float64 on flat arrays (shapes are known to the caller). */
   reference: (...inputs: Float64Array[]) => ArrayLike<number>;
+  /**
+   * The shape the op must return, from the caller's own shape arithmetic or the reference's returned
+   * shape (never from the GPU output): a right count of values in the wrong shape fails.
+   */
+  outputShape: Shape;
   /** Longest sum in forward or backward (a matmul's k, a reduction's length, a broadcast's count). */
   reductionLength?: number;
   /** Extra slack for transcendental functions (exp, log), in multiples of the base tolerance. */
@@ -86,6 +91,9 @@ export async function gradcheck(c: GradcheckCase, rng: Rng): Promise<void> {
       return t;
     });
     const out = c.op(...tensors);
+    if (!sameShape(out.shape, c.outputShape)) {
+      throw new Error(`${c.label}: the GPU op returned ${out.describe()}, expected shape ${formatShape(c.outputShape)}`);
+    }
     if (out.size !== expectedY.length) {
       throw new Error(`${c.label}: the GPU op returned ${out.describe()}, the reference ${expectedY.length} values`);
     }
