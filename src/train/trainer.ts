@@ -305,9 +305,29 @@ export class Trainer {
     );
   }
 
+  /**
+   * A step can leave NaN or ±∞ in the weights after the loss that preceded it was finite; such a state is
+   * never saved (checked on the host, since WGSL does not promise to propagate NaN).
+   */
+  private async checkFiniteState(): Promise<void> {
+    const named: [string, Tensor][] = [
+      ...this.model.namedParameters(),
+      ...this.model.namedBuffers().filter(([, t]) => t.dtype === 'f32'),
+      ...[...this.optimizer.velocityByName(this.model.namedParameters())].map(([name, v]): [string, Tensor] => [`momentum of ${name}`, v]),
+    ];
+    const data = await gpu().downloadMany(named.map(([, t]) => ({ buffer: t.buffer, bytes: t.size * 4 })));
+    const bad = named.findIndex((_, i) => !new Float32Array(data[i]).every(Number.isFinite));
+    if (bad < 0) return;
+    throw new Error(
+      `training diverged: ${named[bad][0]} holds NaN or infinite values at epoch ${this.epoch + 1}, step ${this.step}; nothing more is saved, ` +
+        'so the last checkpoint (if any) is from before it. Resume from it with a lower --lr (or a longer warm-up), or start again',
+    );
+  }
+
   /** Saves the position; mid-epoch, `progress` holds the epoch's sums so far for the resumed run. */
   async checkpoint(progress?: EpochProgress): Promise<void> {
     if (progress) this.checkFinite(progress.lossSum, this.epoch);
+    await this.checkFiniteState();
     this.extra.loader = this.train.state();
     if (progress) this.extra.epochProgress = progress;
     else delete this.extra.epochProgress;
