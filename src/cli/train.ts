@@ -38,6 +38,7 @@ export function scheduleFrom(args: Args<'train'>): LrSchedule {
     milestones: args.milestones,
     gamma: args.gamma,
     warmupEpochs: args.warmupEpochs,
+    warmupShape: args.warmupShape,
   };
   return new LrSchedule(options);
 }

@@ -1,7 +1,7 @@
 /**
  * Learning-rate schedules as pure functions of training progress, so a resumed run gets exactly the
- * rate it would have had: multi-step (the SFP paper's), cosine and one-cycle, each with optional
- * linear warm-up. Progress is measured in epochs as a real number (epoch + step / stepsPerEpoch).
+ * rate it would have had: multi-step (the SFP paper's), cosine and one-cycle, the first two with an optional
+ * warm-up (a ramp, or a constant low rate). Progress is measured in epochs as a real number (epoch + step / stepsPerEpoch).
  */
 
 export type ScheduleKind = 'multistep' | 'cosine' | 'onecycle' | 'constant';
@@ -15,9 +15,12 @@ export interface ScheduleOptions {
   milestones?: readonly number[];
   /** multistep: one factor for every milestone, or one per milestone (SFP: 0.2 at 60, 120, 160). */
   gamma?: number | readonly number[];
-  /** Linear warm-up from lr·warmupStart to lr over this many epochs (may be fractional). */
+  /** Warm-up epochs at the start (may be fractional; onecycle has its own rise). */
   warmupEpochs?: number;
+  /** The warm-up's rate as a fraction of lr (default 0.1). */
   warmupStart?: number;
+  /** linear (default): a ramp from lr·warmupStart to lr; constant: lr·warmupStart throughout, as the SFP code runs its epoch 0. */
+  warmupShape?: 'linear' | 'constant';
   /** cosine / onecycle: final rate as a fraction of lr. */
   finalFraction?: number;
   /** onecycle: fraction of training spent rising to the peak. */
@@ -46,6 +49,7 @@ export class LrSchedule {
     const warmup = o.warmupEpochs ?? 0;
     if (warmup > 0 && progress < warmup && o.kind !== 'onecycle') {
       const start = o.warmupStart ?? 0.1;
+      if (o.warmupShape === 'constant') return o.lr * start;
       return o.lr * (start + (1 - start) * (progress / warmup));
     }
     switch (o.kind) {

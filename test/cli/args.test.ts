@@ -77,7 +77,7 @@ describe('parseArgs', () => {
   it('rejects an unknown flag, suggesting the closest and listing the valid ones', () => {
     expect(errorOf('train', ['--lrr', '0.1'])).toBe(
       'train: unknown flag --lrr. Did you mean --lr? Valid flags: --model, --epochs, --batch-size, --lr, --momentum, --nesterov, ' +
-        '--weight-decay, --schedule, --milestones, --gamma, --warmup-epochs, --seed, --data, --out, --resume, --pretrained, --max-steps, --checkpoint-every, ' +
+        '--weight-decay, --schedule, --milestones, --gamma, --warmup-epochs, --warmup-shape, --seed, --data, --out, --resume, --pretrained, --max-steps, --checkpoint-every, ' +
         '--sfp-rate, --prune-every, --prune-every-steps, --criterion, --hard-prune, --stage-rates, --skip-stem, --skip-last, --coupled, --asymptotic, --bn-recalibrate, --help',
     );
     expect(errorOf('train', ['--batch', '64'])).toContain('Did you mean --batch-size?');

@@ -2,6 +2,8 @@
 // cumulative gammas, warm-up, cosine and one-cycle endpoints, and the errors for bad options.
 import { describe, expect, it } from 'vitest';
 import { LrSchedule, sfpPaperSchedule } from '../../src/optim/schedule.js';
+import { parseArgs } from '../../src/cli/args.js';
+import { scheduleFrom } from '../../src/cli/train.js';
 
 describe('LrSchedule', () => {
   it('the SFP paper schedule is 0.01 for the whole first epoch, then 0.1, ×0.2 at 60, 120 and 160 (cumulative)', () => {
@@ -40,6 +42,20 @@ describe('LrSchedule', () => {
     expect(s.at(1)).toBeCloseTo(0.06, 15);
     expect(s.at(2)).toBe(0.1);
     expect(s.at(5)).toBe(0.05);
+  });
+
+  it('a constant warm-up holds lr·warmupStart until warmupEpochs, then the schedule takes over', () => {
+    const s = new LrSchedule({ kind: 'cosine', lr: 0.1, epochs: 10, warmupEpochs: 2, warmupStart: 0.2, warmupShape: 'constant' });
+    for (const progress of [0, 1, 1.999]) expect(s.at(progress), `epoch ${progress}`).toBeCloseTo(0.02, 15);
+    expect(s.at(2)).toBeCloseTo(0.1, 15);
+  });
+
+  it("train's default schedule (no flags) is the SFP paper's, step for step, epoch 0 included", () => {
+    const cli = scheduleFrom(parseArgs('train', []));
+    const paper = sfpPaperSchedule();
+    for (const progress of [0, 0.25, 0.5, 0.999, 1, 30, 59.99, 60, 119.5, 120, 159.9, 160, 199.99]) {
+      expect(cli.at(progress), `epoch ${progress}`).toBeCloseTo(paper.at(progress), 15);
+    }
   });
 
   it('cosine starts at lr (after warm-up), is halfway at the middle, and ends at lr·finalFraction', () => {
