@@ -84,9 +84,12 @@ describe('report of one run', () => {
     const best = rs.reduce((a, b) => (b.testAccuracy > a.testAccuracy ? b : a));
     const pct = (v: number) => `${(100 * v).toFixed(2)} %`;
     expect(best.epoch).not.toBe(last.epoch);
-    expect(md).toContain(`| final test accuracy (epoch ${last.epoch}) | ${pct(last.testAccuracy)} |`);
-    expect(md).toContain(`| best test accuracy (epoch ${best.epoch}) | ${pct(best.testAccuracy)} |`);
-    expect(md).toContain(`| final test accuracy after masking (epoch ${last.epoch}) | ${pct(last.testAccuracyMasked as number)} |`);
+    // A pruned run leads with the accuracy of the model it leaves (after masking), then the unmasked one, labelled as such.
+    const rows = md.split('\n').filter((l) => l.startsWith('| final test accuracy') || l.startsWith('| best test accuracy'));
+    expect(rows[0]).toBe(`| final test accuracy after masking (epoch ${last.epoch}) | ${pct(last.testAccuracyMasked as number)} |`);
+    expect(rows).toContain(`| final test accuracy before masking (epoch ${last.epoch}) | ${pct(last.testAccuracy)} |`);
+    expect(rows).toContain(`| best test accuracy before masking (epoch ${best.epoch}) | ${pct(best.testAccuracy)} |`);
+    expect(rows).toHaveLength(4);
     expect(md).toContain(`| images/s (median over epochs) | ${median(rs.map((r) => r.imagesPerSecond)).toFixed(1)} |`);
     expect(md).toContain(`| time per epoch (median) | ${(median(rs.map((r) => r.seconds)) / 60).toFixed(1)} min |`);
     expect(md).toContain(`| total time (sum over epochs) | ${(rs.reduce((s, r) => s + r.seconds, 0) / 3600).toFixed(2)} h |`);
@@ -96,6 +99,13 @@ describe('report of one run', () => {
     for (const r of rs) {
       expect(md).toContain(`| ${pct(r.testAccuracy)} | ${pct(r.testAccuracyMasked as number)} | ${r.imagesPerSecond.toFixed(1)} | ${(r.seconds / 60).toFixed(1)} |`);
     }
+  });
+
+  it('an unpruned run has no masking, so its accuracies carry no before/after label', async () => {
+    const md = (await report(['--run', dir('base')])).files.get(join(dir('base'), 'report.md'))!;
+    const last = fixtures.base[fixtures.base.length - 1];
+    expect(md).toContain(`| final test accuracy (epoch ${last.epoch}) | ${(100 * last.testAccuracy).toFixed(2)} % |`);
+    expect(md).not.toContain('masking');
   });
 
   it('a run with --bn-recalibrate shows the masked accuracy with the old and the recalibrated BN statistics', async () => {
