@@ -60,14 +60,20 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
       // Kept in `extra`, so a checkpoint taken mid-epoch carries the sum.
       trainer.extra.regrownMidEpoch = Number(trainer.extra.regrownMidEpoch ?? 0) + masks.changesFrom(previous);
     },
-    async afterEpoch(trainer, epoch) {
+    async afterEpoch(trainer, epoch, record) {
       const last = epoch === schedule.epochs - 1;
       const extra: Record<string, unknown> = {};
       if (everySteps > 0) {
         extra.regrownMidEpoch = Number(trainer.extra.regrownMidEpoch ?? 0);
         delete trainer.extra.regrownMidEpoch;
       }
-      if (pruner.mode === 'soft' && (epoch % every === 0 || last)) {
+      const masking = pruner.mode === 'soft' && (epoch % every === 0 || last);
+      // Without a masking (hard pruning, or an epoch --prune-every skips) the model is the one the trainer has
+      // just evaluated on the same test set: its record holds that evaluation, so it is not run again.
+      const evaluated = !masking && trainer.test === test && Number.isFinite(record.testAccuracy);
+      const evaluate = async (source: BatchSource) =>
+        evaluated ? { accuracy: record.testAccuracy, loss: record.testLoss } : trainer.evaluate(source);
+      if (masking) {
         const previous = pruner.masks;
         const masks = await maskNow(trainer, epoch + 1);
         extra.regrown = masks.changesFrom(previous);
@@ -77,14 +83,14 @@ export function pruningHooks(pruner: FilterPruner, schedule: PruningSchedule, te
       const recalibrate = schedule.recalibrate;
       if (recalibrate && recalibrate.batches > 0) {
         if (test) {
-          const stale = await trainer.evaluate(test);
+          const stale = await evaluate(test);
           extra.testAccuracyMaskedStaleBN = stale.accuracy;
           extra.testLossMaskedStaleBN = stale.loss;
         }
         extra.bnRecalibrationBatches = recalibrateBatchNorm(trainer.model, recalibrate.source, recalibrate.batches);
       }
       if (test) {
-        const evaluation = await trainer.evaluate(test);
+        const evaluation = recalibrate && recalibrate.batches > 0 ? await trainer.evaluate(test) : await evaluate(test);
         extra.testAccuracyMasked = evaluation.accuracy;
         extra.testLossMasked = evaluation.loss;
       }

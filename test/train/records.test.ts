@@ -1,6 +1,6 @@
 // What a pruned run's epoch records hold beyond accuracy: the paper's conv FLOPs at the rate the
 // record's masks were chosen with, so an ASFP run's records follow its growing rate.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CifarResNet } from '../../src/models/resnet.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { LrSchedule } from '../../src/optim/schedule.js';
@@ -31,5 +31,30 @@ describe('epoch records of a pruned run', () => {
     expect(first.paperConvFlops as number).toBeGreaterThan(last.paperConvFlops as number);
     trainer.dispose();
     pruner.dispose();
+  });
+
+  it('an epoch end that masks nothing (hard pruning, an epoch --prune-every skips) evaluates the test set once, and its masked accuracy is the record\'s own', async () => {
+    const widths = [4, 8, 12];
+    const data = syntheticCifar10(16, 3);
+    for (const [mode, pruneEvery, epochs, evaluations] of [
+      ['hard', 1, 2, 2], // one evaluation per epoch
+      ['soft', 2, 3, 5], // epochs 1 and 3 mask (and evaluate again), epoch 2 does not
+    ] as const) {
+      const model = new CifarResNet(20, 10, 5, widths);
+      const optimizer = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+      const train = new LoaderSource(data, { batchSize: 8, train: true, seed: 9 });
+      const test = new LoaderSource(data, { batchSize: 8, train: false });
+      const pruner = new FilterPruner(model, { rate: 0.3, mode });
+      const hooks = pruningHooks(pruner, { epochs, pruneEvery }, test);
+      const schedule = new LrSchedule({ kind: 'cosine', lr: 0.05, epochs });
+      const trainer = new Trainer(model, optimizer, train, test, { epochs, schedule }, null, silent, hooks);
+      const evaluate = vi.spyOn(trainer, 'evaluate');
+      const records = await trainer.run();
+      expect(evaluate, `${mode}, every ${pruneEvery}`).toHaveBeenCalledTimes(evaluations);
+      const unmasked = mode === 'hard' ? records : [records[1]];
+      for (const r of unmasked) expect(r.testAccuracyMasked).toBe(r.testAccuracy);
+      trainer.dispose();
+      pruner.dispose();
+    }
   });
 });
