@@ -10,6 +10,8 @@ export const IMAGE_CHANNELS = 3;
 export const IMAGE_BYTES = IMAGE_CHANNELS * IMAGE_SIZE * IMAGE_SIZE; // 3072
 /** One record: the label byte, then the image. */
 export const RECORD_BYTES = 1 + IMAGE_BYTES; // 3073
+/** Records in each of the official batch files (5 train, 1 test). */
+export const OFFICIAL_BATCH_RECORDS = 10_000;
 
 export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
   'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
@@ -51,7 +53,7 @@ export function parseCifar10Batch(bytes: Uint8Array, name = 'CIFAR-10 batch', cl
     throw new Error(
       `${name}: ${bytes.length} bytes is not a whole number of CIFAR-10 records of ${RECORD_BYTES} bytes ` +
         `(1 label + ${IMAGE_BYTES} pixels); expected a multiple of ${RECORD_BYTES}, e.g. ${near * RECORD_BYTES} for ` +
-        `${near} record${near === 1 ? '' : 's'} (an official batch has 10000 records, ${10000 * RECORD_BYTES} bytes). ` +
+        `${near} record${near === 1 ? '' : 's'} (an official batch has ${OFFICIAL_BATCH_RECORDS} records, ${OFFICIAL_BATCH_RECORDS * RECORD_BYTES} bytes). ` +
         `The file is truncated or not a CIFAR-10 binary batch.`,
     );
   }

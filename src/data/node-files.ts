@@ -5,7 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
-  BATCHES_FOLDER, CIFAR10_CLASSES, META_FILE, TEST_FILES, TRAIN_FILES, concatDatasets, describeDataDir, howToGetCifar10,
+  BATCHES_FOLDER, CIFAR10_CLASSES, META_FILE, OFFICIAL_BATCH_RECORDS, TEST_FILES, TRAIN_FILES, concatDatasets, describeDataDir, howToGetCifar10,
   parseCifar10Batch, parseClassNames, resolveDataDir,
   type DataDirSource, type ImageDataset, type Split,
 } from './cifar10.js';
@@ -31,8 +31,9 @@ export async function missingCifar10Files(dir: string, splits: readonly Split[] 
 /**
  * Loads one split from `dir`: the five `data_batch_k.bin` in order for 'train', `test_batch.bin` for 'test'. Class
  * names come from `batches.meta.txt` when it is there. Missing files give a Cifar10NotFoundError listing all of them.
+ * `recordsPerFile`: the count each file must hold (a file cut at a record boundary parses, but is not the official set).
  */
-export async function loadCifar10(dir: string, split: Split, source: DataDirSource = 'flag'): Promise<ImageDataset> {
+export async function loadCifar10(dir: string, split: Split, source: DataDirSource = 'flag', recordsPerFile?: number): Promise<ImageDataset> {
   const missing = await missingCifar10Files(dir, [split]);
   if (missing.length > 0) throw new Cifar10NotFoundError(dir, missing, source);
   const classNames = await readClassNames(dir);
@@ -42,7 +43,11 @@ export async function loadCifar10(dir: string, split: Split, source: DataDirSour
     const path = join(dir, name);
     const buffer = await readFile(path);
     try {
-      parts.push(parseCifar10Batch(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path, classNames));
+      const part = parseCifar10Batch(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path, classNames);
+      if (recordsPerFile !== undefined && part.count !== recordsPerFile) {
+        throw new Error(`${path}: ${part.count} records where the official CIFAR-10 batch holds ${recordsPerFile}; the file is truncated or not from the official set.`);
+      }
+      parts.push(part);
     } catch (error) {
       const fix =
         basename(dir) === BATCHES_FOLDER
@@ -104,8 +109,8 @@ export async function loadDataSplits(options: LoadDataOptions = {}): Promise<Dat
         `(${trainCount} train, ${testCount} test, seed ${seed}). ${howToGetCifar10()}`,
     };
   }
-  const train = await loadCifar10(absolute, 'train', source);
-  const test = await loadCifar10(absolute, 'test', source);
+  const train = await loadCifar10(absolute, 'train', source, OFFICIAL_BATCH_RECORDS);
+  const test = await loadCifar10(absolute, 'test', source, OFFICIAL_BATCH_RECORDS);
   return {
     train, test, kind: 'cifar10', dir: absolute,
     description: `CIFAR-10 from ${describeDataDir(absolute, source)}: ${train.count} train, ${test.count} test images`,

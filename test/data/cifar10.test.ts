@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   CIFAR10_CLASSES, DEFAULT_DATA_DIR, IMAGE_BYTES, RECORD_BYTES, classCounts, concatDatasets, encodeCifar10Batch,
-  parseCifar10Batch, parseClassNames, resolveDataDir, sliceDataset, type ImageDataset,
+  TEST_FILES, TRAIN_FILES, parseCifar10Batch, parseClassNames, resolveDataDir, sliceDataset, type ImageDataset,
 } from '../../src/data/cifar10.js';
 import { Cifar10NotFoundError, loadCifar10, loadDataSplits, missingCifar10Files } from '../../src/data/node-files.js';
 
@@ -46,9 +46,21 @@ describe('real CIFAR-10 batches', () => {
     expect(rgb(test_, 0, 0, 0)).toEqual([158, 112, 49]);
   });
 
-  test('class names come from batches.meta.txt', () => {
+  test('class names come from batches.meta.txt', async () => {
     expect(train.classNames).toEqual(CIFAR10_CLASSES);
     expect(train.classNames[train.labels[0]]).toBe('frog');
+    // Names other than the built-in ones, so reading the file is what passes.
+    const dir = await mkdtemp(join(tmpdir(), 'cifar-meta-'));
+    try {
+      const names = CIFAR10_CLASSES.map((n) => `${n}-renamed`);
+      await writeFile(join(dir, 'batches.meta.txt'), names.join('\n') + '\n');
+      await writeFile(join(dir, 'test_batch.bin'), encodeCifar10Batch({ images: new Uint8Array(IMAGE_BYTES), labels: Uint8Array.of(6), count: 1, classNames: names }));
+      const renamed = await loadCifar10(dir, 'test');
+      expect(renamed.classNames).toEqual(names);
+      expect(renamed.classNames[renamed.labels[0]]).toBe('frog-renamed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('loadDataSplits reads the folder named by --data and says so', async () => {
@@ -151,6 +163,21 @@ describe('finding the data folder', () => {
     await expect(loadDataSplits({ env: {}, defaultDir: empty, allowSynthetic: false })).rejects.toThrow(Cifar10NotFoundError);
     // A half-complete default folder is an error too: it is a broken download, not "no data".
     await expect(loadDataSplits({ env: {}, defaultDir: partial })).rejects.toThrow(/missing data_batch_2\.bin/);
+  });
+
+  test('a data folder whose batches hold fewer records than the official ones (cut at a record boundary) is refused, naming the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cifar-short-'));
+    try {
+      const one = encodeCifar10Batch({ images: new Uint8Array(IMAGE_BYTES), labels: new Uint8Array(1), count: 1, classNames: CIFAR10_CLASSES });
+      for (const name of [...TRAIN_FILES, ...TEST_FILES]) await writeFile(join(dir, name), one);
+      await expect(loadDataSplits({ data: dir, env: {} })).rejects.toThrow(
+        `${join(dir, 'data_batch_1.bin')}: 1 records where the official CIFAR-10 batch holds 10000; the file is truncated or not from the official set. Replace it with a good copy`,
+      );
+      // Read as one split with no count asked for, the same file loads.
+      expect((await loadCifar10(dir, 'test')).count).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a corrupt file in the folder gives the parse error with its path, and how to get a good copy', async () => {
