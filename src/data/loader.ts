@@ -177,9 +177,13 @@ export class DataLoader {
     if (!Number.isInteger(state.position) || state.position < 0 || state.position >= this.samplesPerEpoch) {
       throw new Error(`DataLoader.setState: position ${state.position} is outside 0..${this.samplesPerEpoch - 1}`);
     }
+    if (!Number.isInteger(state.permutationSeed) || state.permutationSeed < 0 || state.permutationSeed >= 2 ** 32) {
+      throw new Error(`DataLoader.setState: bad permutationSeed ${state.permutationSeed}`);
+    }
+    if (!Array.isArray(state.rng)) throw new Error(`DataLoader.setState: bad rng state ${JSON.stringify(state.rng)}`);
     // JSON turns the Rng's NaN ("no spare normal") into null; read it back as NaN.
     this.rng.setState(state.rng.map((v) => (v === null ? NaN : v)));
-    this.permutationSeed = state.permutationSeed >>> 0;
+    this.permutationSeed = state.permutationSeed;
     this.epochNumber = state.epoch;
     this.cursor = state.position;
     this.order = this.orderFor(state.epoch);

@@ -24,6 +24,7 @@ export function readTar(bytes: Uint8Array, archiveName = 'tar archive'): TarEntr
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
     if (stored !== sum) throw new Error(`${archiveName}: bad tar header checksum at byte ${at} (not a tar file, or corrupt)`);
     const size = octal(header, 124, 12);
+    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`${archiveName}: entry at byte ${at} has an unreadable size field (corrupt tar header)`);
     const type = String.fromCharCode(header[156]);
     const dataStart = at + BLOCK;
     if (dataStart + size > bytes.length) throw new Error(`${archiveName}: entry at byte ${at} is truncated`);
@@ -67,7 +68,9 @@ function octal(bytes: Uint8Array, start: number, length: number): number {
     return v;
   }
   const s = text(bytes, start, length).trim();
-  return s === '' ? 0 : parseInt(s, 8);
+  if (s === '') return 0;
+  // parseInt would read the digits before a stray character and ignore the rest.
+  return /^[0-7]+$/.test(s) ? parseInt(s, 8) : NaN;
 }
 
 /** A pax record list is lines "<len> <key>=<value>\n". */

@@ -74,8 +74,13 @@ export class Rng {
   }
 
   setState(state: readonly number[]): void {
-    if (state.length !== 5) throw new Error(`Rng state must have 5 numbers, got ${state.length}`);
-    for (let i = 0; i < 4; i++) this.s[i] = state[i] >>> 0;
+    if (!Array.isArray(state) || state.length !== 5) throw new Error(`Rng state must have 5 numbers, got ${JSON.stringify(state)}`);
+    const words = state.slice(0, 4);
+    // An all-zero xoshiro state yields only zeros: no state() ever holds one.
+    if (!words.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32) || words.every((w) => w === 0)) {
+      throw new Error(`Rng state must start with 4 integers in [0, 2^32), not all zero; got ${JSON.stringify(words)} (a corrupt checkpoint?)`);
+    }
+    for (let i = 0; i < 4; i++) this.s[i] = words[i];
     this.spareNormal = Number.isNaN(state[4]) ? null : state[4];
   }
 }

@@ -251,6 +251,13 @@ describe('the formats underneath', () => {
     expect(entries[1].data).toEqual(b);
     tar[0] ^= 1;
     expect(() => readTar(tar, 't.tar')).toThrow('t.tar: bad tar header checksum at byte 0');
+    // A size field that is not octal, under a checksum that matches it.
+    const bad = tarFiles([{ name: 'c.txt', data: a }]);
+    bad.set(new TextEncoder().encode('0000000009x\0'), 124);
+    bad.set(new TextEncoder().encode('        '), 148);
+    const sum = bad.subarray(0, 512).reduce((n, v) => n + v, 0);
+    bad.set(new TextEncoder().encode(sum.toString(8).padStart(6, '0') + '\0 '), 148);
+    expect(() => readTar(bad, 'u.tar')).toThrow('u.tar: entry at byte 0 has an unreadable size field');
   });
 
   test('labels may be numbers, numeric strings or one-hot arrays; anything else names the entry', () => {

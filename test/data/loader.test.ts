@@ -155,4 +155,15 @@ describe('resuming', () => {
     expect(() => new DataLoader(dataset(21), train).setState(state)).toThrow(/count 20; this one has count 21/);
     expect(() => new DataLoader(dataset(20), train).setState({ ...state, position: 20 })).toThrow(/position 20 is outside 0..19/);
   });
+
+  test('a corrupt random state is refused: an all-zero generator would crop every image at the corner and never flip', () => {
+    const state = new DataLoader(dataset(20), train).state();
+    const load = (patch: object) => () => new DataLoader(dataset(20), train).setState({ ...state, ...patch } as typeof state);
+    expect(load({ rng: [null, null, null, null, null] })).toThrow(/Rng state must start with 4 integers in \[0, 2\^32\), not all zero/);
+    expect(load({ rng: [0, 0, 0, 0, null] })).toThrow(/not all zero/);
+    expect(load({ rng: [1, 2, 3] })).toThrow('Rng state must have 5 numbers');
+    expect(load({ rng: undefined })).toThrow('DataLoader.setState: bad rng state');
+    expect(load({ permutationSeed: 1.5 })).toThrow('DataLoader.setState: bad permutationSeed 1.5');
+    expect(load({})).not.toThrow();
+  });
 });
