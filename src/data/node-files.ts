@@ -13,9 +13,11 @@ import { syntheticCifar10 } from './synthetic.js';
 
 /** Thrown when batch files are missing; `missing` lists them, the message says how to get them. */
 export class Cifar10NotFoundError extends Error {
-  constructor(readonly dir: string, readonly missing: readonly string[], source: DataDirSource = 'flag') {
+  /** `inside`: a subfolder that holds every batch file (the folder named was its parent). */
+  constructor(readonly dir: string, readonly missing: readonly string[], source: DataDirSource = 'flag', inside?: string) {
     super(
-      `CIFAR-10 not found in ${describeDataDir(dir, source)}: missing ${missing.join(', ')}. ` + howToGetCifar10(),
+      `CIFAR-10 not found in ${describeDataDir(dir, source)}: missing ${missing.join(', ')}. ` +
+        (inside ? `They are in ${inside}: point --data (or CIFAR10_DIR) there.` : howToGetCifar10()),
     );
     this.name = 'Cifar10NotFoundError';
   }
@@ -94,7 +96,9 @@ export async function loadDataSplits(options: LoadDataOptions = {}): Promise<Dat
   if (missing.length > 0) {
     const all = missing.length === TRAIN_FILES.length + TEST_FILES.length;
     if (source !== 'default' || options.allowSynthetic === false || !all) {
-      throw new Cifar10NotFoundError(absolute, missing, source);
+      const inside = join(absolute, BATCHES_FOLDER);
+      const complete = all && (await missingCifar10Files(inside)).length === 0;
+      throw new Cifar10NotFoundError(absolute, missing, source, complete ? inside : undefined);
     }
     const seed = options.synthetic?.seed ?? 0;
     const trainCount = options.synthetic?.trainCount ?? 10_000;

@@ -161,6 +161,17 @@ describe('finding the data folder', () => {
     await expect(loadDataSplits({ data: empty, env: {} })).rejects.toThrow(/CIFAR-10 not found in .*\(from --data\): missing data_batch_1\.bin/);
     await expect(loadDataSplits({ env: { CIFAR10_DIR: empty } })).rejects.toThrow(/\(from CIFAR10_DIR\)/);
     await expect(loadDataSplits({ env: {}, defaultDir: empty, allowSynthetic: false })).rejects.toThrow(Cifar10NotFoundError);
+    // The parent of the download's folder: the error says where the files are.
+    const parent = await mkdtemp(join(tmpdir(), 'cifar-parent-'));
+    try {
+      const inside = join(parent, 'cifar-10-batches-bin');
+      await mkdir(inside);
+      const one = encodeCifar10Batch({ images: new Uint8Array(IMAGE_BYTES), labels: new Uint8Array(1), count: 1, classNames: CIFAR10_CLASSES });
+      for (const name of [...TRAIN_FILES, ...TEST_FILES]) await writeFile(join(inside, name), one);
+      await expect(loadDataSplits({ data: parent, env: {} })).rejects.toThrow(`They are in ${inside}: point --data (or CIFAR10_DIR) there.`);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
     // A half-complete default folder is an error too: it is a broken download, not "no data".
     await expect(loadDataSplits({ env: {}, defaultDir: partial })).rejects.toThrow(/missing data_batch_2\.bin/);
   });
