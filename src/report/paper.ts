@@ -1,8 +1,8 @@
 /**
- * The SFP paper's CIFAR-10 numbers (He et al., IJCAI 2018, Table 1, trained from scratch), copied from the
- * project's research notes, sfp-reference.md §1.1, which take them from the FPGM paper's reprint (its Table 1).
+ * The SFP paper's CIFAR-10 numbers (He et al., IJCAI 2018, Table 1, trained from scratch), as the FPGM paper
+ * (He et al., CVPR 2019) reprints them in its Table 1.
  * Accuracies in %, FLOPs as the paper counts them (3×3 convs only, a multiply-add = 1). The baseline FLOPs are
- * the official script's (utils/cifar_resnet_flop.py), as §1.1 gives them. These are the paper's numbers, never
+ * the official script's (utils/cifar_resnet_flop.py). These are the paper's numbers, never
  * ours: a report prints them beside what our runs measured and what src/prune/flops.ts computes.
  */
 export interface PaperResult {
@@ -29,7 +29,7 @@ export const PAPER = {
     baselineFlops: 4.055e7,
     sfpFlops: 2.43e7,
     reduction: 42.2,
-    note: 'The paper prints 2.43E7 for ResNet-20 at 30 %; 42.2 % of 4.055E7 leaves 2.34E7, what the official script gives (a digit swap, sfp-reference.md §1.1).',
+    note: 'The paper prints 2.43E7 for ResNet-20 at 30 %; 42.2 % of 4.055E7 leaves 2.34E7, what the official utils/cifar_resnet_flop.py gives (a digit swap).',
   },
   'resnet32-30': {
     model: 'resnet32',

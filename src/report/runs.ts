@@ -325,7 +325,7 @@ export function compareMarkdown(runs: readonly ComparedRun[], paperChoice?: Pape
   if (paper) {
     notes.push(
       `Paper: SFP (He et al., IJCAI 2018) Table 1, ${modelOf({ model: paper.model }).title} at ${ratePercent(paper.rate)}, ` +
-        'trained from scratch (200 epochs in the official scripts); numbers as collected in sfp-reference.md §1.1 and §2.8. ' +
+        'trained from scratch (200 epochs in the official scripts), as the FPGM paper (He et al., CVPR 2019) reprints it in its Table 1. ' +
         'n/r: the paper has no such row.',
     );
     if (paper.note) notes.push(paper.note);
