@@ -7,7 +7,7 @@
 // must find the compact model's logits equal to the masked model's. A screenshot of the page goes to
 // docs/browser.png (only with UPDATE_SCREENSHOT=1).
 //
-// Chromium is required: a missing /usr/bin/chromium fails the file with the command that installs it. A
+// Chromium is required: a missing /usr/bin/chromium (or $CHROMIUM) fails the file with the command that installs it. A
 // watchdog kills the browser if the file runs past its budget, so a wedged GPU process cannot hang CI.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -30,7 +30,8 @@ import { compactModel, encodeCompactModel, zeroMaskedFilters } from '../../src/p
 import { assertClose } from '../support/allclose.js';
 import { tolerance } from '../support/gradcheck.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium, or the build CHROMIUM names (Ubuntu's is a snap). */
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const config = join(root, 'web/vite.config.ts');
 // The committed screenshot is refreshed with UPDATE_SCREENSHOT=1; otherwise it goes to a temporary file, so
@@ -136,7 +137,7 @@ function compare(browserReport: ChecksReport, nodeReport: ChecksReport): Map<str
 describe('the web page in headless Chromium', () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is not installed (${CHROMIUM} is missing): run \`bash scripts/setup-system.sh --browser\``);
+      throw new Error(`Chromium is not installed (${CHROMIUM} is missing): run \`bash scripts/setup-system.sh --browser\`, or name a Chromium binary with CHROMIUM=/path`);
     }
     outDir = mkdtempSync(join(tmpdir(), 'sfp-web-'));
     await within('vite build', STEP_MS, build({ configFile: config, logLevel: 'error', build: { outDir, emptyOutDir: true } }));
