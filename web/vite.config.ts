@@ -50,7 +50,8 @@ function dataMiddleware(): Middleware {
       return;
     }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': statSync(file).size });
-    createReadStream(file).pipe(res);
+    // A read error ends the response (the page then sees a short body) instead of crashing the server.
+    createReadStream(file).on('error', (error) => res.destroy(error)).pipe(res);
   };
 }
 

@@ -12,25 +12,8 @@ import { cifarResNetOf, loadCheckpoint, saveCompactModel } from '../io/checkpoin
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { LoaderSource } from '../train/sources.js';
 import { buildCompactionPlan, type CompactionPlan } from '../prune/plan.js';
-import { checkEquivalence, compactModel, zeroMaskedFilters, type CompactResNet, type EquivalenceReport, type HostImages } from '../prune/compact.js';
+import { checkEquivalence, compactModel, equivalenceProblem, zeroMaskedFilters, type CompactResNet, type EquivalenceReport, type HostImages } from '../prune/compact.js';
 import { compactFlops, compactParameters } from '../prune/flops.js';
-
-/**
- * The largest |Δlogit| the check accepts, as a fraction of the logits' scale (at least 10): 1e-3 for ordinary
- * logits, more for large ones, whose float32 sums differ by more when compaction reorders them.
- */
-export const MAX_RELATIVE_LOGIT_DIFFERENCE = 1e-4;
-
-/** Why a report fails the check, or null when it passes. */
-export function equivalenceProblem(report: EquivalenceReport, relativeTolerance = MAX_RELATIVE_LOGIT_DIFFERENCE): string | null {
-  if (report.images === 0) return 'no images were checked';
-  const tolerance = relativeTolerance * Math.max(10, report.maxAbsLogit);
-  if (!(report.maxAbsDiff <= tolerance)) {
-    return `max |Δlogit| = ${report.maxAbsDiff} exceeds ${tolerance.toPrecision(3)} (${relativeTolerance} of the logits' scale ${report.maxAbsLogit.toPrecision(3)}, taken as at least 10)`;
-  }
-  if (!report.predictionsEqual) return `${report.predictionMismatches} of ${report.images} predictions differ`;
-  return null;
-}
 
 /** What compaction leaves in memory: the masked model, its plan and compact model, and the check's report. */
 export interface CompactRun {

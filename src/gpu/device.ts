@@ -6,7 +6,7 @@ export class GpuError extends Error {
 }
 
 /** Limits the engine asks for, capped by what the adapter offers. */
-const WANTED_LIMITS = [
+export const WANTED_LIMITS = [
   'maxStorageBufferBindingSize',
   'maxBufferSize',
   'maxComputeWorkgroupStorageSize',

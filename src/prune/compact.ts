@@ -329,6 +329,23 @@ export async function checkEquivalence(masked: Module, compact: Module, batches:
   return report;
 }
 
+/**
+ * The largest |Δlogit| the check accepts, as a fraction of the logits' scale (at least 10): 1e-3 for ordinary
+ * logits, more for large ones, whose float32 sums differ by more when compaction reorders them.
+ */
+export const MAX_RELATIVE_LOGIT_DIFFERENCE = 1e-4;
+
+/** Why a report fails the check, or null when it passes. */
+export function equivalenceProblem(report: EquivalenceReport, relativeTolerance = MAX_RELATIVE_LOGIT_DIFFERENCE): string | null {
+  if (report.images === 0) return 'no images were checked';
+  const tolerance = relativeTolerance * Math.max(10, report.maxAbsLogit);
+  if (!(report.maxAbsDiff <= tolerance)) {
+    return `max |Δlogit| = ${report.maxAbsDiff} exceeds ${tolerance.toPrecision(3)} (${relativeTolerance} of the logits' scale ${report.maxAbsLogit.toPrecision(3)}, taken as at least 10)`;
+  }
+  if (!report.predictionsEqual) return `${report.predictionMismatches} of ${report.images} predictions differ`;
+  return null;
+}
+
 const COMPACT_FORMAT = 'sfp-gpu compact cifar-resnet';
 
 /** The compact model's state dict as safetensors bytes, with the plan (JSON) and input size in the metadata. */

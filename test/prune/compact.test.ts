@@ -11,7 +11,7 @@ import { CifarResNet } from '../../src/models/resnet.js';
 import { FilterPruner } from '../../src/prune/sfp.js';
 import { buildCompactionPlan, type CompactionPlan } from '../../src/prune/plan.js';
 import { loadCompactModel, saveCompactModel } from '../../src/io/checkpoint-files.js';
-import { checkEquivalence, compactModel, zeroMaskedFilters, type CompactResNet, type HostImages } from '../../src/prune/compact.js';
+import { checkEquivalence, compactModel, equivalenceProblem, zeroMaskedFilters, type CompactResNet, type HostImages } from '../../src/prune/compact.js';
 import { compactParameters } from '../../src/prune/flops.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { softmaxCrossEntropy } from '../../src/ops/loss.js';
@@ -220,7 +220,7 @@ describe('compaction preserves the eval-mode logits', () => {
 
 describe('sfp-gpu compact', () => {
   it('compacts a training checkpoint (model + masks), checks it on test images and writes a file that loads back; a failed check is named', async () => {
-    const { runCompact, equivalenceProblem } = await import('../../src/cli/compact.js');
+    const { runCompact } = await import('../../src/cli/compact.js');
     const { saveCheckpoint } = await import('../../src/io/checkpoint-files.js');
     const model = randomModel('cli');
     const masks = await masksOf(model, { rate: 0.3 });
