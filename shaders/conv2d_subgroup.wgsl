@@ -8,7 +8,8 @@
 // Kernel size and stride are override constants, so the tap loops have constant trip counts and the
 // compiler unrolls them; channel counts and spatial sizes stay uniforms (one pipeline per kernel shape
 // serves every width, compacted ones included). Correct for any subgroup size SG, which must equal the
-// device's; every subgroup op sits in uniform control flow (no early return).
+// pipeline's (one that runs at another width writes NaN); every subgroup op sits in uniform control flow
+// (no early return).
 enable subgroups;
 
 struct Dims {
@@ -41,12 +42,22 @@ const TN_MAX = 8u;
 const X_MAX = 32u;
 const KW_MAX = 8u;
 
+// A driver may run a pipeline in subgroups of another width than the adapter reports (register pressure can
+// make it compile one narrower); every index below assumes SG lanes, so such a pipeline writes NaN, loudly,
+// instead of numbers from lanes that do not hold what the indexing expects.
+fn lanes_checked(v: f32, sg_size: u32) -> f32 {
+  return select(bitcast<f32>(0x7fc00000u | (sg_size & 0u)), v, sg_size == SG);
+}
+fn lanes_checked4(v: vec4f, sg_size: u32) -> vec4f {
+  return select(vec4f(bitcast<f32>(0x7fc00000u | (sg_size & 0u))), v, sg_size == SG);
+}
+
 // y[n, co, oy, ox0 .. ox0+TN) for co in a block of TM. Workgroup = TM output channels (wid.y) × WG
 // tiles of TN columns of one output row. Per (ci, ky) a lane loads the (TN−1)·STRIDE + KW inputs its
 // tile touches once and reuses them across the KW taps.
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-           @builtin(subgroup_invocation_id) lane: u32) {
+           @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sg_size: u32) {
   let tiles_w = (dims.out_w + TN - 1u) / TN;
   let tiles = dims.batch * dims.out_h * tiles_w;
   let index = wid.x * WG + li;
@@ -93,7 +104,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     if (co >= dims.out_channels) { break; }
     let base = ((n * dims.out_channels + co) * dims.out_h + oy) * dims.out_w;
     for (var t = 0u; t < TN; t++) {
-      if (ox0 + t < dims.out_w) { y[base + ox0 + t] = acc[r][t]; }
+      if (ox0 + t < dims.out_w) { y[base + ox0 + t] = lanes_checked(acc[r][t], sg_size); }
     }
   }
 }
@@ -106,7 +117,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
 // TN columns ix = px + STRIDE·j of one class row.
 @compute @workgroup_size(WG)
 fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-                  @builtin(subgroup_invocation_id) lane: u32) {
+                  @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sg_size: u32) {
   let s = i32(STRIDE);
   let py = wid.z / STRIDE;
   let px = wid.z % STRIDE;
@@ -164,7 +175,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
     let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w;
     for (var t = 0u; t < TN; t++) {
       let ix = px + (j0 + t) * STRIDE;
-      if (ix < dims.in_w) { dx[base + ix] = acc[r][t]; }
+      if (ix < dims.in_w) { dx[base + ix] = lanes_checked(acc[r][t], sg_size); }
     }
   }
 }
@@ -176,7 +187,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
 // the STRIDE new ones per position. src/ops/conv2d.ts sums the splits in a fixed order (reduce.wgsl).
 @compute @workgroup_size(WG)
 fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-                   @builtin(subgroup_invocation_id) lane: u32) {
+                   @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sg_size: u32) {
   let cin = dims.in_channels;
   let cout = dims.out_channels;
   let columns = cin * KH;
@@ -231,7 +242,7 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
     let co = m0 + r;
     if (co >= cout) { break; }
     let base = (wid.z * cout + co) * taps + column * KW;
-    for (var kx = 0u; kx < KW; kx++) { dw[base + kx] = acc[r][kx]; }
+    for (var kx = 0u; kx < KW; kx++) { dw[base + kx] = lanes_checked(acc[r][kx], sg_size); }
   }
 }
 
@@ -390,7 +401,7 @@ fn bias_map_classes(@builtin(global_invocation_id) gid: vec3u) {
 
 @compute @workgroup_size(WG)
 fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-               @builtin(subgroup_invocation_id) lane: u32) {
+               @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sg_size: u32) {
   let tile = tile_3x3(wid, li);
   let m0 = wid.y * TM;
   let acc = accumulate_3x3(tile, m0, lane);
@@ -442,7 +453,7 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
       }
       if (HAS_BN) { v = fma(v, vec4f(scale[m]), vec4f(shift[m])); }
       if (RELU) { v = max(v, vec4f(0.0)); }
-      y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = v;
+      y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = lanes_checked4(v, sg_size);
     }
   }
 }
@@ -456,7 +467,7 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
 
 @compute @workgroup_size(WG)
 fn backward_weight_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-                   @builtin(subgroup_invocation_id) lane: u32) {
+                   @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sg_size: u32) {
   let cin = dims.in_channels;
   let cout = dims.out_channels;
   let columns = cin * 3u;
@@ -516,7 +527,9 @@ fn backward_weight_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocat
     let co = m0 + m;
     if (co >= cout) { break; }
     let base = (wid.z * cout + co) * taps + column * 3u;
-    dw[base] = acc[m].x; dw[base + 1u] = acc[m].y; dw[base + 2u] = acc[m].z;
+    dw[base] = lanes_checked(acc[m].x, sg_size);
+    dw[base + 1u] = lanes_checked(acc[m].y, sg_size);
+    dw[base + 2u] = lanes_checked(acc[m].z, sg_size);
   }
 }
 
@@ -531,7 +544,7 @@ fn backward_weight_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocat
 // packed w4 of the forward.
 @compute @workgroup_size(WG)
 fn backward_input_3x3_s2(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-                         @builtin(subgroup_invocation_id) lane: u32) {
+                         @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sg_size: u32) {
   let py = wid.z;
   let half_h = dims.in_h / 2u;
   let tiles_w = dims.in_w / 4u;
@@ -575,7 +588,8 @@ fn backward_input_3x3_s2(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoc
     let ci = m0 + m;
     if (ci >= cin) { break; }
     let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w + 4u * t;
-    dx[base] = even[m].x; dx[base + 1u] = odd[m].x; dx[base + 2u] = even[m].y; dx[base + 3u] = odd[m].y;
+    let checked = lanes_checked4(vec4f(even[m].x, odd[m].x, even[m].y, odd[m].y), sg_size);
+    dx[base] = checked.x; dx[base + 1u] = checked.y; dx[base + 2u] = checked.z; dx[base + 3u] = checked.w;
   }
 }
 

@@ -36,9 +36,16 @@ const TM = 16u;
 // Rows of A a lane loads per k: ceil(TM / SG) ≤ TM (subgroups of 1 included).
 const LOADS_MAX = 16u;
 
+// A driver may run a pipeline in subgroups of another width than the adapter reports (register pressure can
+// make it compile one narrower); every index below assumes SG lanes, so such a pipeline writes NaN, loudly,
+// instead of numbers from lanes that do not hold what the indexing expects.
+fn lanes_checked(v: f32, sg_size: u32) -> f32 {
+  return select(bitcast<f32>(0x7fc00000u | (sg_size & 0u)), v, sg_size == SG);
+}
+
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32,
-           @builtin(subgroup_invocation_id) lane: u32) {
+           @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sg_size: u32) {
   let m = dims.m;
   let n = dims.n;
   let kk = dims.k;
@@ -120,7 +127,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     let i = row0 + r;
     if (i >= m) { break; }
     for (var t = 0u; t < 4u; t++) {
-      if (col + t < n) { c[i * n + col + t] = acc[r][t]; }
+      if (col + t < n) { c[i * n + col + t] = lanes_checked(acc[r][t], sg_size); }
     }
   }
 }

@@ -58,7 +58,7 @@ export class GpuRuntime {
   readonly limits: GPUSupportedLimits;
   /** Fixed subgroup size, or 0 when the subgroup kernels cannot be used. */
   get subgroupSize(): number {
-    return this.subgroups;
+    return claimedSubgroupSize ?? this.subgroups;
   }
   private subgroups: number;
   private readonly shaders = new Map<string, ShaderInfo>();
@@ -463,6 +463,25 @@ export function grid1d(count: number, workgroupSize: number): [number, number] {
 }
 
 let foldLimit = 65535;
+
+let claimedSubgroupSize: number | null = null;
+
+/**
+ * Runs `record` (which only records dispatches) with the subgroup kernels built for `size` lanes while the device
+ * runs its own width, as on a driver that compiles a pipeline narrower or wider than the adapter reports; tests
+ * check that every subgroup kernel then writes NaN rather than plausible numbers.
+ */
+export function withClaimedSubgroupSize<T>(size: number, record: () => T): T {
+  if (!gpu().subgroupSize) throw new Error('withClaimedSubgroupSize: this device runs no subgroup kernels');
+  if (!(Number.isInteger(size) && size >= 1)) throw new Error(`withClaimedSubgroupSize: size must be a positive integer, got ${size}`);
+  const previous = claimedSubgroupSize;
+  claimedSubgroupSize = size;
+  try {
+    return record();
+  } finally {
+    claimedSubgroupSize = previous;
+  }
+}
 
 /**
  * Runs `record` (which only records dispatches) with grid1d folding above `limit` workgroups per row instead
