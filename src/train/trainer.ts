@@ -278,6 +278,8 @@ export class Trainer {
         imagesPerSecond: images / seconds,
       };
       Object.assign(record, await this.hooks.afterEpoch?.(this, epoch, record));
+      // Before the epoch's record is written, so metrics.jsonl never gets an epoch whose checkpoint is refused.
+      await this.checkFiniteState();
       this.epoch++;
       this.step = 0;
       records.push(record);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CifarResNet } from '../../src/models/resnet.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { LrSchedule } from '../../src/optim/schedule.js';
-import { Trainer, type EpochRecord, type RunStore, type TrainerState } from '../../src/train/trainer.js';
+import { Trainer, type EpochRecord, type RunStore, type TrainerHooks, type TrainerState } from '../../src/train/trainer.js';
 import { LoaderSource } from '../../src/train/sources.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import { gpu } from '../../src/gpu/encoder.js';
@@ -25,7 +25,7 @@ class CountingStore implements RunStore {
   }
 }
 
-const run = (model: CifarResNet, store: CountingStore, poison: { betweenSteps: (t: Trainer) => void }) => {
+const run = (model: CifarResNet, store: CountingStore, poison: TrainerHooks) => {
   const optimizer = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
   const train = new LoaderSource(syntheticCifar10(32, 3), { batchSize: 8, train: true, seed: 1 });
   const schedule = new LrSchedule({ kind: 'constant', lr: 0.05, epochs: 1 });
@@ -59,6 +59,21 @@ describe('a diverging run', () => {
     });
     await expect(trainer.run()).rejects.toThrow(/training diverged: conv1.weight holds NaN or infinite values at epoch 1, step 2/);
     expect(store.saves).toEqual([{ step: 1, finite: true }]);
+    trainer.dispose();
+  });
+
+  it("an epoch end that leaves a weight infinite writes neither the epoch's record nor its checkpoint", async () => {
+    const model = new CifarResNet(20, 10, 1, [4, 8, 12]);
+    const store = new CountingStore();
+    const trainer = run(model, store, {
+      afterEpoch: async () => {
+        gpu().upload(model.fc.bias!.buffer, Float32Array.of(NaN));
+        return {};
+      },
+    });
+    await expect(trainer.run()).rejects.toThrow(/training diverged: fc.bias holds NaN or infinite values at epoch 1, step 4/);
+    expect(store.records).toEqual([]);
+    expect(store.saves.every((s) => s.finite)).toBe(true);
     trainer.dispose();
   });
 });
