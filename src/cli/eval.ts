@@ -8,13 +8,30 @@ import { LoaderSource } from '../train/sources.js';
 import { LrSchedule } from '../optim/schedule.js';
 import { consoleSink, type ProgressSink } from '../train/progress.js';
 
-/** The test-set accuracy and loss of the model in `path` (either kind of file), and what it held. */
-export async function evaluateFile(path: string, data: DataSplits, batchSize: number, sink: ProgressSink = consoleSink): Promise<EvalResult & { name: string }> {
+/**
+ * The test-set accuracy and loss of the model in `path` (either kind of file), and what it held. The data comes
+ * after the model is read (`data` may be a loader), so a wrong path fails before the data set is loaded. A model
+ * whose outputs are not finite (a diverged run) is an error, not a score.
+ */
+export async function evaluateFile(
+  path: string,
+  data: DataSplits | (() => Promise<DataSplits>),
+  batchSize: number,
+  sink: ProgressSink = consoleSink,
+): Promise<EvalResult & { name: string; data: DataSplits }> {
   const { model, name } = await loadModelFile(path);
-  const test = new LoaderSource(data.test, { batchSize, train: false });
+  const splits = typeof data === 'function' ? await data() : data;
+  const test = new LoaderSource(splits.test, { batchSize, train: false });
   const trainer = new Trainer(model, new SGD([], { lr: 0 }), test, test, { epochs: 1, schedule: new LrSchedule({ kind: 'constant', lr: 1, epochs: 1 }) }, null, sink);
   try {
-    return { ...(await trainer.evaluate(test)), name };
+    const result = await trainer.evaluate(test);
+    if (!Number.isFinite(result.loss)) {
+      throw new Error(
+        `${path}: the test loss of its ${name} is ${result.loss} (accuracy ${(100 * result.accuracy).toFixed(2)} %): its outputs are not finite, ` +
+          'so the run that wrote it diverged. Retrain, or resume from an earlier checkpoint with a lower --lr',
+      );
+    }
+    return { ...result, name, data: splits };
   } finally {
     trainer.dispose();
   }
@@ -22,9 +39,14 @@ export async function evaluateFile(path: string, data: DataSplits, batchSize: nu
 
 export async function runEval(argv: readonly string[]): Promise<EvalResult> {
   const args = parseArgs('eval', argv);
-  const data = await loadDataSplits({ data: args.data });
-  console.log(data.description);
-  const result = await evaluateFile(args.checkpoint, data, args.batchSize);
-  console.log(`${args.checkpoint}: ${result.name}, test accuracy ${(100 * result.accuracy).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} images`);
+  const result = await evaluateFile(args.checkpoint, async () => {
+    const splits = await loadDataSplits({ data: args.data });
+    console.log(splits.description);
+    return splits;
+  }, args.batchSize);
+  console.log(
+    `${args.checkpoint}: ${result.name}, test accuracy ${(100 * result.accuracy).toFixed(2)}%, loss ${result.loss.toFixed(4)} ` +
+      `on ${result.count} ${result.data.kind === 'synthetic' ? 'synthetic' : 'CIFAR-10'} test images`,
+  );
   return result;
 }

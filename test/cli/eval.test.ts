@@ -10,7 +10,7 @@ import { zeroMaskedFilters } from '../../src/prune/compact.js';
 import { compactCheckpoint } from '../../src/cli/compact.js';
 import { evaluateFile } from '../../src/cli/eval.js';
 import { parseArgs } from '../../src/cli/args.js';
-import { saveCheckpoint } from '../../src/io/checkpoint-files.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import type { DataSplits } from '../../src/data/node-files.js';
 
@@ -52,5 +52,25 @@ describe('eval', () => {
     const path = join(out, 'empty.safetensors');
     await saveCheckpoint(path, { model: new Map(), meta: {} });
     await expect(evaluateFile(path, data, 8, silent)).rejects.toThrow(`${path}: no tensor "conv1.weight"; is this a CIFAR ResNet checkpoint?`);
+  });
+
+  it('refuses to score a model whose outputs are not finite (a diverged run), and reads the model before the data', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-eval-diverged-'));
+    dirs.push(out);
+    const model = new CifarResNet(20, 10, 5);
+    const path = join(out, 'checkpoint.safetensors');
+    // Finite weights, but a BN variance as a diverged run leaves it: the logits overflow to ±∞ and the loss is NaN.
+    await saveCheckpoint(path, { model: model.stateDict(), meta: { epoch: 1 } });
+    const loaded = await loadCheckpoint(path);
+    (loaded.model.get('bn1.running_var')!.data as Float32Array).fill(1e-38);
+    (loaded.model.get('conv1.weight')!.data as Float32Array).fill(3e38);
+    await saveCheckpoint(path, { model: loaded.model, meta: { epoch: 1 } });
+    await expect(evaluateFile(path, data, 8, silent)).rejects.toThrow(/: the test loss of its ResNet-20 is NaN .*its outputs are not finite, so the run that wrote it diverged/);
+    for (const p of model.parameters()) p.dispose();
+    for (const [, b] of model.namedBuffers()) b.dispose();
+    let loadedData = false;
+    const missing = join(out, 'missing.safetensors');
+    await expect(evaluateFile(missing, async () => ((loadedData = true), data), 8, silent)).rejects.toThrow(missing);
+    expect(loadedData).toBe(false);
   });
 });
