@@ -11,7 +11,7 @@ import { pruningHooks } from '../train/pruning.js';
 import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import type { LoadedCheckpoint } from '../io/checkpoint.js';
-import { saveCheckpoint, loadCheckpoint } from '../io/checkpoint-files.js';
+import { loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
 import { writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -180,6 +180,7 @@ export function prunerFor(model: CifarResNet, args: Args<'train'>, rate = prunin
 /** The checkpoint --pretrained names, refused when its run trained another model. */
 async function loadPretrained(path: string, model: string): Promise<LoadedCheckpoint> {
   const pretrained = await loadCheckpoint(path);
+  refuseCompactModel(pretrained, `--pretrained ${path}`);
   const trainedModel = (pretrained.meta.config as { model?: unknown } | undefined)?.model;
   if (typeof trainedModel === 'string' && trainedModel !== model) {
     throw new ArgsError(`--pretrained ${path} holds a ${trainedModel}, not the ${model} this run trains: pass --model ${trainedModel}, or a ${model} checkpoint`);

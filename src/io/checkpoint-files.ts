@@ -29,6 +29,7 @@ export async function loadCompactModel(path: string): Promise<CompactResNet> {
  * stage 1, the widths from each stage's first conv, the classes from the classifier), without its weights.
  */
 export function cifarResNetOf(checkpoint: LoadedCheckpoint, source: string): CifarResNet {
+  refuseCompactModel(checkpoint, source);
   const shape = (name: string) => {
     const t = checkpoint.model.get(name);
     if (!t) throw new Error(`${source}: no tensor "${name}"; is this a CIFAR ResNet checkpoint?`);
@@ -37,6 +38,13 @@ export function cifarResNetOf(checkpoint: LoadedCheckpoint, source: string): Cif
   const blocks = new Set([...checkpoint.model.keys()].flatMap((k) => /^layer1\.(\d+)\.conv1\.weight$/.exec(k)?.[1] ?? []));
   const widths = [shape('conv1.weight')[0], shape('layer2.0.conv1.weight')[0], shape('layer3.0.conv1.weight')[0]];
   return new CifarResNet(6 * blocks.size + 2, shape('fc.weight')[0], 0, widths);
+}
+
+/** Throws when `checkpoint` is a compact model where a training checkpoint (the full network, its masks) is needed. */
+export function refuseCompactModel(checkpoint: LoadedCheckpoint, source: string): void {
+  if (isCompactModel(checkpoint.meta)) {
+    throw new Error(`${source} is a compact model (written by compact), not a training checkpoint: give the checkpoint.safetensors it was compacted from`);
+  }
 }
 
 /** A model file's network: a training checkpoint's CIFAR ResNet, or a compact model written by `compact`. */

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { trainModel } from '../../src/cli/train.js';
 import { parseArgs } from '../../src/cli/args.js';
+import { compactCheckpoint } from '../../src/cli/compact.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import { loadCheckpoint } from '../../src/io/checkpoint-files.js';
 import { cifarResNet } from '../../src/models/resnet.js';
@@ -54,6 +55,19 @@ describe('train --pretrained', () => {
     await expect(
       trainModel(parseArgs('train', [...base.slice(2), '--model', 'resnet32', '--max-steps', '1', '--pretrained', checkpoint, '--out', third]), { sink: silent, data }),
     ).rejects.toThrow(`--pretrained ${checkpoint} holds a resnet20, not the resnet32 this run trains: pass --model resnet20, or a resnet32 checkpoint`);
+    expect(await readdir(third)).toEqual([]);
+
+    // A compact model (what `compact` writes from that checkpoint): train and compact both ask for the checkpoint.
+    const compactFile = join(first, 'compact.safetensors');
+    const compacted = await compactCheckpoint(parseArgs('compact', ['--checkpoint', join(second, 'checkpoint.safetensors'), '--out', compactFile, '--check-images', '8', '--batch-size', '8']), { sink: silent, data });
+    for (const t of [...compacted.masked.parameters(), ...compacted.masked.namedBuffers().map(([, b]) => b)]) t.dispose();
+    const refusal = `is a compact model (written by compact), not a training checkpoint: give the checkpoint.safetensors it was compacted from`;
+    await expect(
+      trainModel(parseArgs('train', [...base, '--max-steps', '1', '--pretrained', compactFile, '--out', third]), { sink: silent, data }),
+    ).rejects.toThrow(`--pretrained ${compactFile} ${refusal}`);
+    await expect(compactCheckpoint(parseArgs('compact', ['--checkpoint', compactFile, '--out', join(third, 'again.safetensors')]), { sink: silent, data })).rejects.toThrow(
+      `${compactFile} ${refusal}`,
+    );
     expect(await readdir(third)).toEqual([]);
   });
 });
