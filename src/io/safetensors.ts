@@ -90,6 +90,13 @@ export function encodeSafetensors(entries: Record<string, HostTensor>, metadata?
   return out;
 }
 
+/** The first bytes of a file for an error message: as text when they are printable ASCII, else in hex. */
+function preview(bytes: Uint8Array): string {
+  const head = bytes.subarray(0, 16);
+  const printable = head.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x0a || b === 0x0d || b === 0x09);
+  return printable ? JSON.stringify(new TextDecoder().decode(head)) + ' (text)' : [...head].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+}
+
 /** Parses and validates a safetensors file. The tensors' data are copies, independent of `bytes`. */
 export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   checkLittleEndian();
@@ -98,7 +105,9 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   }
   const declared = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
   if (declared > BigInt(bytes.length - 8)) {
-    throw new SafetensorsError(`header length ${declared} exceeds the ${bytes.length - 8} bytes that follow it (truncated file?)`);
+    // The JSON header opens with '{' right after the length: without it, the file is not safetensors at all.
+    const why = bytes.length > 8 && bytes[8] !== 0x7b ? `not a safetensors file? It begins with ${preview(bytes)}` : 'truncated file?';
+    throw new SafetensorsError(`header length ${declared} exceeds the ${bytes.length - 8} bytes that follow it (${why})`);
   }
   const headerBytes = Number(declared);
   if (headerBytes > maxHeaderBytes) {

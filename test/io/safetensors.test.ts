@@ -152,6 +152,16 @@ describe('safetensors validation', () => {
     expect(() => decodeSafetensors(new Uint8Array(5))).toThrow('file is 5 bytes, shorter than the 8-byte header length');
   });
 
+  it('says a file whose length field makes no sense and which does not open a JSON header is probably not safetensors, showing how it begins', () => {
+    const text = new TextEncoder().encode('hello world, a text file\n');
+    expect(() => decodeSafetensors(text)).toThrow(/exceeds the 17 bytes that follow it \(not a safetensors file\? It begins with "hello world, a t" \(text\)\)/);
+    const zip = Uint8Array.of(0x50, 0x4b, 0x03, 0x04, 0x14, 0, 0, 0, 0x08, 0, 0x21, 0, 0xb7, 0xac, 0xce, 0x55, 1, 2);
+    expect(() => decodeSafetensors(zip)).toThrow('not a safetensors file? It begins with 50 4b 03 04 14 00 00 00 08 00 21 00 b7 ac ce 55');
+    // A real header cut short is still called truncated.
+    const cut = good().subarray(0, 20);
+    expect(() => decodeSafetensors(cut)).toThrow('(truncated file?)');
+  });
+
   it('rejects a header length that runs past the end of the file', () => {
     const bytes = good();
     new DataView(bytes.buffer).setBigUint64(0, 1000n, true);
