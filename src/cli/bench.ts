@@ -11,6 +11,7 @@ import { terminalSink } from './terminal.js';
 import { gpu } from '../gpu/encoder.js';
 import { CIFAR_DEPTHS, CifarResNet, type ImageNetResNetName } from '../models/resnet.js';
 import { cifarResNetOf, loadCheckpoint, loadCompactModel } from '../io/checkpoint-files.js';
+import { outputFolderProblem } from '../io/files.js';
 import { benchPair, cifarPair, compactPair, imageNetPair, randomCifarPair, type BenchPair } from '../bench/models.js';
 import { METHOD, type MachineInfo, type MeasureOptions, type ModelResult, type SpeedupReport } from '../bench/speedup.js';
 import { reportJson, reportMarkdown, reportSvg } from '../bench/report.js';
@@ -100,6 +101,8 @@ async function cifarPairFromArgs(args: Args<'bench'>, sink: ProgressSink): Promi
 
 export async function runBench(argv: readonly string[]): Promise<ReportFiles> {
   const args = parseArgs('bench', argv);
+  const outProblem = await outputFolderProblem(args.out);
+  if (outProblem) throw new ArgsError(`bench: --out ${outProblem}`);
   const sink = terminalSink();
   const cifar: MeasureOptions = { batchSizes: integers('batch-sizes', args.batchSizes), repeats: args.repeats, targetMs: args.targetMs, seed: args.seed };
   const pairs: (() => Promise<BenchPair>)[] = [() => cifarPairFromArgs(args, sink)];

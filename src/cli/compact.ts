@@ -4,7 +4,8 @@
  * prints the CompactionPlan, compacts, and checks on the CIFAR-10 test set (or the synthetic fallback) that
  * the compact model's eval-mode logits equal the masked model's. It refuses to write the file when they do not.
  */
-import { parseArgs, type Args } from './args.js';
+import { ArgsError, parseArgs, type Args } from './args.js';
+import { outputFileProblem } from '../io/files.js';
 import type { ProgressSink } from '../train/progress.js';
 import { terminalSink } from './terminal.js';
 import type { CifarResNet } from '../models/resnet.js';
@@ -31,6 +32,8 @@ export async function runCompact(argv: readonly string[]): Promise<EquivalenceRe
 /** The `compact` command on parsed flags; `data` may be given already loaded. */
 export async function compactCheckpoint(args: Args<'compact'>, options: { sink?: ProgressSink; data?: DataSplits } = {}): Promise<CompactRun> {
   const sink = options.sink ?? terminalSink();
+  const outProblem = await outputFileProblem(args.out);
+  if (outProblem) throw new ArgsError(`compact: --out ${args.out}: ${outProblem}`);
   const checkpoint = await loadCheckpoint(args.checkpoint);
   const model = cifarResNetOf(checkpoint, args.checkpoint);
   model.loadStateDict(checkpoint.model);

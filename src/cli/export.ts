@@ -2,13 +2,15 @@
  * `export`: a training checkpoint's model, or a compact model written by `compact`, as ONNX (eval mode), for
  * ONNX Runtime and other runtimes.
  */
-import { writeFileAtomic } from '../io/files.js';
-import { parseArgs } from './args.js';
+import { outputFileProblem, writeFileAtomic } from '../io/files.js';
+import { ArgsError, parseArgs } from './args.js';
 import { loadModelFile } from '../io/checkpoint-files.js';
 import { exportCifarResNet, exportCompactResNet } from '../io/onnx.js';
 
 export async function runExport(argv: readonly string[]): Promise<void> {
   const args = parseArgs('export', argv);
+  const problem = await outputFileProblem(args.out);
+  if (problem) throw new ArgsError(`export: --out ${args.out}: ${problem}`);
   const file = await loadModelFile(args.checkpoint);
   const onnx = file.kind === 'compact' ? await exportCompactResNet(file.model) : await exportCifarResNet(file.model.eval());
   const inputSize = file.kind === 'compact' ? file.model.inputSize : [32, 32];

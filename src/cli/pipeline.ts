@@ -14,7 +14,7 @@ import { benchPairs, writeReport, type ReportFiles } from './bench.js';
 import { loadDataSplits } from '../data/node-files.js';
 import { cifarPair } from '../bench/models.js';
 import { exportCompactResNet } from '../io/onnx.js';
-import { writeFileAtomic } from '../io/files.js';
+import { outputFolderProblem, writeFileAtomic } from '../io/files.js';
 
 export interface PipelineResult {
   checkpoint: string;
@@ -29,6 +29,8 @@ export interface PipelineResult {
 
 export async function runPipeline(argv: readonly string[]): Promise<PipelineResult> {
   const args = parseArgs('pipeline', argv);
+  const outProblem = await outputFolderProblem(args.out);
+  if (outProblem) throw new ArgsError(`pipeline: --out ${outProblem}`);
   for (const v of args.batchSizes) if (!Number.isInteger(v)) throw new ArgsError(`pipeline: --batch-sizes must list integers, got ${v}`);
   const sink = terminalSink();
   const started = performance.now();

@@ -12,7 +12,7 @@ import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import type { LoadedCheckpoint } from '../io/checkpoint.js';
 import { loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
-import { writeFileAtomic } from '../io/files.js';
+import { outputFolderProblem, writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { Tensor } from '../tensor/tensor.js';
 import { terminalSink } from './terminal.js';
@@ -220,6 +220,8 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   const args = withOutput(flags);
   const sink = options.sink ?? terminalSink();
   const rate = pruningRate(args); // flag errors before the data is read
+  const outProblem = await outputFolderProblem(args.out);
+  if (outProblem) throw new ArgsError(`train: --out ${outProblem}`);
   const previous = join(args.out, CHECKPOINT_FILE);
   if (!args.resume && !options.replaceRun && (await exists(previous))) {
     // A fresh run would empty metrics.jsonl at once and replace the checkpoint at its first save.

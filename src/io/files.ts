@@ -52,6 +52,26 @@ export async function readFileChecked(path: string, what = 'file'): Promise<Uint
   }
 }
 
+/**
+ * Why `path` cannot be written as a file, or null: its folder is missing or is a file, or `path` is a folder.
+ * Commands ask before their work, so a typo in an output path costs nothing.
+ */
+export async function outputFileProblem(path: string): Promise<string | null> {
+  const target = await stat(path).catch(() => null);
+  if (target?.isDirectory()) return `${path} is a folder; name a file in it`;
+  const dir = dirname(path);
+  const folder = await stat(dir).catch(() => null);
+  if (!folder) return `the folder ${dir} does not exist`;
+  if (!folder.isDirectory()) return `${dir} is a file, not a folder`;
+  return null;
+}
+
+/** Why `path` cannot be an output folder (something that is not a folder is there), or null; a missing one is created. */
+export async function outputFolderProblem(path: string): Promise<string | null> {
+  const target = await stat(path).catch(() => null);
+  return target && !target.isDirectory() ? `${path} is a file; it names a folder` : null;
+}
+
 /** Temporary files of `name` are `.<name>.<pid>.<random>.tmp`, hidden, in the same folder (so rename() is atomic). */
 function temporaryPrefix(name: string): string {
   return `.${name}.`;

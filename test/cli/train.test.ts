@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configOf, trainModel } from '../../src/cli/train.js';
+import { compactCheckpoint } from '../../src/cli/compact.js';
 import { saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
@@ -69,6 +70,21 @@ describe('train --resume with other settings', () => {
     const resume = parseArgs('train', [...common, '--resume', first.checkpoint]);
     await expect(trainModel(resume, { sink: silent, data: other })).rejects.toThrow(
       /the state is from a loader with count 16; this one has count 24; resume with the data the run was trained on \(--data or CIFAR10_DIR\)/,
+    );
+  });
+
+  it('an output path that cannot be written is refused before any work: train --out naming a file, compact --out in a missing folder', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-outfile-'));
+    dirs.push(out);
+    const file = join(out, 'notes.txt');
+    await writeFile(file, 'not a folder');
+    await expect(trainModel(parseArgs('train', ['--model', 'resnet20', '--max-steps', '1', '--out', file]), { sink: silent, data })).rejects.toThrow(
+      `train: --out ${file} is a file; it names a folder`,
+    );
+    // The checkpoint does not exist either: the output is checked first, before minutes of compaction and checking.
+    const missing = join(out, 'no-such-folder', 'compact.safetensors');
+    await expect(compactCheckpoint(parseArgs('compact', ['--checkpoint', join(out, 'nope.safetensors'), '--out', missing]), { sink: silent, data })).rejects.toThrow(
+      `compact: --out ${missing}: the folder ${join(out, 'no-such-folder')} does not exist`,
     );
   });
 

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { readFileChecked, writeFileAtomic } from '../../src/io/files.js';
+import { outputFileProblem, outputFolderProblem, readFileChecked, writeFileAtomic } from '../../src/io/files.js';
 
 // Faults injected into node:fs/promises as files.ts sees it: a rename that fails, or a write that stops halfway
 // (what a crash or a full disk does). Running as root defeats read-only directories, so we inject instead.
@@ -111,5 +111,23 @@ describe('readFileChecked', () => {
     const path = join(dir, 'missing.safetensors');
     await expect(readFileChecked(path, 'checkpoint')).rejects.toThrow(`checkpoint not found: ${path}`);
     await expect(readFileChecked(dir, 'checkpoint')).rejects.toThrow(`checkpoint ${dir} is a directory, not a file`);
+  });
+});
+
+describe('output paths, checked before a command works', () => {
+  it('a file path needs an existing folder and must not itself be a folder', async () => {
+    await writeFile(join(dir, 'file.txt'), bytes(1));
+    expect(await outputFileProblem(join(dir, 'new.onnx'))).toBeNull();
+    expect(await outputFileProblem(join(dir, 'file.txt'))).toBeNull(); // replaced, atomically
+    expect(await outputFileProblem(dir)).toBe(`${dir} is a folder; name a file in it`);
+    expect(await outputFileProblem(join(dir, 'no', 'x.onnx'))).toBe(`the folder ${join(dir, 'no')} does not exist`);
+    expect(await outputFileProblem(join(dir, 'file.txt', 'x.onnx'))).toBe(`${join(dir, 'file.txt')} is a file, not a folder`);
+  });
+
+  it('a folder path may be missing (it is created) but must not be a file', async () => {
+    await writeFile(join(dir, 'file.txt'), bytes(1));
+    expect(await outputFolderProblem(dir)).toBeNull();
+    expect(await outputFolderProblem(join(dir, 'new', 'run'))).toBeNull();
+    expect(await outputFolderProblem(join(dir, 'file.txt'))).toBe(`${join(dir, 'file.txt')} is a file; it names a folder`);
   });
 });
