@@ -210,7 +210,8 @@ async function loadResumed(path: string, config: Record<string, unknown>): Promi
     .filter((key) => JSON.stringify(comparable(key, saved[key])) !== JSON.stringify(comparable(key, config[key])))
     .map((key) => `--${flagName(key)} was ${shown(saved[key])}, now ${shown(config[key])}`);
   if (differences.length) {
-    throw new ArgsError(`--resume ${path}: the run was trained with other settings (${differences.join('; ')}); repeat its command (run.json beside the checkpoint) with --resume added`);
+    const command = shellCommand('train', [...argvOf('train', { ...saved, out: dirname(path) }), '--resume', path]);
+    throw new ArgsError(`--resume ${path}: the run was trained with other settings (${differences.join('; ')}); resume it with its own settings: ${command}`);
   }
   return checkpoint;
 }

@@ -48,10 +48,16 @@ describe('train --resume with other settings', () => {
     );
     await saveCheckpoint(checkpoint, { model: new Map(), optimizer: new Map(), masks: new Map(), meta: { epoch: 1, step: 0, loader: { position: 0 }, config } });
     const args = parseArgs('train', [...common, '--sfp-rate', '0.4', '--resume', checkpoint]);
-    await expect(trainModel(args, { sink: silent, data })).rejects.toThrow(
+    const refusal = (await trainModel(args, { sink: silent, data }).catch((e: Error) => e)) as Error;
+    expect(refusal.message).toContain(
       `--resume ${checkpoint}: the run was trained with other settings (--pretrained was base.safetensors, now (not given); --sfp-rate was 0.3, now 0.4); ` +
-        'repeat its command (run.json beside the checkpoint) with --resume added',
+        'resume it with its own settings: npx tsx src/cli/main.ts train ',
     );
+    // The command it prints passes the settings check (and fails later only because this checkpoint holds no weights).
+    const printed = refusal.message.split('resume it with its own settings: ')[1].split(' ');
+    expect(printed.slice(0, 4)).toEqual(['npx', 'tsx', 'src/cli/main.ts', 'train']);
+    expect(printed.slice(-2)).toEqual(['--resume', checkpoint]);
+    await expect(trainModel(parseArgs('train', printed.slice(4)), { sink: silent, data })).rejects.toThrow(/keys do not match the model/);
     // The same settings pass the check (and fail later only because this checkpoint holds no weights),
     // the pretrained file spelled another way too.
     for (const pretrained of ['base.safetensors', './base.safetensors', join(process.cwd(), 'base.safetensors')]) {
