@@ -16,6 +16,11 @@ const decimal = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 interface Common {
   help: string;
+  /**
+   * The flag has an effect only when another flag has one of these values (`given: false`: only when that flag
+   * is absent); given otherwise, it is an error rather than silently ignored.
+   */
+  onlyWith?: { flag: string; values?: readonly string[]; given?: false };
 }
 interface MaybeRequired {
   /** No default: the flag must be given. */
@@ -125,10 +130,18 @@ export const commands = {
         range: '[0, inf)',
         increasing: true,
         help: 'multistep: epochs at which the rate is multiplied by --gamma',
+        onlyWith: { flag: 'schedule', values: ['multistep'] },
       },
-      gamma: { type: 'number', default: 0.2, range: '(0, 1]', help: 'multistep: factor applied at each milestone' },
-      'warmup-epochs': { type: 'number', default: 1, range: '[0, inf)', help: 'epochs of warm-up at the start of multistep and cosine schedules (see --warmup-shape)' },
+      gamma: { type: 'number', default: 0.2, range: '(0, 1]', help: 'multistep: factor applied at each milestone', onlyWith: { flag: 'schedule', values: ['multistep'] } },
+      'warmup-epochs': {
+        type: 'number',
+        default: 1,
+        range: '[0, inf)',
+        help: 'epochs of warm-up at the start of multistep and cosine schedules (see --warmup-shape)',
+        onlyWith: { flag: 'schedule', values: ['multistep', 'cosine'] },
+      },
       'warmup-shape': {
+        onlyWith: { flag: 'schedule', values: ['multistep', 'cosine'] },
         type: 'enum',
         choices: ['constant', 'linear'],
         default: 'constant',
@@ -215,7 +228,7 @@ export const commands = {
         placeholder: '<file>',
         help: 'a pruned training checkpoint (compacted here) or a compact model; default: --model with random weights and a random --sfp-rate mask',
       },
-      'sfp-rate': { type: 'number', default: 0.3, range: '[0, 1)', help: 'rate of the random SFP mask when no checkpoint is given' },
+      'sfp-rate': { type: 'number', default: 0.3, range: '[0, 1)', help: 'rate of the random SFP masks: of the CIFAR model when no --checkpoint is given, and of the --imagenet models' },
       'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, help: 'batch sizes to time (integers)' },
       repeats: { type: 'int', default: 8, range: '[1, inf)', help: 'samples per layer, model and batch size (median and p10–p90 over them; even, so each model goes first equally often)' },
       'target-ms': { type: 'number', default: 50, range: '(0, inf)', help: 'repeat each forward within a sample until the sample lasts about this long' },
@@ -315,7 +328,13 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
     const token = argv[i];
     if (token === '--help' || token === '-h') throw new HelpRequested(helpText(command));
     if (!token.startsWith('--')) {
-      const hint = token.startsWith('-') && token.length > 1 ? ` (flags start with two dashes: --${token.replace(/^-+/, '')})` : '';
+      const previous = i > 0 && argv[i - 1].startsWith('--') ? argv[i - 1].slice(2) : '';
+      const switched = (token === 'true' || token === 'false') && flags[previous]?.type === 'boolean';
+      const hint = switched
+        ? ` (--${previous} is a switch: write --${previous} or --no-${previous})`
+        : token.startsWith('-') && token.length > 1
+          ? ` (flags start with two dashes: --${token.replace(/^-+/, '')})`
+          : '';
       throw new ArgsError(`${command}: unexpected argument '${token}'${hint}. ${seeHelp(command)}`);
     }
     const eq = token.indexOf('=');
@@ -350,6 +369,21 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
     const parsed = parseValue(name, flag, text);
     if (typeof parsed === 'string') throw new ArgsError(`${command}: ${parsed}`);
     values[name] = flag.type === 'strings' ? [...((values[name] as string[] | undefined) ?? []), parsed.value] : parsed.value;
+  }
+
+  for (const name of seen) {
+    const condition = flags[name].onlyWith;
+    if (!condition) continue;
+    const other = flags[condition.flag];
+    const value = Object.hasOwn(values, condition.flag) ? values[condition.flag] : other.default;
+    if (condition.given === false && seen.has(condition.flag)) {
+      throw new ArgsError(`${command}: --${name} is used only without --${condition.flag}; leave one of them out`);
+    }
+    if (condition.values && !condition.values.includes(String(value))) {
+      throw new ArgsError(
+        `${command}: --${name} applies only with --${condition.flag} ${condition.values.join(' or ')}, and --${condition.flag} is ${String(value)}; leave it out`,
+      );
+    }
   }
 
   const result: Record<string, unknown> = {};
@@ -411,7 +445,10 @@ function parseValue(name: string, flag: FlagSpec, text: string): { value: unknow
     case 'number':
     case 'int': {
       const value = parseNumber(text, flag.type === 'int');
-      return value !== undefined && inRange(value, flag.range) ? { value } : bad;
+      if (value !== undefined && inRange(value, flag.range)) return { value };
+      // A rate given in percent.
+      const percent = value !== undefined && value > 1 && value <= 100 && /, 1[\])]$/.test(flag.range ?? '');
+      return percent ? `${bad} (a fraction: ${value / 100} for ${value} %)` : bad;
     }
     case 'numbers': {
       if (text.trim() === '') return { value: [] };
@@ -512,7 +549,7 @@ function unknownFlag(command: string, name: string, valid: string[]): string {
 }
 
 /** The candidate nearest to `text`: a unique one it is a prefix of, else the least edit distance if that is small. */
-function closest(text: string, candidates: readonly string[]): string | undefined {
+export function closest(text: string, candidates: readonly string[]): string | undefined {
   const prefixed = candidates.filter((c) => text.length > 0 && c.startsWith(text));
   if (prefixed.length === 1) return prefixed[0];
   let best: string | undefined;

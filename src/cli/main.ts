@@ -8,7 +8,7 @@ import { runExport } from './export.js';
 import { runBench } from './bench.js';
 import { runPipeline } from './pipeline.js';
 import { runReport } from './report.js';
-import { ArgsError, HelpRequested, parseArgs, type CommandName } from './args.js';
+import { ArgsError, HelpRequested, closest, parseArgs, type CommandName } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
 
 /** Each command: its one-line help, whether it needs the GPU (its flags are checked before the adapter is sought), and its body. */
@@ -76,7 +76,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command as CommandName] : undefined;
   if (!entry) {
-    console.error(`unknown command '${command}'\n\n${usage()}`);
+    const near = closest(command, Object.keys(COMMANDS));
+    console.error(`error: unknown command '${command}'${near ? ` (did you mean '${near}'?)` : ''}\n\n${usage()}`);
     return 2;
   }
   try {

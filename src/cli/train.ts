@@ -152,9 +152,11 @@ function pruningRate(args: Args<'train'>): number | number[] | null {
   if (stageRates.length > 0 && args.sfpRate > 0) throw new ArgsError('train: give --sfp-rate or --stage-rates, not both');
   if (stageRates.length > 0) return stageRates;
   if (args.sfpRate > 0) return args.sfpRate;
-  const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]);
-  if (needsRate.length > 0 || args.bnRecalibrate > 0 || args.pruneEverySteps > 0) {
-    throw new ArgsError(`train: the pruning options given need --sfp-rate or --stage-rates (a dense run prunes nothing)`);
+  const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]).map((k) => `--${flagName(k)}`);
+  if (args.bnRecalibrate > 0) needsRate.push('--bn-recalibrate');
+  if (args.pruneEverySteps > 0) needsRate.push('--prune-every-steps');
+  if (needsRate.length > 0) {
+    throw new ArgsError(`train: ${needsRate.join(', ')} ${needsRate.length === 1 ? 'needs' : 'need'} --sfp-rate or --stage-rates (a dense run prunes nothing)`);
   }
   return null;
 }

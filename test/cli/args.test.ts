@@ -90,6 +90,19 @@ describe('parseArgs', () => {
   it('says what is valid when a value is not', () => {
     expect(errorOf('train', ['--sfp-rate', 'abc'])).toBe("train: --sfp-rate must be a number in [0, 1), got 'abc'");
     expect(errorOf('train', ['--sfp-rate', '1'])).toBe("train: --sfp-rate must be a number in [0, 1), got '1'");
+    // A rate in percent, a switch given a value, a flag of another schedule.
+    expect(errorOf('train', ['--sfp-rate', '30'])).toBe("train: --sfp-rate must be a number in [0, 1), got '30' (a fraction: 0.3 for 30 %)");
+    expect(errorOf('train', ['--nesterov', 'false'])).toBe(
+      "train: unexpected argument 'false' (--nesterov is a switch: write --nesterov or --no-nesterov). Run 'sfp-gpu train --help' for the flags.",
+    );
+    expect(errorOf('train', ['--schedule', 'onecycle', '--milestones', '10,20'])).toBe(
+      'train: --milestones applies only with --schedule multistep, and --schedule is onecycle; leave it out',
+    );
+    expect(errorOf('train', ['--schedule', 'onecycle', '--warmup-epochs', '0'])).toBe(
+      'train: --warmup-epochs applies only with --schedule multistep or cosine, and --schedule is onecycle; leave it out',
+    );
+    expect(() => parseArgs('train', ['--schedule', 'cosine', '--warmup-epochs', '0', '--warmup-shape', 'linear'])).not.toThrow();
+    expect(() => parseArgs('train', ['--milestones', '10,20', '--gamma', '0.5'])).not.toThrow();
     expect(errorOf('train', ['--lr', '0'])).toBe("train: --lr must be a number in (0, inf), got '0'");
     expect(errorOf('train', ['--epochs', '2.5'])).toBe("train: --epochs must be an integer in [1, inf), got '2.5'");
     expect(errorOf('train', ['--epochs', ''])).toBe("train: --epochs must be an integer in [1, inf), got ''");

@@ -26,6 +26,12 @@ describe('sfp-gpu without a GPU adapter', () => {
     expect(stderr).toContain('error: export: unknown flag --bogus');
   });
 
+  it('suggests the command meant by a typo', () => {
+    const { status, stderr } = withoutAdapter(['trian', '--epochs', '1']);
+    expect(status).toBe(2);
+    expect(stderr).toContain("error: unknown command 'trian' (did you mean 'train'?)");
+  });
+
   it('refuses a GPU command with the install instructions', () => {
     const { status, stderr } = withoutAdapter(['eval', '--checkpoint', 'c.safetensors']);
     expect(status).toBe(1);

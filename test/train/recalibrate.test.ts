@@ -138,7 +138,8 @@ describe('recalibrateBatchNorm', () => {
   });
 
   it('pruning options without a rate are a usage error', () => {
-    expect(() => prunerArgs(['--coupled'])).toThrow(/--sfp-rate or --stage-rates/);
+    expect(() => prunerArgs(['--coupled'])).toThrow('train: --coupled needs --sfp-rate or --stage-rates');
+    expect(() => prunerArgs(['--hard-prune', '--bn-recalibrate', '5'])).toThrow('train: --hard-prune, --bn-recalibrate need --sfp-rate or --stage-rates');
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--stage-rates', '0.1,0.2,0.3'])).toThrow(/not both/);
     expect(() => prunerArgs(['--prune-every-steps', '50'])).toThrow(/--sfp-rate or --stage-rates/);
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--hard-prune', '--prune-every-steps', '50'])).toThrow(/hard pruning keeps its first masks/);
