@@ -99,19 +99,26 @@ async function cifarPairFromArgs(args: Args<'bench'>, sink: ProgressSink): Promi
   return pair;
 }
 
+/** Repeats alternate which model of a pair goes first, so an odd count would favour one of them. */
+export function evenRepeats(flag: string, repeats: number): number {
+  if (repeats % 2 !== 0) throw new ArgsError(`--${flag} must be even (each model goes first in half the repeats), got ${repeats}`);
+  return repeats;
+}
+
 export async function runBench(argv: readonly string[]): Promise<ReportFiles> {
   const args = parseArgs('bench', argv);
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`bench: --out ${outProblem}`);
+  evenRepeats('imagenet-repeats', args.imagenetRepeats);
   const sink = terminalSink();
-  const cifar: MeasureOptions = { batchSizes: integers('batch-sizes', args.batchSizes), repeats: args.repeats, targetMs: args.targetMs, seed: args.seed };
+  const cifar: MeasureOptions = { batchSizes: integers('batch-sizes', args.batchSizes), repeats: evenRepeats('repeats', args.repeats), targetMs: args.targetMs, seed: args.seed };
   const pairs: (() => Promise<BenchPair>)[] = [() => cifarPairFromArgs(args, sink)];
   const options = [cifar];
   if (args.imagenet) {
     const batchSizes = integers('imagenet-batch-sizes', args.imagenetBatchSizes);
     for (const arch of ['resnet18', 'resnet34', 'resnet50'] as ImageNetResNetName[]) {
       pairs.push(async () => imageNetPair(arch, args.sfpRate, args.seed));
-      options.push({ batchSizes, repeats: args.imagenetRepeats, targetMs: args.targetMs, seed: args.seed });
+      options.push({ batchSizes, repeats: evenRepeats('imagenet-repeats', args.imagenetRepeats), targetMs: args.targetMs, seed: args.seed });
     }
   }
   const report = await benchPairs(pairs, options, sink);

@@ -10,7 +10,7 @@ import { parseArgs, ArgsError } from './args.js';
 import { terminalSink } from './terminal.js';
 import { trainModel } from './train.js';
 import { compactCheckpoint } from './compact.js';
-import { benchPairs, writeReport, type ReportFiles } from './bench.js';
+import { benchPairs, evenRepeats, writeReport, type ReportFiles } from './bench.js';
 import { loadDataSplits } from '../data/node-files.js';
 import { cifarPair } from '../bench/models.js';
 import { exportCompactResNet } from '../io/onnx.js';
@@ -31,6 +31,7 @@ export async function runPipeline(argv: readonly string[]): Promise<PipelineResu
   const args = parseArgs('pipeline', argv);
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`pipeline: --out ${outProblem}`);
+  evenRepeats('repeats', args.repeats); // before the training, not after it
   for (const v of args.batchSizes) if (!Number.isInteger(v)) throw new ArgsError(`pipeline: --batch-sizes must list integers, got ${v}`);
   const sink = terminalSink();
   const started = performance.now();

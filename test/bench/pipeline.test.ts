@@ -23,7 +23,7 @@ describe('pipeline', () => {
     dirs.push(out);
     const result = await runPipeline([
       '--out', out, '--max-steps', '2', '--batch-size', '16', '--lr', '0.01',
-      '--check-images', '64', '--batch-sizes', '1', '--repeats', '1', '--target-ms', '1',
+      '--check-images', '64', '--batch-sizes', '1', '--repeats', '2', '--target-ms', '1',
     ]);
     for (const path of [result.checkpoint, result.metrics, result.compact, result.onnx, result.plan, result.bench.json, result.bench.markdown, result.bench.svg]) {
       expect((await stat(path)).isFile(), path).toBe(true);

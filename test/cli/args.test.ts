@@ -175,3 +175,14 @@ describe('help', () => {
     }
   });
 });
+
+describe('bench and pipeline repeats', () => {
+  it('must be even, since repeats alternate which model goes first; refused before any timing', async () => {
+    const { runBench, evenRepeats } = await import('../../src/cli/bench.js');
+    expect(evenRepeats('repeats', 4)).toBe(4);
+    await expect(runBench(['--repeats', '3', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow(
+      '--repeats must be even (each model goes first in half the repeats), got 3',
+    );
+    await expect(runBench(['--imagenet-repeats', '1', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow('--imagenet-repeats must be even');
+  });
+});
