@@ -21,6 +21,7 @@ const readText = async (path: string, what: string) => new TextDecoder().decode(
 
 /** A run folder's metrics, config and command: run.json if there is one, else the checkpoint's config. */
 export async function readRun(dir: string): Promise<RunResults> {
+  if (!(await exists(dir))) throw new Error(`run folder ${dir} does not exist`);
   const records = parseMetrics(await readText(join(dir, METRICS_FILE), 'metrics'), join(dir, METRICS_FILE));
   if (await exists(join(dir, RUN_FILE))) {
     const run = parseRunRecord(await readText(join(dir, RUN_FILE), 'run record'), join(dir, RUN_FILE));

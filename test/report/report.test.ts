@@ -326,6 +326,8 @@ describe('comparison with the paper', () => {
     await expect(report(['--compare', `sfp=${dir('sfp')},baseline=${dir('base')}`])).rejects.toThrow("the first run is the baseline, but 'sfp'");
     await expect(report(['--compare', `baseline=${dir('base')}`, '--paper', 'resnet56-40'])).rejects.toThrow('--paper resnet56-40 is resnet56');
     await expect(report(['--compare', dir('base')])).rejects.toThrow(ArgsError);
+    // A mistyped folder is named as missing, not as a folder without metrics.
+    await expect(report(['--run', `${dir('base')}-typo`])).rejects.toThrow(`run folder ${dir('base')}-typo does not exist`);
   });
 });
 
