@@ -145,11 +145,13 @@ export interface TrainOptions {
 }
 
 /** The pruning rate the flags ask for (one, or one per stage), or null for a dense run; wrong combinations are usage errors. */
-function pruningRate(args: Args<'train'>): number | number[] | null {
+export function pruningRate(args: Args<'train'>): number | number[] | null {
   if (args.hardPrune && args.asymptotic) throw new ArgsError('train: --asymptotic grows the rate from 0, but hard pruning keeps the masks it chose before training, at rate 0 (drop one of them)');
   if (args.hardPrune && args.pruneEverySteps > 0) throw new ArgsError('train: --prune-every-steps re-chooses soft masks; hard pruning keeps its first masks (drop one of them)');
   const stageRates = args.stageRates ?? [];
   if (stageRates.length > 0 && args.sfpRate > 0) throw new ArgsError('train: give --sfp-rate or --stage-rates, not both');
+  // Every CIFAR ResNet has three stages (16, 32, 64 channels): checked here, before anything is loaded or created.
+  if (stageRates.length > 0 && stageRates.length !== 3) throw new ArgsError(`train: --stage-rates needs one rate per stage of ${args.model} (3), got ${stageRates.length}`);
   if (stageRates.length > 0) return stageRates;
   if (args.sfpRate > 0) return args.sfpRate;
   const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]).map((k) => `--${flagName(k)}`);

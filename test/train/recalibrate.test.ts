@@ -4,7 +4,7 @@ import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { prunerFor, trainModel } from '../../src/cli/train.js';
+import { prunerFor, pruningRate, trainModel } from '../../src/cli/train.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import { cifarResNet } from '../../src/models/resnet.js';
@@ -141,6 +141,7 @@ describe('recalibrateBatchNorm', () => {
     expect(() => prunerArgs(['--coupled'])).toThrow('train: --coupled needs --sfp-rate or --stage-rates');
     expect(() => prunerArgs(['--hard-prune', '--bn-recalibrate', '5'])).toThrow('train: --hard-prune, --bn-recalibrate need --sfp-rate or --stage-rates');
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--stage-rates', '0.1,0.2,0.3'])).toThrow(/not both/);
+    expect(() => pruningRate(parseArgs('train', ['--stage-rates', '0.2,0.3']))).toThrow('train: --stage-rates needs one rate per stage of resnet20 (3), got 2');
     expect(() => prunerArgs(['--prune-every-steps', '50'])).toThrow(/--sfp-rate or --stage-rates/);
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--hard-prune', '--prune-every-steps', '50'])).toThrow(/hard pruning keeps its first masks/);
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--hard-prune', '--asymptotic'])).toThrow(/hard pruning keeps the masks it chose before training/);
