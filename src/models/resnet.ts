@@ -23,8 +23,8 @@ export class BasicBlock extends Module {
   readonly bn2: BatchNorm2d;
   /** Option A: subsample and zero-pad channels when the shape changes (no parameters). */
   readonly downsample: { outChannels: number; stride: number } | null;
-  /** The shortcut's join indices for inference, made at the first eval forward. */
-  private shortcutIndex: { rIndexFor: number; join: ResidualJoinIndex } | null = null;
+  /** The option-A shortcut as the inference join's indices (buffers outside the state dict). */
+  private readonly shortcutIndex: ResidualJoinIndex | null = null;
 
   constructor(inChannels: number, channels: number, stride: number, rng: Rng) {
     super();
@@ -33,6 +33,17 @@ export class BasicBlock extends Module {
     this.conv2 = this.registerModule('conv2', new Conv2d(channels, channels, 3, { padding: 1 }, rng));
     this.bn2 = this.registerModule('bn2', new BatchNorm2d(channels));
     this.downsample = stride !== 1 || inChannels !== channels ? { outChannels: channels, stride } : null;
+    if (this.downsample) {
+      // Output channel c reads the block's channel c and the shortcut's channel c, zero past the input's.
+      const index = Array.from({ length: channels }, (_, c) => c);
+      const persistent = false;
+      this.shortcutIndex = {
+        yIndex: this.registerBuffer('shortcut_y_index', Tensor.fromArray(index, [channels], 'i32'), { persistent }),
+        rIndex: this.registerBuffer('shortcut_r_index', Tensor.fromArray(index.map((c) => (c < inChannels ? c : -1)), [channels], 'i32'), { persistent }),
+        constants: this.registerBuffer('shortcut_constants', Tensor.fromArray(new Float32Array(channels), [channels]), { persistent }),
+        stride,
+      };
+    }
   }
 
   forward(x: Tensor): Tensor {
@@ -49,24 +60,7 @@ export class BasicBlock extends Module {
     const down = this.downsample;
     if (!down) return addRelu(out, x);
     if (this.training) return addRelu(out, shortcutA(x, down.outChannels, down.stride));
-    return residualJoin(out, x, this.shortcutJoinIndex(x.shape[1], down.outChannels, down.stride));
-  }
-
-  /** The option-A shortcut as join indices, uploaded once and kept with the block (not part of its state). */
-  private shortcutJoinIndex(inChannels: number, outChannels: number, stride: number): ResidualJoinIndex {
-    if (this.shortcutIndex?.rIndexFor !== inChannels) {
-      const channels = Array.from({ length: outChannels }, (_, c) => c);
-      this.shortcutIndex = {
-        rIndexFor: inChannels,
-        join: {
-          yIndex: Tensor.fromArray(channels, [outChannels], 'i32').keep(),
-          rIndex: Tensor.fromArray(channels.map((c) => (c < inChannels ? c : -1)), [outChannels], 'i32').keep(),
-          constants: Tensor.fromArray(new Float32Array(outChannels), [outChannels]).keep(),
-          stride,
-        },
-      };
-    }
-    return this.shortcutIndex.join;
+    return residualJoin(out, x, this.shortcutIndex!);
   }
 }
 

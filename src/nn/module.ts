@@ -17,6 +17,8 @@ export abstract class Module {
   training = true;
   private readonly params = new Map<string, Tensor>();
   private readonly buffers = new Map<string, Tensor>();
+  /** Buffers left out of the state dict (PyTorch's `persistent=False`): derived from the module's shape, not learned. */
+  private readonly nonPersistent = new Set<string>();
   private readonly children = new Map<string, Module>();
 
   abstract forward(x: Tensor): Tensor;
@@ -28,9 +30,10 @@ export abstract class Module {
     return t;
   }
 
-  protected registerBuffer(name: string, t: Tensor): Tensor {
+  protected registerBuffer(name: string, t: Tensor, options: { persistent?: boolean } = {}): Tensor {
     t.keep();
     this.buffers.set(name, t);
+    if (options.persistent === false) this.nonPersistent.add(name);
     return t;
   }
 
@@ -95,7 +98,7 @@ export abstract class Module {
     for (const [prefix, m] of this.namedModules()) {
       const key = (name: string) => (prefix ? `${prefix}.${name}` : name);
       for (const [name, t] of m.params) out.set(key(name), t);
-      for (const [name, t] of m.buffers) out.set(key(name), t);
+      for (const [name, t] of m.buffers) if (!m.nonPersistent.has(name)) out.set(key(name), t);
       for (const [name, t] of m.extraState()) out.set(key(name), t);
     }
     return out;
@@ -106,7 +109,7 @@ export abstract class Module {
     const targets = new Map<string, { module: Module; name: string; tensor: Tensor | null }>();
     for (const [prefix, m] of this.namedModules()) {
       const key = (name: string) => (prefix ? `${prefix}.${name}` : name);
-      for (const [name, t] of [...m.params, ...m.buffers]) targets.set(key(name), { module: m, name, tensor: t });
+      for (const [name, t] of [...m.params, ...m.buffers]) if (!m.nonPersistent.has(name)) targets.set(key(name), { module: m, name, tensor: t });
       for (const name of m.extraState().keys()) targets.set(key(name), { module: m, name, tensor: null });
     }
     const missing = [...targets.keys()].filter((k) => !state.has(k));

@@ -64,8 +64,11 @@ describe('Module: the state dict of a CIFAR ResNet-20', () => {
     ]);
     expect(keys.slice(-2)).toEqual(['fc.weight', 'fc.bias']);
     expect(keys).toEqual(expectedResNet20Keys());
-    // Option-A shortcuts have no parameters: no `downsample` key anywhere.
-    expect(keys.some((k) => k.includes('downsample'))).toBe(false);
+    // Option-A shortcuts have no parameters: no `downsample` key anywhere. Their inference join indices are
+    // buffers outside the state dict (PyTorch's persistent=False): listed as buffers, never saved or expected.
+    expect(keys.some((k) => k.includes('downsample') || k.includes('shortcut'))).toBe(false);
+    const shortcutBuffers = model.namedBuffers().map(([name]) => name).filter((name) => name.includes('shortcut'));
+    expect(shortcutBuffers).toEqual(['layer2.0', 'layer3.0'].flatMap((b) => ['y_index', 'r_index', 'constants'].map((n) => `${b}.shortcut_${n}`)));
     // Parameters carry their names (for error messages).
     expect(model.fc.weight.name).toBe('fc.weight');
     expect(model.stages[2].blocks[2].conv2.weight.describe()).toBe('layer3.2.conv2.weight [64, 64, 3, 3] f32');
