@@ -16,11 +16,8 @@ const decimal = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 interface Common {
   help: string;
-  /**
-   * The flag has an effect only when another flag has one of these values (`given: false`: only when that flag
-   * is absent); given otherwise, it is an error rather than silently ignored.
-   */
-  onlyWith?: { flag: string; values?: readonly string[]; given?: false };
+  /** The flag has an effect only when another flag has one of these values; given otherwise, it is an error rather than ignored. */
+  onlyWith?: { flag: string; values: readonly string[] };
 }
 interface MaybeRequired {
   /** No default: the flag must be given. */
@@ -374,12 +371,8 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
   for (const name of seen) {
     const condition = flags[name].onlyWith;
     if (!condition) continue;
-    const other = flags[condition.flag];
-    const value = Object.hasOwn(values, condition.flag) ? values[condition.flag] : other.default;
-    if (condition.given === false && seen.has(condition.flag)) {
-      throw new ArgsError(`${command}: --${name} is used only without --${condition.flag}; leave one of them out`);
-    }
-    if (condition.values && !condition.values.includes(String(value))) {
+    const value = Object.hasOwn(values, condition.flag) ? values[condition.flag] : flags[condition.flag].default;
+    if (!condition.values.includes(String(value))) {
       throw new ArgsError(
         `${command}: --${name} applies only with --${condition.flag} ${condition.values.join(' or ')}, and --${condition.flag} is ${String(value)}; leave it out`,
       );
