@@ -504,6 +504,12 @@ export function argvOf<C extends CommandName>(command: C, args: Partial<Args<C>>
     const value = (args as Record<string, unknown>)[camelCase(name)];
     const fallback = flag.type === 'boolean' ? (flag.default ?? false) : flag.default;
     if (value === undefined || JSON.stringify(value) === JSON.stringify(fallback)) continue;
+    // A setting without effect (--warmup-epochs of a one-cycle run) is left out, as parseArgs would refuse it.
+    const condition = flag.onlyWith;
+    if (condition) {
+      const other = (args as Record<string, unknown>)[camelCase(condition.flag)] ?? (commands[command].flags as Record<string, FlagSpec>)[condition.flag].default;
+      if (!condition.values.includes(String(other))) continue;
+    }
     if (flag.type === 'boolean') argv.push(value ? `--${name}` : `--no-${name}`);
     else if (flag.type === 'strings') for (const item of value as string[]) argv.push(`--${name}`, item);
     else argv.push(`--${name}`, Array.isArray(value) ? value.join(',') : String(value));
