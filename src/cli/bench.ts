@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, platform, release } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, ArgsError, type Args } from './args.js';
+import { commands, parseArgs, ArgsError, type Args } from './args.js';
 import { terminalSink } from './terminal.js';
 import { gpu } from '../gpu/encoder.js';
 import { CIFAR_DEPTHS, CifarResNet, type ImageNetResNetName } from '../models/resnet.js';
@@ -110,6 +110,9 @@ export async function runBench(argv: readonly string[]): Promise<ReportFiles> {
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`bench: --out ${outProblem}`);
   evenRepeats('imagenet-repeats', args.imagenetRepeats);
+  if (args.checkpoint && !args.imagenet && args.sfpRate !== commands.bench.flags['sfp-rate'].default) {
+    throw new ArgsError(`bench: --sfp-rate ${args.sfpRate} has no effect here: a --checkpoint brings its own masks (the rate sets the --imagenet models' masks)`);
+  }
   const sink = terminalSink();
   const cifar: MeasureOptions = { batchSizes: integers('batch-sizes', args.batchSizes), repeats: evenRepeats('repeats', args.repeats), targetMs: args.targetMs, seed: args.seed };
   const pairs: (() => Promise<BenchPair>)[] = [() => cifarPairFromArgs(args, sink)];

@@ -184,5 +184,9 @@ describe('bench and pipeline repeats', () => {
       '--repeats must be even (each model goes first in half the repeats), got 3',
     );
     await expect(runBench(['--imagenet-repeats', '1', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow('--imagenet-repeats must be even');
+    // A rate the run would not use.
+    await expect(runBench(['--checkpoint', 'c.safetensors', '--sfp-rate', '0.5', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow(
+      'bench: --sfp-rate 0.5 has no effect here: a --checkpoint brings its own masks',
+    );
   });
 });
