@@ -289,7 +289,7 @@ export class Trainer {
           `${record.imagesPerSecond.toFixed(1)} img/s, ${formatDuration(seconds)}`,
       );
       await this.store?.appendMetrics(record);
-      await this.checkpoint();
+      await this.save(); // the state was checked above
       if (this.options.maxSteps && totalSteps >= this.options.maxSteps) break;
     }
     return records;
@@ -330,6 +330,10 @@ export class Trainer {
   async checkpoint(progress?: EpochProgress): Promise<void> {
     if (progress) this.checkFinite(progress.lossSum, this.epoch);
     await this.checkFiniteState();
+    await this.save(progress);
+  }
+
+  private async save(progress?: EpochProgress): Promise<void> {
     this.extra.loader = this.train.state();
     if (progress) this.extra.epochProgress = progress;
     else delete this.extra.epochProgress;
