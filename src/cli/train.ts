@@ -63,10 +63,10 @@ class NodeRunStore implements RunStore {
   async saveCheckpoint(state: TrainerState): Promise<void> {
     const { masks: _m, ...extra } = state.extra;
     await saveCheckpoint(join(this.dir, CHECKPOINT_FILE), {
-      model: state.model.stateDict() as Map<string, Tensor>,
-      optimizer: state.optimizer.velocityByName(state.model.namedParameters()),
+      model: state.stateDict,
+      optimizer: state.momentum,
       masks: this.pruner?.masks?.byName() ?? new Map(),
-      meta: { epoch: state.epoch, step: state.step, config: this.config, optimizerSteps: state.optimizer.stepCount, ...extra },
+      meta: { epoch: state.epoch, step: state.step, config: this.config, optimizerSteps: state.optimizerSteps, ...extra },
     });
   }
 }

@@ -14,6 +14,8 @@ import { tuneConv2d } from '../ops/conv2d.js';
 import { SGD } from '../optim/sgd.js';
 import { LrSchedule } from '../optim/schedule.js';
 import { formatDuration, progressBar, type ProgressSink } from './progress.js';
+import { checkpointToHost } from '../io/checkpoint.js';
+import type { HostTensor } from '../io/safetensors.js';
 
 /** One batch on the host: images [size, 3, 32, 32] normalised, labels [size]. */
 export interface HostBatch {
@@ -62,10 +64,13 @@ export interface RunStore {
   saveCheckpoint(state: TrainerState): Promise<void>;
 }
 
-/** What a checkpoint holds besides the model: enough to continue as if never stopped. */
+/** What a checkpoint holds: enough to continue as if never stopped. The tensors were read back once and checked finite. */
 export interface TrainerState {
-  model: Module;
-  optimizer: SGD;
+  /** The model's state dict (PyTorch's names and order). */
+  stateDict: ReadonlyMap<string, HostTensor>;
+  /** SGD momentum by parameter name. */
+  momentum: ReadonlyMap<string, HostTensor>;
+  optimizerSteps: number;
   /** Epoch and step of the next batch to train on. */
   epoch: number;
   step: number;
@@ -279,7 +284,7 @@ export class Trainer {
       };
       Object.assign(record, await this.hooks.afterEpoch?.(this, epoch, record));
       // Before the epoch's record is written, so metrics.jsonl never gets an epoch whose checkpoint is refused.
-      await this.checkFiniteState();
+      const state = await this.finiteState();
       this.epoch++;
       this.step = 0;
       records.push(record);
@@ -289,7 +294,7 @@ export class Trainer {
           `${record.imagesPerSecond.toFixed(1)} img/s, ${formatDuration(seconds)}`,
       );
       await this.store?.appendMetrics(record);
-      await this.save(); // the state was checked above
+      await this.save(state);
       if (this.options.maxSteps && totalSteps >= this.options.maxSteps) break;
     }
     return records;
@@ -308,36 +313,38 @@ export class Trainer {
   }
 
   /**
-   * A step can leave NaN or ±∞ in the weights after the loss that preceded it was finite; such a state is
-   * never saved (checked on the host, since WGSL does not promise to propagate NaN).
+   * The state a checkpoint writes, read back in one batch. A step can leave NaN or ±∞ in the weights after the
+   * loss that preceded it was finite; such a state is never saved (checked on the host, since WGSL does not
+   * promise to propagate NaN).
    */
-  private async checkFiniteState(): Promise<void> {
-    const named: [string, Tensor][] = [
-      ...this.model.namedParameters(),
-      ...this.model.namedBuffers().filter(([, t]) => t.dtype === 'f32'),
-      ...[...this.optimizer.velocityByName(this.model.namedParameters())].map(([name, v]): [string, Tensor] => [`momentum of ${name}`, v]),
-    ];
-    const data = await gpu().downloadMany(named.map(([, t]) => ({ buffer: t.buffer, bytes: t.size * 4 })));
-    const bad = named.findIndex((_, i) => !new Float32Array(data[i]).every(Number.isFinite));
-    if (bad < 0) return;
-    throw new Error(
-      `training diverged: ${named[bad][0]} holds NaN or infinite values at epoch ${this.epoch + 1}, step ${this.step}; nothing more is saved, ` +
-        'so the last checkpoint (if any) is from before it. Resume from it with a lower --lr (or a longer warm-up), or start again',
-    );
+  private async finiteState(): Promise<Pick<TrainerState, 'stateDict' | 'momentum'>> {
+    const host = await checkpointToHost({
+      model: this.model.stateDict(),
+      optimizer: this.optimizer.velocityByName(this.model.namedParameters()),
+      meta: {},
+    });
+    const named = [...host.model, ...[...host.optimizer!].map(([name, v]): [string, HostTensor] => [`momentum of ${name}`, v])];
+    const bad = named.find(([, t]) => t.dtype === 'f32' && !t.data.every(Number.isFinite));
+    if (bad) {
+      throw new Error(
+        `training diverged: ${bad[0]} holds NaN or infinite values at epoch ${this.epoch + 1}, step ${this.step}; nothing more is saved, ` +
+          'so the last checkpoint (if any) is from before it. Resume from it with a lower --lr (or a longer warm-up), or start again',
+      );
+    }
+    return { stateDict: host.model, momentum: host.optimizer! };
   }
 
   /** Saves the position; mid-epoch, `progress` holds the epoch's sums so far for the resumed run. */
   async checkpoint(progress?: EpochProgress): Promise<void> {
     if (progress) this.checkFinite(progress.lossSum, this.epoch);
-    await this.checkFiniteState();
-    await this.save(progress);
+    await this.save(await this.finiteState(), progress);
   }
 
-  private async save(progress?: EpochProgress): Promise<void> {
+  private async save(tensors: Pick<TrainerState, 'stateDict' | 'momentum'>, progress?: EpochProgress): Promise<void> {
     this.extra.loader = this.train.state();
     if (progress) this.extra.epochProgress = progress;
     else delete this.extra.epochProgress;
-    await this.store?.saveCheckpoint({ model: this.model, optimizer: this.optimizer, epoch: this.epoch, step: this.step, extra: this.extra });
+    await this.store?.saveCheckpoint({ ...tensors, optimizerSteps: this.optimizer.stepCount, epoch: this.epoch, step: this.step, extra: this.extra });
   }
 
   private async resetCounters(start: EpochProgress | null): Promise<void> {

@@ -10,10 +10,9 @@ import { LoaderSource } from '../../src/train/sources.js';
 import { pruningHooks } from '../../src/train/pruning.js';
 import { FilterPruner } from '../../src/prune/sfp.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
-import { checkpointToHost, encodeCheckpoint, decodeCheckpoint, type LoadedCheckpoint } from '../../src/io/checkpoint.js';
+import { encodeCheckpoint, decodeCheckpoint, type LoadedCheckpoint } from '../../src/io/checkpoint.js';
 import { restore } from '../../src/cli/train.js';
 import { consoleSink } from '../../src/train/progress.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
 import { filterNorms } from '../reference/mask.js';
 
 const silent = { status: () => {}, line: () => {} } satisfies typeof consoleSink;
@@ -24,12 +23,12 @@ class MemoryStore implements RunStore {
   constructor(private readonly pruner: FilterPruner) {}
   async appendMetrics(): Promise<void> {}
   async saveCheckpoint(state: TrainerState): Promise<void> {
-    const host = await checkpointToHost({
-      model: state.model.stateDict() as Map<string, Tensor>,
-      optimizer: state.optimizer.velocityByName(state.model.namedParameters()),
+    const host = {
+      model: state.stateDict,
+      optimizer: state.momentum,
       masks: this.pruner.masks?.byName() ?? new Map(),
-      meta: { epoch: state.epoch, step: state.step, optimizerSteps: state.optimizer.stepCount, ...state.extra, masks: undefined },
-    });
+      meta: { epoch: state.epoch, step: state.step, optimizerSteps: state.optimizerSteps, ...state.extra, masks: undefined },
+    };
     this.last = decodeCheckpoint(encodeCheckpoint({ ...host, meta: JSON.parse(JSON.stringify(host.meta)) }));
   }
 }
