@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { ArgsError, parseArgs, type Args } from './args.js';
 import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE, exists, trainCommandOf } from './train.js';
 import { loadCheckpoint } from '../io/checkpoint-files.js';
-import { readFileChecked, writeFileAtomic } from '../io/files.js';
+import { fileSha256, readFileChecked, writeFileAtomic } from '../io/files.js';
 import { accuracyChart } from '../report/chart.js';
 import { compareMarkdown, parseMetrics, parseRunRecord, runMarkdown, type RunResults } from '../report/runs.js';
 import { spliceBlocks } from '../report/readme.js';
@@ -25,7 +25,7 @@ export async function readRun(dir: string): Promise<RunResults> {
   const records = parseMetrics(await readText(join(dir, METRICS_FILE), 'metrics'), join(dir, METRICS_FILE));
   if (await exists(join(dir, RUN_FILE))) {
     const run = parseRunRecord(await readText(join(dir, RUN_FILE), 'run record'), join(dir, RUN_FILE));
-    return { records, config: run.config, command: run.command, reconstructed: false, data: run.data };
+    return { records, config: run.config, command: run.command, reconstructed: false, data: run.data, pretrainedSha256: run.pretrainedSha256 };
   }
   if (!(await exists(join(dir, CHECKPOINT_FILE)))) throw new Error(`${dir}: neither ${RUN_FILE} nor ${CHECKPOINT_FILE}, so the run's config is unknown`);
   const config = (await loadCheckpoint(join(dir, CHECKPOINT_FILE))).meta.config as Record<string, unknown>;
@@ -88,12 +88,15 @@ export async function buildReport(args: Args<'report'>): Promise<{ files: Map<st
   if (args.compare) {
     const named = parseNamedDirs(args.compare, '--compare');
     const baseCheckpoint = resolve(named[0].dir, CHECKPOINT_FILE);
+    const baseSha256 = (await exists(baseCheckpoint)) ? await fileSha256(baseCheckpoint, 'checkpoint') : undefined;
     const runs = await Promise.all(
       named.map(async ({ name, dir }) => {
         const run = await readRun(dir);
-        // A path in run.json is relative to where train ran; report runs from the same folder.
         const pretrained = run.config.pretrained;
-        const notFromBaseline = typeof pretrained === 'string' && resolve(pretrained) !== baseCheckpoint ? pretrained : undefined;
+        // The file's hash when both are known; else the path, which run.json keeps relative to where train ran.
+        const fromBaseline =
+          run.pretrainedSha256 && baseSha256 ? run.pretrainedSha256 === baseSha256 : typeof pretrained === 'string' && resolve(pretrained) === baseCheckpoint;
+        const notFromBaseline = typeof pretrained === 'string' && !fromBaseline ? pretrained : undefined;
         return { name, run, notFromBaseline };
       }),
     );

@@ -12,7 +12,7 @@ import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import type { LoadedCheckpoint } from '../io/checkpoint.js';
 import { loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
-import { outputFolderProblem, writeFileAtomic } from '../io/files.js';
+import { fileSha256, outputFolderProblem, writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { Tensor } from '../tensor/tensor.js';
 import { terminalSink } from './terminal.js';
@@ -106,13 +106,13 @@ export function trainCommandOf(config: Record<string, unknown>, out: string, dat
  * command that was run rather than a reconstruction. A resume adds its own command to `resumes`; a resume of a
  * run that has no run.json yet records the command rebuilt from the config, with an unknown start.
  */
-export async function recordRun(flags: Args<'train'>, argv: readonly string[] | undefined, data: string): Promise<void> {
+export async function recordRun(flags: Args<'train'>, argv: readonly string[] | undefined, data: string, pretrainedSha256?: string): Promise<void> {
   const args = withOutput(flags);
   const path = join(args.out, RUN_FILE);
   const config = configOf(args);
   const now = new Date().toISOString();
   const command = shellCommand('train', argv ?? argvOf('train', args));
-  let record: RunRecord = { command, config, data, startedAt: now };
+  let record: RunRecord = { command, config, data, startedAt: now, ...(pretrainedSha256 && { pretrainedSha256 }) };
   if (args.resume) {
     const previous: RunRecord = (await exists(path))
       ? parseRunRecord(await readFile(path, 'utf8'), path)
@@ -276,7 +276,7 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
     }
     await writeFile(join(args.out, METRICS_FILE), '');
   }
-  await recordRun(args, options.argv, data.description);
+  await recordRun(args, options.argv, data.description, pretrained ? await fileSha256(args.pretrained!, 'checkpoint') : undefined);
   sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
     (pruner ? `, ${pruner.mode} pruning at ${rate} (${args.criterion})` : ''));
   const records = await trainer.run();

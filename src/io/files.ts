@@ -3,8 +3,14 @@
  * a crash mid-write leaves the previous file intact rather than half a checkpoint, and a read whose errors say
  * which file and why. The core imports these lazily, so browser bundles never load `node:fs`.
  */
+import { createHash } from 'node:crypto';
 import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+
+/** The file's SHA-256 in hex: which checkpoint a run started from, however its path was spelled or moved since. */
+export async function fileSha256(path: string, what = 'file'): Promise<string> {
+  return createHash('sha256').update(await readFileChecked(path, what)).digest('hex');
+}
 
 /**
  * Writes `bytes` to `path` so that readers see either the old file or the whole new one. rename() within one

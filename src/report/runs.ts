@@ -18,6 +18,8 @@ export interface RunRecord {
   /** null when a resume wrote the first record (the run began before run.json existed). */
   startedAt: string | null;
   resumes?: { command: string; startedAt: string }[];
+  /** SHA-256 of the --pretrained checkpoint as the run read it. */
+  pretrainedSha256?: string;
 }
 
 /** One run folder as the report sees it. */
@@ -28,6 +30,7 @@ export interface RunResults {
   /** The command was rebuilt from the checkpoint's config (no run.json). */
   reconstructed: boolean;
   data?: string;
+  pretrainedSha256?: string;
 }
 
 const REQUIRED = ['epoch', 'trainAccuracy', 'testAccuracy', 'seconds', 'imagesPerSecond'] as const;

@@ -1,6 +1,7 @@
 // train --pretrained: a run starts from another run's weights (not its momentum or position), and hard
 // pruning chooses its masks from those weights, as the SFP paper's hard-pruning baseline does.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,6 +50,9 @@ describe('train --pretrained', () => {
       { sink: silent, data },
     );
     expect(run.pruner!.masks!.toJSON()).toEqual(expected);
+    // run.json names the checkpoint by its bytes too, so a report can tell where the run started after a move.
+    const recorded = JSON.parse(await readFile(join(second, 'run.json'), 'utf8'));
+    expect(recorded.pretrainedSha256).toBe(createHash('sha256').update(await readFile(checkpoint)).digest('hex'));
 
     // Another model's checkpoint: the error names both models and what to pass, before anything is written.
     const third = await tempDir();

@@ -1,5 +1,6 @@
 // `report`: training results into Markdown, SVG and the README's generated blocks. Fixtures are small fake run
 // folders; every expected number is computed here from the fixture's records, not copied from the output.
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -252,23 +253,38 @@ describe('comparison with the paper', () => {
   });
 
   it("names the fine-tuned runs that did not start from the baseline's checkpoint, and only those", async () => {
-    const write = async (name: string, pretrained: string) => {
+    const write = async (name: string, pretrained: string, pretrainedSha256?: string) => {
       await mkdir(dir(name), { recursive: true });
       await writeFile(join(dir(name), 'metrics.jsonl'), jsonl(fixtures.sfp));
       const c = config('--sfp-rate', '0.3', '--pretrained', pretrained);
-      await writeFile(join(dir(name), 'run.json'), JSON.stringify({ command: 'train', config: c, data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+      const record = { command: 'train', config: c, data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z', pretrainedSha256 };
+      await writeFile(join(dir(name), 'run.json'), JSON.stringify(record));
     };
-    // One by a path relative to the working folder (as train records it), one absolute, one from elsewhere.
+    // Without hashes (runs recorded before them): one by a path relative to the working folder (as train records it), one absolute, one from elsewhere.
     await write('ft-relative', relative(process.cwd(), join(dir('base'), 'checkpoint.safetensors')));
     await write('ft-absolute', join(dir('base'), 'checkpoint.safetensors'));
     await write('ft-other', join(dir('sfp'), 'checkpoint.safetensors'));
-    const from = (names: string[]) => report(['--compare', [`baseline=${dir('base')}`, ...names.map((n) => `${n}=${dir(n)}`)].join(',')]);
+    const from = (names: string[], baseline = dir('base')) => report(['--compare', [`baseline=${baseline}`, ...names.map((n) => `${n}=${dir(n)}`)].join(',')]);
+    const noteOf = (compare: string) => compare.split('\n').find((l) => l.startsWith("Not fine-tuned from the baseline's checkpoint"));
     const clean = (await from(['ft-relative', 'ft-absolute', 'sfp'])).compare!;
-    expect(clean).not.toContain("Not fine-tuned from the baseline's checkpoint");
-    const mixed = (await from(['ft-relative', 'ft-other'])).compare!;
-    const note = mixed.split('\n').find((l) => l.startsWith("Not fine-tuned from the baseline's checkpoint"));
-    expect(note).toBe(
+    expect(noteOf(clean)).toBeUndefined();
+    expect(noteOf((await from(['ft-relative', 'ft-other'])).compare!)).toBe(
       `Not fine-tuned from the baseline's checkpoint, so their drops are measured from a model they did not start from: ft-other (from ${join(dir('sfp'), 'checkpoint.safetensors')}).`,
+    );
+
+    // With a hash and the baseline's checkpoint at hand, the bytes decide, not the path: a path relative to another
+    // working folder is the baseline's if the hash matches, and the baseline's own path is not if the file changed since.
+    const baseline = join(root, 'hashed-base');
+    await mkdir(baseline, { recursive: true });
+    await writeFile(join(baseline, 'metrics.jsonl'), jsonl(fixtures.base));
+    await writeFile(join(baseline, 'run.json'), JSON.stringify({ command: 'train', config: config(), data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    const bytes = encodeCheckpoint({ model: new Map(), meta: { epoch: 3 } });
+    await writeFile(join(baseline, 'checkpoint.safetensors'), bytes);
+    const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+    await write('ft-moved', 'elsewhere/checkpoint.safetensors', sha256(bytes));
+    await write('ft-changed', join(baseline, 'checkpoint.safetensors'), sha256(encodeCheckpoint({ model: new Map(), meta: { epoch: 2 } })));
+    expect(noteOf((await from(['ft-moved', 'ft-changed'], baseline)).compare!)).toBe(
+      `Not fine-tuned from the baseline's checkpoint, so their drops are measured from a model they did not start from: ft-changed (from ${join(baseline, 'checkpoint.safetensors')}).`,
     );
   });
 
