@@ -98,7 +98,7 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
 
 /** The train command rebuilt from a run's config (as its checkpoint keeps it), for runs without run.json. */
 export function trainCommandOf(config: Record<string, unknown>, out: string, data?: string): string {
-  return shellCommand('train', argvOf('train', { ...config, out, data }));
+  return shellCommand('train', argvOf('train', { ...behaviourBeforeFlags(config), ...config, out, data }));
 }
 
 /**
@@ -200,13 +200,22 @@ function positionProblem(checkpoint: LoadedCheckpoint, needConfig = false): stri
   return `the checkpoint holds no training settings or position (config ${hasConfig ? 'set' : 'missing'}, epoch ${String(epoch)}, step ${String(step)}, loader ${loader ? 'set' : 'missing'}): was it written by train?`;
 }
 
+/** For a config written before a flag existed, the setting that gives what the run did then, where it differs from the flag's default. */
+function behaviourBeforeFlags(config: Record<string, unknown>): Record<string, unknown> {
+  const warmsUp = (config.schedule === 'multistep' || config.schedule === 'cosine') && Number(config.warmupEpochs ?? 1) > 0;
+  // Before --warmup-shape, warm-up ramped from lr/10 to lr.
+  return warmsUp ? { warmupShape: 'linear' } : {};
+}
+
 /** The checkpoint --resume names, refused when it holds no position or its run was trained with other settings (each named as its flag). */
 async function loadResumed(path: string, config: Record<string, unknown>): Promise<LoadedCheckpoint> {
   const checkpoint = await loadCheckpoint(path);
   const problem = positionProblem(checkpoint, true);
   if (problem) throw new ArgsError(`--resume ${path}: ${problem}`);
-  // A setting the checkpoint does not record is a flag added since it was written: the run had its default.
-  const saved = { ...configOf(parseArgs('train', [])), ...(checkpoint.meta.config as Record<string, unknown>) };
+  // A setting the checkpoint does not record is a flag added since it was written: the run had its default, or
+  // what the code did before the flag.
+  const recorded = checkpoint.meta.config as Record<string, unknown>;
+  const saved = { ...configOf(parseArgs('train', [])), ...behaviourBeforeFlags(recorded), ...recorded };
   const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
   // A path names the same file however it is spelled (relative to the same folder, or absolute).
   const comparable = (key: string, v: unknown) => (key === 'pretrained' && typeof v === 'string' ? resolve(v) : v);

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configOf, trainModel } from '../../src/cli/train.js';
+import { configOf, trainCommandOf, trainModel } from '../../src/cli/train.js';
 import { compactCheckpoint } from '../../src/cli/compact.js';
 import { saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { parseArgs } from '../../src/cli/args.js';
@@ -64,6 +64,31 @@ describe('train --resume with other settings', () => {
       const same = parseArgs('train', [...common, '--sfp-rate', '0.3', '--pretrained', pretrained, '--resume', checkpoint]);
       await expect(trainModel(same, { sink: silent, data })).rejects.toThrow(/keys do not match the model/);
     }
+  });
+
+  it('a config from before --warmup-shape resumes with the linear warm-up it had, where the schedule warms up', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-warmup-'));
+    dirs.push(out);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    const common = ['--model', 'resnet20', '--epochs', '4', '--batch-size', '8', '--out', out];
+    const written = async (flags: string[]) => {
+      const { warmupShape: _absent, ...config } = configOf(parseArgs('train', [...common, ...flags]));
+      await saveCheckpoint(checkpoint, { model: new Map(), meta: { epoch: 0, step: 3, loader: { position: 0 }, config } });
+    };
+    const resume = (flags: string[]) => trainModel(parseArgs('train', [...common, ...flags, '--resume', checkpoint]), { sink: silent, data });
+    const passesTheCheck = /keys do not match the model/; // fails later only because this checkpoint holds no weights
+
+    await written(['--schedule', 'cosine']);
+    await expect(resume(['--schedule', 'cosine'])).rejects.toThrow(/--warmup-shape was linear, now constant\); resume it with its own settings: .* --warmup-shape linear /);
+    await expect(resume(['--schedule', 'cosine', '--warmup-shape', 'linear'])).rejects.toThrow(passesTheCheck);
+    // A report of such a run without run.json rebuilds the command it ran.
+    const { warmupShape: _absent, ...cosine } = configOf(parseArgs('train', ['--schedule', 'cosine']));
+    expect(trainCommandOf(cosine, out)).toContain('--schedule cosine --warmup-shape linear');
+    // No warm-up to shape: the flag's default is what the run did.
+    await written(['--schedule', 'cosine', '--warmup-epochs', '0']);
+    await expect(resume(['--schedule', 'cosine', '--warmup-epochs', '0'])).rejects.toThrow(passesTheCheck);
+    await written(['--schedule', 'onecycle']);
+    await expect(resume(['--schedule', 'onecycle'])).rejects.toThrow(passesTheCheck);
   });
 
   it('on other data than the run read, says to resume with the data it was trained on', async () => {
