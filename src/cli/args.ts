@@ -99,6 +99,11 @@ const shared = {
   },
   seed: { type: 'int', default: 0, range: '[0, 4294967295]', help: 'seed for initialisation, shuffling and augmentation' },
   checkpoint: { type: 'string', required: true, placeholder: '<file>', help: 'checkpoint to read, .safetensors' },
+  unmasked: {
+    type: 'boolean',
+    default: false,
+    help: "a training checkpoint's weights as stored, without zeroing the filters its masks prune (soft pruning lets them regrow between maskings)",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 export type CommandName = 'train' | 'eval' | 'compact' | 'bench' | 'pipeline' | 'export' | 'data' | 'demo' | 'report';
@@ -202,6 +207,7 @@ export const commands = {
       checkpoint: shared.checkpoint,
       data: shared.data,
       'batch-size': { type: 'int', default: 500, range: '[1, inf)', help: 'images per forward pass' },
+      unmasked: shared.unmasked,
     },
   }),
   compact: defineCommand({
@@ -241,6 +247,7 @@ export const commands = {
     flags: {
       checkpoint: shared.checkpoint,
       out: { type: 'string', required: true, placeholder: '<file>', help: 'ONNX file to write' },
+      unmasked: shared.unmasked,
     },
   }),
   data: defineCommand({

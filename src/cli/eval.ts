@@ -1,6 +1,6 @@
 /** `eval`: the test-set accuracy and loss of a training checkpoint's model or of a compact model. */
 import { parseArgs } from './args.js';
-import { loadModelFile } from '../io/checkpoint-files.js';
+import { loadModelFile, masksAppliedLine } from '../io/checkpoint-files.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { SGD } from '../optim/sgd.js';
 import { Trainer, type EvalResult } from '../train/trainer.js';
@@ -9,7 +9,8 @@ import { LrSchedule } from '../optim/schedule.js';
 import { consoleSink, type ProgressSink } from '../train/progress.js';
 
 /**
- * The test-set accuracy and loss of the model in `path` (either kind of file), and what it held. The data comes
+ * The test-set accuracy and loss of the model in `path` (either kind of file; a checkpoint with its masks applied
+ * unless `unmasked`), and what it held. The data comes
  * after the model is read (`data` may be a loader), so a wrong path fails before the data set is loaded. A model
  * whose outputs are not finite (a diverged run) is an error, not a score.
  */
@@ -18,8 +19,12 @@ export async function evaluateFile(
   data: DataSplits | (() => Promise<DataSplits>),
   batchSize: number,
   sink: ProgressSink = consoleSink,
+  options: { unmasked?: boolean } = {},
 ): Promise<EvalResult & { name: string; data: DataSplits }> {
-  const { model, name } = await loadModelFile(path);
+  const file = await loadModelFile(path, options);
+  const { model, name } = file;
+  const masks = file.kind === 'checkpoint' && masksAppliedLine(file.masks);
+  if (masks) sink.line(masks);
   const splits = typeof data === 'function' ? await data() : data;
   const test = new LoaderSource(splits.test, { batchSize, train: false });
   const trainer = new Trainer(model, new SGD([], { lr: 0 }), test, test, { epochs: 1, schedule: new LrSchedule({ kind: 'constant', lr: 1, epochs: 1 }) }, null, sink);
@@ -43,7 +48,7 @@ export async function runEval(argv: readonly string[]): Promise<EvalResult> {
     const splits = await loadDataSplits({ data: args.data });
     console.log(splits.description);
     return splits;
-  }, args.batchSize);
+  }, args.batchSize, consoleSink, { unmasked: args.unmasked });
   console.log(
     `${args.checkpoint}: ${result.name}, test accuracy ${(100 * result.accuracy).toFixed(2)}%, loss ${result.loss.toFixed(4)} ` +
       `on ${result.count} ${result.data.kind === 'synthetic' ? 'synthetic' : 'CIFAR-10'} test images`,

@@ -5,7 +5,7 @@
  */
 import { readFileChecked, writeFileAtomic } from './files.js';
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
-import { compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, type CompactResNet } from '../prune/compact.js';
+import { compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, zeroMaskedFilters, type CompactResNet } from '../prune/compact.js';
 import { CifarResNet } from '../models/resnet.js';
 
 export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
@@ -47,15 +47,48 @@ export function refuseCompactModel(checkpoint: LoadedCheckpoint, source: string)
   }
 }
 
-/** A model file's network: a training checkpoint's CIFAR ResNet, or a compact model written by `compact`. */
-export type ModelFile = { kind: 'checkpoint'; name: string; model: CifarResNet } | { kind: 'compact'; name: string; model: CompactResNet };
+/** What loading did with a training checkpoint's masks. */
+export interface MasksApplied {
+  convs: number;
+  /** Filters the masks prune. */
+  filters: number;
+  /** Weights in those filters that were not zero before (soft pruning lets them regrow between maskings). */
+  regrown: number;
+}
+
+/**
+ * A model file's network: a training checkpoint's CIFAR ResNet (with its masks applied, as `compact` applies them,
+ * unless `unmasked`), or a compact model written by `compact`.
+ */
+export type ModelFile =
+  | { kind: 'checkpoint'; name: string; model: CifarResNet; masks: MasksApplied | null }
+  | { kind: 'compact'; name: string; model: CompactResNet };
 
 /** The network a file holds, with its weights and BN statistics, whichever of the two kinds the file is. */
-export async function loadModelFile(path: string): Promise<ModelFile> {
+export async function loadModelFile(path: string, options: { unmasked?: boolean } = {}): Promise<ModelFile> {
   const bytes = await readFileChecked(path, 'checkpoint');
   const checkpoint = decodeCheckpoint(bytes, path);
-  if (isCompactModel(checkpoint.meta)) return { kind: 'compact', name: 'compact model', model: compactModelOf(checkpoint, path) };
+  if (isCompactModel(checkpoint.meta)) {
+    if (options.unmasked) throw new Error(`--unmasked is for a training checkpoint; ${path} is a compact model, whose pruned filters are gone`);
+    return { kind: 'compact', name: 'compact model', model: compactModelOf(checkpoint, path) };
+  }
   const model = cifarResNetOf(checkpoint, path);
   model.loadStateDict(checkpoint.model);
-  return { kind: 'checkpoint', name: `ResNet-${model.depth}`, model };
+  let masks: MasksApplied | null = null;
+  if (!options.unmasked && checkpoint.masks.size > 0) {
+    const regrown = await zeroMaskedFilters(model, checkpoint.masks);
+    const filters = [...checkpoint.masks.values()].reduce((n, mask) => n + mask.filter((keep) => !keep).length, 0);
+    masks = { convs: checkpoint.masks.size, filters, regrown };
+  }
+  return { kind: 'checkpoint', name: `ResNet-${model.depth}`, model, masks };
+}
+
+/** A line on the masks `loadModelFile` applied, or null when there were none. */
+export function masksAppliedLine(masks: MasksApplied | null): string | null {
+  if (!masks) return null;
+  return (
+    `masks applied: ${masks.filters} filters of ${masks.convs} convs zeroed, as compact zeroes them` +
+    (masks.regrown > 0 ? ` (${masks.regrown} of their weights were not zero: soft pruning's regrowth since the last masking)` : '') +
+    '; --unmasked keeps the weights as stored'
+  );
 }

@@ -30,20 +30,31 @@ describe('eval', () => {
     const pruner = new FilterPruner(model, { rate: 0.3 });
     const masks = (await pruner.computeMasks()).byName();
     pruner.dispose();
-    await zeroMaskedFilters(model, masks);
+    // Saved before masking, as soft pruning's regrowth leaves a checkpoint between maskings: eval applies the masks.
     const checkpoint = join(out, 'checkpoint.safetensors');
     await saveCheckpoint(checkpoint, { model: model.stateDict(), masks, meta: { epoch: 1 } });
+    const pruned = [...masks.values()].reduce((n, mask) => n + mask.filter((keep) => !keep).length, 0);
+    const regrown = await zeroMaskedFilters(model, masks);
+    expect(regrown).toBeGreaterThan(0);
     for (const p of model.parameters()) p.dispose();
     for (const [, b] of model.namedBuffers()) b.dispose();
     const compactFile = join(out, 'compact.safetensors');
     await compactCheckpoint(parseArgs('compact', ['--checkpoint', checkpoint, '--out', compactFile, '--check-images', '24', '--batch-size', '8']), { sink: silent, data });
-    const dense = await evaluateFile(checkpoint, data, 8, silent);
+    const lines: string[] = [];
+    const dense = await evaluateFile(checkpoint, data, 8, { status: () => {}, line: (l) => lines.push(l) });
     const compact = await evaluateFile(compactFile, data, 8, silent);
     expect(dense.name).toBe('ResNet-20');
+    expect(lines).toContain(
+      `masks applied: ${pruned} filters of ${masks.size} convs zeroed, as compact zeroes them (${regrown} of their weights were not zero: soft pruning's regrowth since the last masking); --unmasked keeps the weights as stored`,
+    );
     expect(compact.name).toBe('compact model');
     expect(compact.count).toBe(24);
     expect(compact.accuracy).toBe(dense.accuracy);
     expect(Math.abs(compact.loss - dense.loss)).toBeLessThan(1e-5 * Math.max(1, dense.loss));
+    // --unmasked scores the weights as stored: another model.
+    const unmasked = await evaluateFile(checkpoint, data, 8, silent, { unmasked: true });
+    expect(Math.abs(unmasked.loss - dense.loss)).toBeGreaterThan(1e-3);
+    await expect(evaluateFile(compactFile, data, 8, silent, { unmasked: true })).rejects.toThrow(`--unmasked is for a training checkpoint; ${compactFile} is a compact model`);
   });
 
   it('refuses a file that holds neither a CIFAR ResNet nor a compact model, naming the file', async () => {

@@ -245,6 +245,14 @@ describe('sfp-gpu compact', () => {
       const theirs = (await onnxLogits(onnxPath, x, [2, 3, 32, 32])).data;
       const ours = await hostLogits(loaded, x, [2, 3, 32, 32]);
       assertClose(theirs, ours, { atol: 1e-4, rtol: 1e-4, label: 'exported compact file: onnxruntime vs compact logits' });
+      // The training checkpoint exports with its masks applied (its weights were saved before masking): the same function.
+      const maskedOnnx = join(dir, 'masked.onnx');
+      await runExport(['--checkpoint', input, '--out', maskedOnnx]);
+      assertClose((await onnxLogits(maskedOnnx, x, [2, 3, 32, 32])).data, ours, { atol: 1e-4, rtol: 1e-4, label: 'exported masked checkpoint vs compact logits' });
+      const rawOnnx = join(dir, 'unmasked.onnx');
+      await runExport(['--checkpoint', input, '--out', rawOnnx, '--unmasked']);
+      const raw = (await onnxLogits(rawOnnx, x, [2, 3, 32, 32])).data;
+      expect(Math.max(...raw.map((v, i) => Math.abs(v - ours[i])))).toBeGreaterThan(1e-2);
       // A file that holds neither kind of model: export says what it looked for.
       const empty = join(dir, 'empty.safetensors');
       await saveCheckpoint(empty, { model: new Map(), meta: {} });
