@@ -83,7 +83,7 @@ describe('parseArgs', () => {
     expect(errorOf('train', ['--batch', '64'])).toContain('Did you mean --batch-size?');
     expect(errorOf('train', ['--sfprate=0.3'])).toContain('Did you mean --sfp-rate?');
     expect(errorOf('eval', ['--checkpoint', 'c', '--zzzzzz'])).toBe(
-      'eval: unknown flag --zzzzzz. Valid flags: --checkpoint, --data, --batch-size, --help',
+      'eval: unknown flag --zzzzzz. Valid flags: --checkpoint, --data, --batch-size, --unmasked, --help',
     );
   });
 
