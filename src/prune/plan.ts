@@ -109,7 +109,7 @@ export interface BatchNormHost {
 }
 
 /** BN(0) in eval mode, in float64: β − γ·μ/√(σ²+ε). */
-export function batchNormOfZero(bn: BatchNormHost, channel: number): number {
+function batchNormOfZero(bn: BatchNormHost, channel: number): number {
   return bn.bias[channel] - (bn.weight[channel] * bn.runningMean[channel]) / Math.sqrt(bn.runningVar[channel] + bn.eps);
 }
 

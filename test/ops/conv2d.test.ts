@@ -285,8 +285,12 @@ describe('conv2d: forward_3x3 row blocks and their tuning', () => {
     expect(() => setForward3x3Block({ tm: 8, rows: 3 as 1 })).toThrow(/1 or 2 output rows per lane, got 3/);
   });
 
-  it('tuneConv2d measures every 3×3 shape the run dispatches (and their input gradients), once, and changes no result', async () => {
-    if (!conv2dUsesSubgroups()) return expect(await tuneConv2d(() => undefined)).toEqual([]);
+  it('tuneConv2d measures every 3×3 shape the run dispatches (and their input gradients), once, and changes no result', async (context) => {
+    if (!conv2dUsesSubgroups()) {
+      // Nothing to tune without the subgroup kernels; shown as skipped, since the property below goes unchecked.
+      expect(await tuneConv2d(() => undefined)).toEqual([]);
+      context.skip('no subgroup conv kernels on this device');
+    }
     const s: Conv2dShape = { batch: 2, inChannels: 11, inH: 8, inW: 8, outChannels: 21, kernel: 3, stride: 1, padding: 1 };
     const sh = shapes(s);
     await withSeed('conv2d tuning', async (rng, seed) => {
@@ -370,9 +374,10 @@ describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
           return [(one ?? separate).keep(), separate.keep()];
         });
         const [y, expected] = (await readAll([fused, twoPasses])) as Float32Array[];
+        const didFuse = fused !== twoPasses;
         fused.dispose();
-        twoPasses.dispose();
-        assertEqual(y, expected, { label: `fused ${label}`, seed, shape: sh.y });
+        if (didFuse) twoPasses.dispose();
+        if (didFuse) assertEqual(y, expected, { label: `fused ${label}`, seed, shape: sh.y });
         const convRef = ref.conv2d(x, w, s).map((v, i) => v + (s.map ? map[i % count(mapShape)] : 0));
         const reference = bnRef.batchNorm2d(convRef, sh.y, gamma, beta, mean, variance, { training: false, eps: 1e-5, relu: s.relu }).y;
         assertClose(y, reference, { ...tolerance(s.inChannels * 9), label: `fused ${label} vs float64`, seed, shape: sh.y });
@@ -380,8 +385,8 @@ describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
     });
   });
 
-  it('biasMapClassTable: each channel\'s values by border class, ok only where every position holds its class value bit for bit', async () => {
-    if (!conv2dUsesSubgroups()) return;
+  it('biasMapClassTable: each channel\'s values by border class, ok only where every position holds its class value bit for bit', async (context) => {
+    if (!conv2dUsesSubgroups()) context.skip('no subgroup conv kernels on this device');
     await withSeed('bias map classes', async (rng, seed) => {
       const maps: { label: string; data: Float32Array; shape: [number, number, number]; ok: number[] }[] = [
         { label: 'classes, channel 1 off at (1, 1)', data: classMap(rng, 3, 8, 8), shape: [3, 8, 8], ok: [1, 0, 1] },
@@ -411,8 +416,8 @@ describe('conv2d + batch norm in evaluation mode (conv2dBatchNormEval)', () => {
     });
   });
 
-  it('refuses BN parameters and bias maps of the wrong shape', () => {
-    if (!conv2dUsesSubgroups()) return;
+  it('refuses BN parameters and bias maps of the wrong shape', (context) => {
+    if (!conv2dUsesSubgroups()) context.skip('no subgroup conv kernels on this device');
     scope(() => {
       const x = Tensor.empty([1, 4, 4, 4]);
       const w = Tensor.empty([6, 4, 3, 3]);

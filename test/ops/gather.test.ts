@@ -109,14 +109,27 @@ describe('residualJoin', () => {
       // y channel 2 and r channel 0 are each read twice: their gradients are sums.
       const yIndex = Int32Array.of(2, -1, 0, 1, 2);
       const rIndex = Int32Array.of(0, 3, -1, 0, 2);
-      // Values away from 0 keep every sum off the ReLU's kink by more than the finite-difference step.
-      const constants = Float32Array.of(0.25, -0.5, 3, -3, 0);
+      const constants = Float32Array.of(0.25, -0.5, 0.3, -0.3, 0);
+      // Inputs drawn until every output is off the ReLU's kink by far more than the finite-difference step, and
+      // every output channel is active somewhere, so each read (the second of a channel read twice too) carries gradient.
+      const preActivation = (y: Float32Array, r: Float32Array) =>
+        ref.residualJoin(y, yShape, r, rShape, yIndex, rIndex, Float64Array.from(constants, (c) => c + 1e3), 2).map((v) => v - 1e3);
+      const perChannel = yShape[2] * yShape[3];
+      let y: Float32Array, r: Float32Array, pre: Float64Array;
+      do {
+        y = Float32Array.from(randomAwayFromZero(rng, 36, 0.05, 1));
+        r = Float32Array.from(randomAwayFromZero(rng, 120, 0.05, 1));
+        pre = preActivation(y, r);
+      } while (
+        pre.some((v) => Math.abs(v) < 1e-3) ||
+        [...constants].some((_, c) => ![0, 1].some((n) => pre.subarray((n * 5 + c) * perChannel, (n * 5 + c + 1) * perChannel).some((v) => v > 0)))
+      );
       await gradcheck(
         {
           label: 'residualJoin',
           inputs: [
-            { data: randomAwayFromZero(rng, 36, 0.05, 1), shape: yShape },
-            { data: randomAwayFromZero(rng, 120, 0.05, 1), shape: rShape },
+            { data: y, shape: yShape },
+            { data: r, shape: rShape },
           ],
           op: (y, r) =>
             residualJoin(y, r, {

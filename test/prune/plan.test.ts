@@ -3,7 +3,7 @@
 // flops.ts gives for the compact model.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CifarResNet } from '../../src/models/resnet.js';
-import { CompactionPlan, batchNormOfZero, planCompaction, type BatchNormHost } from '../../src/prune/plan.js';
+import { CompactionPlan, planCompaction, type BatchNormHost } from '../../src/prune/plan.js';
 import { compactParameters } from '../../src/prune/flops.js';
 import { Rng } from '../../src/tensor/random.js';
 
@@ -75,6 +75,8 @@ describe('CompactionPlan', () => {
     ]);
     const plan = planCompaction(model, masks, bns);
     const relu = (v: number) => Math.max(v, 0);
+    // Eval-mode BN of an all-zero channel, written out here rather than taken from the plan's code: β − γ·μ/√(σ² + ε).
+    const batchNormOfZero = (bn: BatchNormHost, c: number) => bn.bias[c] - (bn.weight[c] * bn.runningMean[c]) / Math.sqrt(bn.runningVar[c] + bn.eps);
     expect(plan.stem.constantOut).toEqual([{ channel: 5, value: relu(batchNormOfZero(bns.get('bn1')!, 5)) }]);
     expect(plan.blocks[0].conv2.constantIn).toEqual([{ channel: 2, value: relu(batchNormOfZero(bns.get('layer1.0.bn1')!, 2)) }]);
     const join = plan.blocks[0].join;
