@@ -5,11 +5,13 @@ import { defineOp } from '../../src/autograd/function.js';
 import { isGradEnabled, noGrad } from '../../src/autograd/mode.js';
 import { add, mul, neg, relu, scale } from '../../src/ops/elementwise.js';
 import { sum } from '../../src/ops/reduce.js';
-import { reshape } from '../../src/ops/view.js';
+import { flatten, reshape } from '../../src/ops/view.js';
 import { Tensor, scope, scopeAsync } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
 import { assertEqual, readAll } from '../support/allclose.js';
 import { memorySnapshot } from '../support/memory.js';
+import { gradcheck } from '../support/gradcheck.js';
+import { randomArray, withSeed } from '../support/random.js';
 
 function leaf(values: number[], shape?: number[]): Tensor {
   const t = tensor(values, shape);
@@ -164,6 +166,21 @@ describe('autograd', () => {
       return readAll([x.grad!]);
     });
     assertEqual(g, [2, 2, 2, 2, 2, 2]);
+  });
+
+  it('reshape and flatten hand the gradient back in the input\'s shape, element for element (gradcheck)', async () => {
+    await withSeed('reshape gradcheck', async (rng, seed) => {
+      const shape = [2, 3, 4];
+      const data = randomArray(rng, 24);
+      const cases: [string, (x: Tensor) => Tensor, number[]][] = [
+        ['reshape [4, -1]', (x) => reshape(x, [4, -1]), [4, 6]],
+        ['flatten', flatten, [2, 12]],
+      ];
+      for (const [label, op, outputShape] of cases) {
+        // Row-major data is the same sequence in either shape.
+        await gradcheck({ label, inputs: [{ data, shape }], op, reference: (x) => Float64Array.from(x), outputShape, seed }, rng);
+      }
+    });
   });
 
   it('a backward that returns a gradient of the wrong shape fails with both shapes in the message', () => {
