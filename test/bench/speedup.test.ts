@@ -185,6 +185,9 @@ describe('layer lists', () => {
       const [chain] = await chainAndForward(pair.compact, 1);
       expect(chain.length).toBe(1000);
       expect(pair.timingOnly).toBe(true);
+      // The dense side's layer list is the ImageNet model's own forward, layer by layer (the compact side's forward is its layer list).
+      const [denseChain, denseForward] = await chainAndForward(pair.dense, 1);
+      expect(denseChain).toEqual(denseForward);
     } finally {
       pair.dispose();
     }
