@@ -114,11 +114,9 @@ async function collect(args: Args): Promise<BenchEntry[]> {
   return entries;
 }
 
-/** Records `repeats` repetitions and waits for the GPU; the tensors they made return to the pool. */
+/** Records `repeats` repetitions and waits for the GPU; each repetition's tensors return to the pool before the next. */
 async function repeat(entry: BenchEntry, repeats: number): Promise<void> {
-  scope(() => {
-    for (let r = 0; r < repeats; r++) entry.run();
-  });
+  for (let r = 0; r < repeats; r++) scope(() => void entry.run());
   await gpu().sync();
 }
 

@@ -167,15 +167,16 @@ export function captureOutputs(network: BenchNetwork, x: Tensor): Tensor[] {
   });
 }
 
-/** Milliseconds per repetition of `run`, over `inner` back-to-back repetitions. */
+/**
+ * Milliseconds per repetition of `run`, over `inner` back-to-back repetitions. Each repetition's tensors go back to
+ * the pool before the next starts, as between inference calls, so the repetitions reuse one set of buffers and bind groups.
+ */
 async function sample(run: () => void, inner: number): Promise<number> {
   await gpu().sync();
   const start = performance.now();
-  noGrad(() =>
-    scope(() => {
-      for (let i = 0; i < inner; i++) run();
-    }),
-  );
+  noGrad(() => {
+    for (let i = 0; i < inner; i++) scope(() => void run());
+  });
   await gpu().sync();
   return (performance.now() - start) / inner;
 }
@@ -227,8 +228,8 @@ export async function measureSpeedup(dense: BenchNetwork, compact: BenchNetwork,
           flops: { dense: sumFlops([l.flops]), compact: sumFlops([compact.layers[i].flops]) },
         })),
       ];
-      // Warm-up (pipelines, pool) and the repetitions per sample, from the dense model; then a sample of
-      // that many on both sides, so the buffers `inner` live outputs need exist before any timed sample.
+      // Warm-up (pipelines, pool, bind groups) and the repetitions per sample, from the dense model; then a
+      // sample of that many on both sides.
       const inner: number[] = [];
       for (const row of rows) {
         await sample(row.compact, 1);

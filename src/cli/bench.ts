@@ -67,6 +67,7 @@ export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: M
       models.push(result);
     } finally {
       pair.dispose();
+      gpu().releasePooledMemory(); // the next model's shapes would not reuse these buffers
     }
   }
   machine.loadAverage = { start: machine.loadAverage!.start, end: loadavg() };

@@ -224,6 +224,16 @@ export class GpuRuntime {
     return group;
   }
 
+  /**
+   * Gives the pooled (released, unused) buffers back to the device, after submitting the recorded work: between
+   * jobs of different shapes (the models of a benchmark), where the next one would not reuse them.
+   */
+  releasePooledMemory(): void {
+    this.flush();
+    this.forgetBindGroups();
+    this.pool.trim();
+  }
+
   /** Drops every cached bind group (the GPU keeps those it still needs until their work is done). */
   private forgetBindGroups(): void {
     this.bindGroups.clear();
@@ -420,9 +430,7 @@ export class GpuRuntime {
   }
 
   destroy(): void {
-    this.flush();
-    this.forgetBindGroups();
-    this.pool.trim();
+    this.releasePooledMemory();
     this.device.destroy();
     this.platform.release?.();
   }

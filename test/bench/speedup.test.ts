@@ -3,6 +3,7 @@
 // tiny real run (narrow ResNet-8, batch 1) that fills every field. Tests never time: they check structure only.
 import { describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { gpu } from '../../src/gpu/encoder.js';
 import { Rng } from '../../src/tensor/random.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { CifarResNet } from '../../src/models/resnet.js';
@@ -213,6 +214,24 @@ describe('a tiny real run', () => {
       expect(b.endToEnd.theoreticalSpeedup).toBeGreaterThan(1);
       expect(b.sumOfLayersMs.dense).toBeGreaterThan(0);
       expect(result.parameters.compact).toBeLessThan(result.parameters.dense);
+    } finally {
+      pair.dispose();
+    }
+  });
+
+  it('repetitions inside a sample reuse one set of buffers: 8 per sample hold no more GPU memory than 1', async () => {
+    const pair = await randomCifarPair(8, 0.3, 13, [4, 8, 8]);
+    try {
+      const footprint = async (inner: number) => {
+        gpu().releasePooledMemory();
+        // targetMs far above any sample's time: every row runs exactly `inner` repetitions per sample.
+        const result = await benchPair(pair, { batchSizes: [2], repeats: 2, targetMs: 1e9, maxInner: inner });
+        expect(result.batches[0].endToEnd.inner).toBe(inner);
+        const stats = gpu().stats();
+        return stats.liveBytes + stats.pooledBytes;
+      };
+      await footprint(1); // the first run makes what every later one reuses (pipelines' uniforms, tuning)
+      expect(await footprint(8)).toBe(await footprint(1));
     } finally {
       pair.dispose();
     }
