@@ -80,7 +80,8 @@ const residualJoinOp = defineOp('residualJoin', {
     const dims = { batch, out_channels: channels, h, w, y_channels: yChannels, r_channels: rChannels, r_h: rH, r_w: rW, stride };
     const out = Tensor.empty([batch, channels, h, w]);
     const indices = { y_index: yIndex.buffer, r_index: rIndex.buffer, constants: constants.buffer };
-    const vec4 = w % 4 === 0 && (stride === 1 ? rH === h && rW === w : stride === 2 && rW === 2 * w);
+    // Stride 1 reads whole planes, so any plane of a multiple of 4 (14×14 too); stride 2 reads by rows.
+    const vec4 = stride === 1 ? rH === h && rW === w && (h * w) % 4 === 0 : stride === 2 && rW === 2 * w && w % 4 === 0;
     if (vec4) {
       run1d(
         { family: 'gather', entry: 'residual_join_vec4', bindings: ['dims', 'x4', 'r4', 'y_index', 'r_index', 'constants', 'joined4'] },

@@ -67,7 +67,7 @@ describe('residualJoin', () => {
     expect([...out]).toEqual([11.5, 22.5, 33.5, 44.5, 0, 5, 15, 25, 0, 0, 0.5, 1.5]);
   });
 
-  it('matches the reference exactly on random index maps, strides 1 and 2, odd sizes and rows of 4 and 8', async () => {
+  it('matches the reference exactly on random index maps, strides 1 and 2, odd sizes, rows of 4 and 8, planes of a multiple of 4', async () => {
     await withSeed('residualJoin sweep', async (rng, seed) => {
       for (const [batch, yChannels, rChannels, channels, rH, rW, stride] of [
         [2, 5, 7, 9, 5, 5, 1],
@@ -77,6 +77,9 @@ describe('residualJoin', () => {
         [2, 6, 9, 11, 8, 8, 1],
         [2, 12, 16, 32, 16, 16, 2],
         [1, 4, 4, 5, 4, 8, 2],
+        // Stride 1, rows not a multiple of 4 but planes that are (ImageNet's 14×14): whole planes by vec4.
+        [2, 6, 9, 11, 6, 6, 1],
+        [1, 3, 4, 5, 14, 14, 1],
       ]) {
         const h = Math.ceil(rH / stride);
         const w = Math.ceil(rW / stride);
