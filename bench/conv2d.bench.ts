@@ -61,10 +61,13 @@ function entry(phase: Phase, path: Conv2dKernelPath, layer: Layer): BenchEntry {
     },
     run() {
       const previous = setConv2dKernelPath(path);
-      if (phase === 'forward') conv2dForwardKernel(a!, b!, g);
-      else if (phase === 'backward_input') conv2dBackwardInputKernel(a!, b!, g);
-      else conv2dBackwardWeightKernel(a!, b!, g);
-      setConv2dKernelPath(previous);
+      try {
+        if (phase === 'forward') conv2dForwardKernel(a!, b!, g);
+        else if (phase === 'backward_input') conv2dBackwardInputKernel(a!, b!, g);
+        else conv2dBackwardWeightKernel(a!, b!, g);
+      } finally {
+        setConv2dKernelPath(previous);
+      }
     },
     teardown() {
       a?.dispose();

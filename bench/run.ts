@@ -9,9 +9,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
 import { gpu, init, scope, shutdown } from '../src/node.js';
 
-/** The machine's fp32 peak (GFLOP/s) the results are compared with. */
-export const PEAK_GFLOPS = 230;
-
 export interface BenchEntry {
   /** Kernel or layer, e.g. `matmul.tiled`. */
   name: string;
@@ -52,7 +49,8 @@ export interface BenchResult {
   flops: number;
   medianMs: number;
   gflops: number;
-  fractionOfPeak: number;
+  /** With --peak. */
+  fractionOfPeak?: number;
   itemsPerSecond?: number;
 }
 
@@ -60,6 +58,7 @@ const FLAGS = {
   '--json': 'one JSON object per line instead of a table',
   '--filter <text>': 'only bench files (or entries) whose name contains <text>',
   '--quick': 'fewer and smaller problems',
+  '--peak <GFLOP/s>': "the device's fp32 peak: adds each result's fraction of it",
   '--help': 'this list',
 } as const;
 
@@ -67,10 +66,11 @@ interface Args {
   json: boolean;
   filter: string | null;
   quick: boolean;
+  peak: number | null;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { json: false, filter: null, quick: false };
+  const args: Args = { json: false, filter: null, quick: false, peak: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--json') args.json = true;
@@ -79,6 +79,11 @@ function parseArgs(argv: readonly string[]): Args {
       const value = arg === '--filter' ? argv[++i] : arg.slice('--filter='.length);
       if (!value) throw new Error('--filter needs a value, e.g. --filter matmul');
       args.filter = value;
+    } else if (arg === '--peak' || arg.startsWith('--peak=')) {
+      const value = arg === '--peak' ? argv[++i] : arg.slice('--peak='.length);
+      const peak = Number(value);
+      if (!value || !(peak > 0) || !Number.isFinite(peak)) throw new Error(`--peak needs the device's fp32 peak in GFLOP/s, a positive number, e.g. --peak 230; got '${value ?? ''}'`);
+      args.peak = peak;
     } else if (arg === '--help') {
       console.log(usage());
       process.exit(0);
@@ -120,7 +125,7 @@ async function repeat(entry: BenchEntry, repeats: number): Promise<void> {
   await gpu().sync();
 }
 
-async function measure(entry: BenchEntry): Promise<BenchResult> {
+async function measure(entry: BenchEntry, peak: number | null): Promise<BenchResult> {
   await entry.setup();
   try {
     await repeat(entry, 1); // compiles the pipeline, warms the pool
@@ -149,7 +154,7 @@ async function measure(entry: BenchEntry): Promise<BenchResult> {
       flops: entry.flops,
       medianMs,
       gflops,
-      fractionOfPeak: gflops / PEAK_GFLOPS,
+      ...(peak ? { fractionOfPeak: gflops / peak } : {}),
       ...(entry.items ? { itemsPerSecond: (entry.items / medianMs) * 1000 } : {}),
     };
   } finally {
@@ -162,15 +167,15 @@ function formatRow(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
 }
 
-function printTable(results: BenchResult[]): void {
-  const header = ['name', 'shape', 'GFLOP', 'median ms', 'GFLOP/s', `% of ${PEAK_GFLOPS}`, 'items/s', 'note'];
+function printTable(results: BenchResult[], peak: number | null): void {
+  const header = ['name', 'shape', 'GFLOP', 'median ms', 'GFLOP/s', ...(peak ? [`% of ${peak}`] : []), 'items/s', 'note'];
   const rows = results.map((r) => [
     r.name,
     r.shape,
     (r.flops / 1e9).toFixed(3),
     r.medianMs.toFixed(3),
     r.gflops.toFixed(2),
-    (100 * r.fractionOfPeak).toFixed(1),
+    ...(peak ? [(100 * r.fractionOfPeak!).toFixed(1)] : []),
     r.itemsPerSecond ? r.itemsPerSecond.toFixed(1) : '',
     r.note ?? '',
   ]);
@@ -185,17 +190,17 @@ async function main(): Promise<void> {
   const runtime = await init();
   try {
     const entries = await collect(args);
-    if (!args.json) console.log(`${runtime.adapterInfo.description} — ${entries.length} entries; peak ${PEAK_GFLOPS} GFLOP/s\n`);
+    if (!args.json) console.log(`${runtime.adapterInfo.description} — ${entries.length} entries${args.peak ? `; peak ${args.peak} GFLOP/s` : ''}\n`);
     const results: BenchResult[] = [];
     for (const entry of entries) {
-      const result = await measure(entry);
+      const result = await measure(entry, args.peak);
       results.push(result);
       if (args.json) console.log(JSON.stringify(result));
       else process.stderr.write(`  ${result.name} ${result.shape}: ${result.gflops.toFixed(2)} GFLOP/s\n`);
     }
     if (!args.json) {
       console.log('');
-      printTable(results);
+      printTable(results, args.peak);
     }
   } finally {
     shutdown();

@@ -310,6 +310,10 @@ export interface Conv2dTuning {
   chosen: string;
 }
 
+/** A tuning sample lasts at least this long, up to MAX_TUNING_REPEATS dispatches of one block. */
+const TUNING_SAMPLE_MS = 2;
+const MAX_TUNING_REPEATS = 32;
+
 /**
  * Measures which block forward_3x3 runs fastest (median time) for every 3×3 shape and epilogue that `run`
  * dispatches, and uses it from then on, on this device. `run` is called once (make it an evaluation-mode
@@ -357,12 +361,18 @@ export async function tuneConv2d(run: () => void, options: { training?: boolean;
     // One untimed pass builds the pipelines; then the candidates take turns.
     for (const b of candidates) forward3x3(x, packed, g, map, bn, b).dispose();
     await rt.sync();
+    // Where one dispatch is shorter than a submit and wait (a real GPU), a sample repeats it enough to time the kernel.
+    const passStart = performance.now();
+    for (const b of candidates) forward3x3(x, packed, g, map, bn, b).dispose();
+    await rt.sync();
+    const perDispatch = (performance.now() - passStart) / candidates.length;
+    const repeats = Math.min(MAX_TUNING_REPEATS, Math.max(1, Math.ceil(TUNING_SAMPLE_MS / Math.max(perDispatch, 1e-3))));
     for (let s = 0; s < samples; s++) {
       for (const b of candidates) {
         const start = performance.now();
-        forward3x3(x, packed, g, map, bn, b).dispose();
+        for (let r = 0; r < repeats; r++) forward3x3(x, packed, g, map, bn, b).dispose();
         await rt.sync();
-        times.get(b)!.push(performance.now() - start);
+        times.get(b)!.push((performance.now() - start) / repeats);
       }
     }
     for (const t of [x, packed, map, perChannel]) t?.dispose();
