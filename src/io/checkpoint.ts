@@ -6,6 +6,9 @@
  *   masks.<conv name>                        I32 [C_out], 1 = filter kept, 0 = zeroed (soft or hard pruning); U32 is read too
  *   __metadata__                             every meta field as a JSON string, plus format_version
  *
+ * A plain safetensors state dict (no format_version, as PyTorch's safetensors.torch.save_file writes it) reads as
+ * model tensors only, with no meta.
+ *
  * encodeCheckpoint/decodeCheckpoint are pure and run in a browser; saveCheckpoint/loadCheckpoint add one batched
  * GPU readback and Node's atomic file write.
  */
@@ -133,7 +136,8 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Load
   const { tensors, metadata } = decoded;
 
   const version = metadata[versionKey];
-  if (version === undefined) fail(`not an sfp-gpu checkpoint: "${versionKey}" is missing from __metadata__ (a plain safetensors file?)`);
+  // A plain state dict (safetensors.torch.save_file(model.state_dict(), ...)): weights only, its metadata not ours.
+  if (version === undefined) return { model: new Map(tensors), optimizer: new Map(), masks: new Map(), meta: {} };
   if (!/^[1-9][0-9]*$/.test(version)) fail(`"${versionKey}" must be a positive integer, got ${JSON.stringify(version)}`);
   if (Number(version) > checkpointFormatVersion) {
     fail(`written in checkpoint format ${version}, but this build reads formats up to ${checkpointFormatVersion}`);

@@ -104,7 +104,10 @@ export abstract class Module {
     return out;
   }
 
-  /** Copies values into the existing tensors. Strict: every key must match, shapes included. */
+  /**
+   * Copies values into the existing tensors. Strict: every key must match, shapes included, except that extra
+   * state (BN's num_batches_tracked) may be missing and keeps its value, as PyTorch's BatchNorm loads older dicts.
+   */
   loadStateDict(state: ReadonlyMap<string, HostTensor>, strict = true): void {
     const targets = new Map<string, { module: Module; name: string; tensor: Tensor | null }>();
     for (const [prefix, m] of this.namedModules()) {
@@ -112,7 +115,7 @@ export abstract class Module {
       for (const [name, t] of [...m.params, ...m.buffers]) if (!m.nonPersistent.has(name)) targets.set(key(name), { module: m, name, tensor: t });
       for (const name of m.extraState().keys()) targets.set(key(name), { module: m, name, tensor: null });
     }
-    const missing = [...targets.keys()].filter((k) => !state.has(k));
+    const missing = [...targets].filter(([k, target]) => !state.has(k) && target.tensor !== null).map(([k]) => k);
     const unexpected = [...state.keys()].filter((k) => !targets.has(k));
     if (strict && (missing.length || unexpected.length)) {
       throw new Error(

@@ -1,6 +1,6 @@
 // eval reads either kind of model file: a training checkpoint and the compact model made from it give the
 // same test accuracy (and loss, to float32 reassociation); a file that holds neither is named as such.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,43 @@ describe('eval', () => {
     const unmasked = await evaluateFile(checkpoint, data, 8, silent, { unmasked: true });
     expect(Math.abs(unmasked.loss - dense.loss)).toBeGreaterThan(1e-3);
     await expect(evaluateFile(compactFile, data, 8, silent, { unmasked: true })).rejects.toThrow(`--unmasked is for a training checkpoint; ${compactFile} is a compact model`);
+  });
+
+  it("reads a state dict as PyTorch's safetensors.torch.save_file writes it: no format_version, num_batches_tracked as I64 or left out", async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-eval-plain-'));
+    dirs.push(out);
+    const model = new CifarResNet(20, 10, 6);
+    const ours = join(out, 'ours.safetensors');
+    await saveCheckpoint(ours, { model: model.stateDict(), meta: { epoch: 1 } });
+    const host = (await loadCheckpoint(ours)).model;
+    // The safetensors layout written out by hand: an 8-byte header length, the JSON header, then the data.
+    const entries: { name: string; dtype: string; shape: readonly number[]; bytes: Uint8Array }[] = [];
+    for (const [name, t] of host) {
+      if (!name.endsWith('num_batches_tracked')) entries.push({ name, dtype: 'F32', shape: t.shape, bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
+      else if (name === 'bn1.num_batches_tracked') entries.push({ name, dtype: 'I64', shape: [], bytes: new Uint8Array(BigInt64Array.of(7n).buffer) });
+    }
+    const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+    let offset = 0;
+    for (const e of entries) {
+      header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.bytes.length] };
+      offset += e.bytes.length;
+    }
+    const json = new TextEncoder().encode(JSON.stringify(header).padEnd(Math.ceil(JSON.stringify(header).length / 8) * 8, ' '));
+    const file = new Uint8Array(8 + json.length + offset);
+    new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
+    file.set(json, 8);
+    let at = 8 + json.length;
+    for (const e of entries) {
+      file.set(e.bytes, at);
+      at += e.bytes.length;
+    }
+    const plain = join(out, 'plain.safetensors');
+    await writeFile(plain, file);
+    const expected = await evaluateFile(ours, data, 8, silent);
+    const got = await evaluateFile(plain, data, 8, silent);
+    expect([got.name, got.accuracy, got.loss]).toEqual([expected.name, expected.accuracy, expected.loss]);
+    for (const p of model.parameters()) p.dispose();
+    for (const [, b] of model.namedBuffers()) b.dispose();
   });
 
   it('refuses a file that holds neither a CIFAR ResNet nor a compact model, naming the file', async () => {

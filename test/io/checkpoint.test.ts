@@ -136,11 +136,12 @@ describe('checkpoint errors', () => {
     await expect(loadCheckpoint(path)).rejects.toThrow(`checkpoint not found: ${path}`);
   });
 
-  it('refuses a plain safetensors file, a newer format and metadata that is not JSON', () => {
-    const plain = encodeSafetensors({ w: host('f32', [1], [1]) });
-    expect(() => decodeCheckpoint(plain, 'w.safetensors')).toThrow(
-      'w.safetensors: not an sfp-gpu checkpoint: "format_version" is missing from __metadata__',
-    );
+  it('reads a plain safetensors state dict as weights only; refuses a newer format and metadata that is not JSON', () => {
+    // As safetensors.torch.save_file writes a state dict: no format_version, metadata that is not ours.
+    const plain = decodeCheckpoint(encodeSafetensors({ w: host('f32', [1], [1]) }, { format: 'pt' }), 'w.safetensors');
+    expect([...plain.model.keys()]).toEqual(['w']);
+    expect(plain.model.get('w')!.data).toEqual(Float32Array.of(1));
+    expect([plain.optimizer.size, plain.masks.size, plain.meta]).toEqual([0, 0, {}]);
     const newer = encodeSafetensors({}, { format_version: String(checkpointFormatVersion + 1) });
     expect(() => decodeCheckpoint(newer)).toThrow(`checkpoint: written in checkpoint format ${checkpointFormatVersion + 1}, but this build reads formats up to ${checkpointFormatVersion}`);
     const badMeta = encodeSafetensors({}, { format_version: '1', epoch: '{oops' });
