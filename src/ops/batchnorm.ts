@@ -35,8 +35,13 @@ function layoutOf(x: Tensor): Layout {
   if (x.rank !== 4 && x.rank !== 2) throw new Error(`batchNorm2d: expected [batch, channels, h, w], got ${x.describe()}`);
   const [batch, channels] = x.shape;
   const hw = x.rank === 4 ? x.shape[2] * x.shape[3] : 1;
+  return { batch, channels, hw, ...reductionChunks(batch, hw) };
+}
+
+/** How the split reductions cut a channel of `batch` planes of `hw` values: whole samples, at most CHUNK_ELEMENTS values per chunk. */
+export function reductionChunks(batch: number, hw: number): { chunks: number; samplesPerChunk: number } {
   const samplesPerChunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / hw));
-  return { batch, channels, hw, chunks: Math.ceil(batch / samplesPerChunk), samplesPerChunk };
+  return { chunks: Math.ceil(batch / samplesPerChunk), samplesPerChunk };
 }
 
 function segments(l: Layout): number {

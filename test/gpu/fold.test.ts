@@ -3,8 +3,9 @@
 // workgroup per row: every op family then runs folded on small tensors and must give the same bits as
 // unfolded. The folded run goes first, so a missed element reads whatever the pooled buffer held before,
 // not the value an unfolded run left there.
-import { describe, it } from 'vitest';
-import { withGridFoldLimit } from '../../src/gpu/encoder.js';
+import { describe, expect, it, vi } from 'vitest';
+import { gpu, withGridFoldLimit } from '../../src/gpu/encoder.js';
+import type { KernelFamily } from '../../src/gpu/shaders.js';
 import { add, exp, mul, relu } from '../../src/ops/elementwise.js';
 import { sum } from '../../src/ops/reduce.js';
 import { softmaxCrossEntropy } from '../../src/ops/loss.js';
@@ -76,10 +77,30 @@ function scenario(): Tensor[] {
   return [...outputs, loss, ...grads, ...params, scores, fpgm];
 }
 
+/** The families whose kernels dispatch through grid1d, one shader file each: all must run folded. */
+const GRID1D_FAMILIES: KernelFamily[] = ['batchnorm', 'conv2d', 'elementwise', 'gather', 'mask', 'optim', 'pool', 'reduce', 'shortcut'];
+
+/** Runs the scenario and reads its tensors back, with the kernel families it dispatched on more than one row (grid[1] > 1). */
+async function runScenario(record: () => Tensor[]) {
+  const dispatches = vi.spyOn(gpu(), 'dispatch');
+  try {
+    const values = await scopeAsync(async () => readAll(record()));
+    const rows = new Set(dispatches.mock.calls.filter(([, , , grid]) => (grid[1] ?? 1) > 1).map(([kernel]) => kernel.spec.family));
+    return { values, rows };
+  } finally {
+    dispatches.mockRestore();
+  }
+}
+
 describe('a grid folded into two dimensions', () => {
   it('gives every op family the bits it gives unfolded (one workgroup per row)', async () => {
-    const folded = await scopeAsync(async () => readAll(withGridFoldLimit(1, scenario)));
-    const plain = await scopeAsync(async () => readAll(scenario()));
-    plain.forEach((expected, i) => assertEqual(folded[i], expected, { label: `tensor ${i} of the scenario` }));
+    const folded = await runScenario(() => withGridFoldLimit(1, scenario));
+    const plain = await runScenario(scenario);
+    // Equal bits prove nothing unless the folded run really used a second grid dimension where the plain one did not.
+    for (const family of GRID1D_FAMILIES) {
+      expect(folded.rows.has(family), `${family} dispatched on a folded grid`).toBe(true);
+      expect(plain.rows.has(family), `${family} dispatched on one row unfolded`).toBe(false);
+    }
+    plain.values.forEach((expected, i) => assertEqual(folded.values[i], expected, { label: `tensor ${i} of the scenario` }));
   });
 });

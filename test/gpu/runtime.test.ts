@@ -226,13 +226,19 @@ describe('kernel descriptors and dispatch: mistakes name the kernel', () => {
     expect(x * y).toBeGreaterThanOrEqual(65537);
     expect(x).toBeLessThanOrEqual(65535);
     const n = 65536 * 256 + 3;
+    // Ones, but the largest value last and the smallest first in a chunk in the middle (reduce.ts splits the axis
+    // into chunks of 256): a reduction that skips either changes its result. Both stay positive, so an element a
+    // folded fill or neg missed (a fresh buffer reads 0) still becomes the minimum.
+    const last = n - 1;
+    const middle = (n >> 9) * 256;
     const [largest, smallest] = await scopeAsync(async () => {
-      const ones = fill([n], 1);
-      return readAll([max(ones), neg(max(neg(ones)))]);
+      const input = fill([n], 1);
+      gpu().upload(input.buffer, Float32Array.of(2), last * 4);
+      gpu().upload(input.buffer, Float32Array.of(0.5), middle * 4);
+      return readAll([max(input), neg(max(neg(input)))]);
     });
-    // A fresh buffer reads 0 where a folded grid missed an element; every element must be 1.
-    assertEqual(largest, [1]);
-    assertEqual(smallest, [1]);
+    assertEqual(largest, [2]);
+    assertEqual(smallest, [0.5]);
   });
 });
 

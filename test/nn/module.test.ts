@@ -120,7 +120,8 @@ describe('Module: the state dict of a CIFAR ResNet-20', () => {
     const model = make(3);
     const state = await hostStateDict(model);
     const fewer = new Map([...state].filter(([k]) => !k.startsWith('layer3.')));
-    const missing = [...state.keys()].filter((k) => k.startsWith('layer3.'));
+    // BN's num_batches_tracked may be missing (it keeps its value, as in PyTorch), so it is not listed.
+    const missing = [...state.keys()].filter((k) => k.startsWith('layer3.') && !k.endsWith('.num_batches_tracked'));
     expect(missing.length).toBeGreaterThan(8);
     const listed = `${missing.slice(0, 8).join(', ')} and ${missing.length - 8} more (${missing.length} in all)`;
     expect(() => model.loadStateDict(fewer)).toThrow(`keys do not match the model\n  missing: ${listed}`);

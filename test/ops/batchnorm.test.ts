@@ -3,7 +3,7 @@
 // PyTorch), the fused ReLU, a channel with a large mean and a small spread, the split reduction over several
 // chunks, and every backward against finite differences of the float64 reference.
 import { describe, expect, it } from 'vitest';
-import { batchNorm2d, type BatchNormOptions } from '../../src/ops/batchnorm.js';
+import { batchNorm2d, reductionChunks, type BatchNormOptions } from '../../src/ops/batchnorm.js';
 import { Tensor, scope, scopeAsync } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
 import type { Shape } from '../../src/tensor/shape.js';
@@ -172,8 +172,10 @@ describe('batchNorm2d: forward against the float64 reference', () => {
   });
 
   it.each([[[5, 3, 33, 31]], [[5, 3, 32, 32]]])('sums a channel over several chunks (%j: 4 samples per chunk, batch 5) forward and backward', async (shape) => {
-    // 4096 elements per chunk → samples_per_chunk = 4 → chunks = 2, the last one partial. The backward is
+    // 4096 elements per chunk → samples_per_chunk = 4 → chunks = 2, the last one partial; checked against the op's
+    // own layout, so a changed CHUNK_ELEMENTS cannot quietly make this a one-chunk case. The backward is
     // compared with the float64 analytic backward (itself checked against finite differences below).
+    expect(reductionChunks(shape[0], shape[2] * shape[3])).toEqual({ chunks: 2, samplesPerChunk: 4 });
     await withSeed('batchnorm chunks', async (rng, seed) => {
       const c = bnCase(rng, shape);
       const dy = randomArray(rng, numel(shape), -1, 1);

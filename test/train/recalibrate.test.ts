@@ -3,18 +3,19 @@
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { prunerFor, pruningRate, trainModel } from '../../src/cli/train.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import { cifarResNet } from '../../src/models/resnet.js';
 import { FilterPruner } from '../../src/prune/sfp.js';
 import { LoaderSource } from '../../src/train/sources.js';
+import { Trainer } from '../../src/train/trainer.js';
 import { recalibrateBatchNorm } from '../../src/train/recalibrate.js';
 import { gpu } from '../../src/gpu/encoder.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { noGrad } from '../../src/autograd/mode.js';
-import { Tensor } from '../../src/tensor/tensor.js';
+import { Tensor, scopeAsync } from '../../src/tensor/tensor.js';
 import type { DataSplits } from '../../src/data/node-files.js';
 
 const silent = { status: () => {}, line: () => {} };
@@ -24,6 +25,36 @@ const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
+
+/** Test accuracy and mean cross-entropy in evaluation mode, from the model's logits on the host (not Trainer.evaluate). */
+async function evaluateOnHost(model: ReturnType<typeof cifarResNet>): Promise<{ accuracy: number; loss: number }> {
+  const test = new LoaderSource(data.test, { batchSize: 500, train: false });
+  let correct = 0;
+  let lossSum = 0;
+  let count = 0;
+  model.eval();
+  for (const batch of test.batches()) {
+    const [logits] = await scopeAsync(async () => {
+      const out = noGrad(() => model.forward(Tensor.fromArray(batch.x, [batch.size, 3, 32, 32])));
+      return [(await out.toArray()) as Float32Array];
+    });
+    for (let b = 0; b < batch.size; b++) {
+      const row = Array.from(logits.subarray(b * 10, b * 10 + 10));
+      const top = Math.max(...row);
+      const label = batch.y[b];
+      if (row.indexOf(top) === label) correct++;
+      lossSum += top + Math.log(row.reduce((s, v) => s + Math.exp(v - top), 0)) - row[label];
+    }
+    count += batch.size;
+  }
+  model.train();
+  return { accuracy: correct / count, loss: lossSum / count };
+}
+
+/** The trainer sums float32 losses on the GPU: equal to the host's float64 mean up to float32 rounding (stale statistics give losses near 1e4). */
+function expectSameLoss(recorded: unknown, host: number): void {
+  expect(Math.abs((recorded as number) - host)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(host)));
+}
 
 async function stats(model: ReturnType<typeof cifarResNet>): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
@@ -120,18 +151,40 @@ describe('recalibrateBatchNorm', () => {
   it('train --bn-recalibrate records the masked accuracy before and after recalibration', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sfp-recalibrate-'));
     dirs.push(dir);
+    // The statistics the recalibration replaces, copied when it restarts its own source (neither of the trainer's):
+    // it does that before it resets anything, and the copies run in queue order, ahead of the reset.
+    const runs = vi.spyOn(Trainer.prototype, 'run');
+    const restart = LoaderSource.prototype.restart;
+    const staleBuffers: Promise<Float32Array[]>[] = [];
+    const restarts = vi.spyOn(LoaderSource.prototype, 'restart').mockImplementation(function (this: LoaderSource) {
+      const trainer = runs.mock.contexts[0] as Trainer | undefined;
+      if (trainer && this !== trainer.train && this !== trainer.test) {
+        staleBuffers.push(Promise.all(trainer.model.namedBuffers().map(([, b]) => b.toArray() as Promise<Float32Array>)));
+      }
+      restart.call(this);
+    });
     const run = await trainModel(
       parseArgs('train', ['--model', 'resnet20', '--epochs', '1', '--batch-size', '8', '--warmup-epochs', '0', '--lr', '0.05', '--sfp-rate', '0.3', '--bn-recalibrate', '2', '--out', dir]),
       { sink: silent, data },
-    );
+    ).finally(() => {
+      runs.mockRestore();
+      restarts.mockRestore();
+    });
     const record = run.records[0];
     expect(record.bnRecalibrationBatches).toBe(2);
-    for (const accuracy of [record.testAccuracyMaskedStaleBN, record.testAccuracyMasked]) {
-      expect(accuracy).toBeGreaterThanOrEqual(0);
-      expect(accuracy).toBeLessThanOrEqual(1);
-      // Test accuracy on 16 images is a whole number of sixteenths.
-      expect(Number.isInteger((accuracy as number) * 16)).toBe(true);
-    }
+    // The run ends with the masked model and its recalibrated statistics: "after" is that model's evaluation.
+    const after = await evaluateOnHost(run.model);
+    expect(record.testAccuracyMasked).toBe(after.accuracy);
+    expectSameLoss(record.testLossMasked, after.loss);
+    // "Before" is the same masked weights with the statistics the one recalibration replaced.
+    expect(staleBuffers).toHaveLength(1);
+    const stale = await staleBuffers[0];
+    run.model.namedBuffers().forEach(([, b], i) => gpu().upload(b.buffer, stale[i]));
+    const before = await evaluateOnHost(run.model);
+    expect(record.testAccuracyMaskedStaleBN).toBe(before.accuracy);
+    expectSameLoss(record.testLossMaskedStaleBN, before.loss);
+    // The two differ, so neither equality above could hold with the other evaluation in its place.
+    expect(Math.abs(before.loss - after.loss)).toBeGreaterThan(1e-3);
     const lines = (await readFile(join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n');
     expect(JSON.parse(lines[0]).bnRecalibrationBatches).toBe(2);
     run.trainer.dispose();
