@@ -13,9 +13,11 @@ import type { Module } from '../nn/module.js';
 import { CifarResNet, type BasicBlock } from '../models/resnet.js';
 import type { BatchNorm2d, Conv2d } from '../nn/layers.js';
 import type { CompactConv2d, CompactResNet, ResidualJoin } from '../prune/compact.js';
+import { VERSION } from '../version.js';
 
 const root = protobuf.Root.fromJSON(onnxSchema as unknown as protobuf.INamespace);
-const ModelProto = root.lookupType('onnx.ModelProto');
+/** onnx.ModelProto, to write models (and to read them back in tests). */
+export const ModelProto = root.lookupType('onnx.ModelProto');
 
 export const ONNX_OPSET = 17;
 const FLOAT = 1;
@@ -84,7 +86,7 @@ export class OnnxGraph {
       irVersion: 8,
       opsetImport: [{ domain: '', version: ONNX_OPSET }],
       producerName: 'sfp-gpu',
-      producerVersion: '0.1.0',
+      producerVersion: VERSION,
       docString: options.docString ?? '',
       graph: {
         name: this.name,

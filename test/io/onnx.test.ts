@@ -1,8 +1,9 @@
 // ONNX export: the exported CIFAR ResNet, run by ONNX Runtime, gives our eval-mode logits.
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { CifarResNet } from '../../src/models/resnet.js';
-import { exportCifarResNet } from '../../src/io/onnx.js';
+import { exportCifarResNet, ModelProto } from '../../src/io/onnx.js';
 import { Rng } from '../../src/tensor/random.js';
 import { hostLogits, onnxLogits } from '../support/onnx.js';
 import { gpu } from '../../src/gpu/encoder.js';
@@ -36,5 +37,9 @@ describe('ONNX export', () => {
     const { data: theirs, dims } = await onnxLogits(bytes, images, [batch, 3, 32, 32]);
     expect(dims).toEqual([batch, 10]);
     assertClose(theirs, ours, { atol: 1e-4, rtol: 1e-4, label: 'onnxruntime vs sfp-gpu logits' });
+    // The producer fields name the package as package.json does.
+    const written = ModelProto.decode(bytes) as unknown as { producerName: string; producerVersion: string };
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+    expect([written.producerName, written.producerVersion]).toEqual([pkg.name, pkg.version]);
   });
 });
