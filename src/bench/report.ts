@@ -54,17 +54,18 @@ export function reportMarkdown(report: SpeedupReport): string {
       (load ? `; load average ${load.start.map((v) => v.toFixed(2)).join(' ')} at the start${load.end ? `, ${load.end.map((v) => v.toFixed(2)).join(' ')} at the end` : ''}` : '') +
       '.',
     '',
-    `Method: ${report.method}. Theoretical = dense FLOPs / compact FLOPs; real = the median over repeats of dense time / compact time (each repeat times both back to back), with the p10–p90 of the same ratios.`,
+    `Method: ${report.method}. Theoretical = dense FLOPs / compact FLOPs; real = the median over repeats of dense time / compact time (each repeat times both back to back), with the p10–p90 of the same ratios; ` +
+      'so real is not the ratio of the two median times beside it. With few repeats, p10–p90 is close to the smallest and largest ratio.',
     '',
     '## Summary (end to end)',
     '',
-    '| model | batch | dense ms | compact ms | theoretical | real (p10–p90) | real ÷ theoretical | compact model |',
-    '|---|--:|--:|--:|--:|--:|--:|---|',
+    '| model | batch | repeats | dense ms (median) | compact ms (median) | theoretical | real (p10–p90) | real ÷ theoretical | compact model |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|---|',
     ...report.models.flatMap((m) =>
       m.batches.map((b) => {
         const e = b.endToEnd;
         return (
-          `| ${m.name} | ${b.batch} | ${ms(e.dense.ms.median)} | ${ms(e.compact.ms.median)} | ${times(e.theoreticalSpeedup)} | ` +
+          `| ${m.name} | ${b.batch} | ${e.dense.ms.samples.length} | ${ms(e.dense.ms.median)} | ${ms(e.compact.ms.median)} | ${times(e.theoreticalSpeedup)} | ` +
           `${times(e.realSpeedup)} (${e.realSpeedupRange[0].toFixed(2)}–${e.realSpeedupRange[1].toFixed(2)}) | ` +
           `${((100 * e.realSpeedup) / e.theoreticalSpeedup).toFixed(0)} % | ` +
           `${m.timingOnly ? 'timing only (random weights, built from kept channel counts)' : 'compacted by prune/compact.ts'} |`

@@ -98,7 +98,7 @@ describe('report writers', () => {
     expect(summary.match(/^\| (resnet20|imagenet-resnet18) \|/gm)).toHaveLength(4);
     expect(summary).toContain('timing only');
     // End to end: theoretical 2×, real 2× (1.50–2.00), so real ÷ theoretical 100 %.
-    expect(summary).toContain('| resnet20 | 32 | 11.0 | 6.00 | 2.00× | 2.00× (1.50–2.00) | 100 % | compacted by prune/compact.ts |');
+    expect(summary).toContain('| resnet20 | 32 | 3 | 11.0 | 6.00 | 2.00× | 2.00× (1.50–2.00) | 100 % | compacted by prune/compact.ts |');
     const table = md.split('### resnet20, batch 32')[1].split('###')[0];
     for (const name of ['**end to end**', 'conv1', 'layer1.0.conv1', 'layer1.0.join', 'head', 'sum of layers']) expect(table).toContain(`| ${name} |`);
     expect(table).toContain('| **end to end** | 0.0320 | 0.0160 | 11.0 (10.2–11.8) | 6.00 (5.20–7.60) |');
