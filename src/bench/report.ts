@@ -52,6 +52,9 @@ export function reportMarkdown(report: SpeedupReport): string {
     `${report.date} on ${report.machine.adapter}` +
       (report.machine.cpus ? ` (${report.machine.cpus}, ${report.machine.cores} cores)` : '') +
       (load ? `; load average ${load.start.map((v) => v.toFixed(2)).join(' ')} at the start${load.end ? `, ${load.end.map((v) => v.toFixed(2)).join(' ')} at the end` : ''}` : '') +
+      (report.machine.otherProcessesCpu !== undefined
+        ? `; other processes used ${(100 * report.machine.otherProcessesCpu).toFixed(1)} % of all cores' time during the run`
+        : '') +
       '.',
     '',
     `Method: ${report.method}. Theoretical = dense FLOPs / compact FLOPs; real = the median over repeats of dense time / compact time (each repeat times both back to back), with the p10–p90 of the same ratios; ` +

@@ -86,6 +86,8 @@ export interface MachineInfo {
   node?: string;
   /** 1-minute load average when the run started and ended (another process may be using the machine). */
   loadAverage?: { start: number[]; end?: number[] };
+  /** Share of all cores' time that other processes used during the run (Linux), unlike the load average without this process's threads. */
+  otherProcessesCpu?: number;
   [extra: string]: unknown;
 }
 

@@ -3,6 +3,7 @@
  * and end to end (src/bench/speedup.ts), optionally the ImageNet ResNets with a timing-only compact model, and
  * writes speedup.json, speedup.md and speedup.svg under --out.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, platform, release } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,36 @@ export interface ReportFiles {
   json: string;
   markdown: string;
   svg: string;
+}
+
+/** All cores' busy and total time so far (/proc/stat's first line, in its ticks), or null off Linux. */
+function systemCpuTicks(): { busy: number; total: number } | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
+    return { busy: total - fields[3] - fields[4], total };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Measures how busy the machine is apart from this process: the load average counts lavapipe's own threads,
+ * this does not. `stop()` gives the share of all cores' time other processes used since the start, or null.
+ */
+export function otherProcessesCpu(): { stop(): number | null } {
+  const system = systemCpuTicks();
+  const own = process.cpuUsage();
+  const started = performance.now();
+  return {
+    stop() {
+      const now = systemCpuTicks();
+      if (!system || !now || now.total <= system.total) return null;
+      const ownUs = process.cpuUsage(own);
+      const ownShare = (ownUs.user + ownUs.system) / 1000 / ((performance.now() - started) * cpus().length);
+      return Math.max(0, (now.busy - system.busy) / (now.total - system.total) - ownShare);
+    },
+  };
 }
 
 /** The adapter, CPU, OS and the load average now (the end value is added when the run finishes). */
@@ -50,6 +81,7 @@ export async function writeReport(report: SpeedupReport, dir: string): Promise<R
 /** Times each pair in turn (releasing it after) and collects the report. */
 export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: MeasureOptions[], sink: ProgressSink): Promise<SpeedupReport> {
   const machine = machineInfo();
+  const others = otherProcessesCpu();
   const started = new Date();
   const models: ModelResult[] = [];
   for (const [i, make] of pairs.entries()) {
@@ -71,6 +103,8 @@ export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: M
     }
   }
   machine.loadAverage = { start: machine.loadAverage!.start, end: loadavg() };
+  const otherCpu = others.stop();
+  if (otherCpu !== null) machine.otherProcessesCpu = otherCpu;
   return { format: 'sfp-gpu speedup', version: 1, date: started.toISOString(), machine, method: METHOD, models };
 }
 

@@ -1,7 +1,10 @@
 // The speedup benchmark: its ratios and statistics on fixed timings, the JSON/Markdown/SVG writers, FLOP counts
 // per layer that add up to prune/flops.ts's totals, layer lists that reproduce the models' forward passes, and a
 // tiny real run (narrow ResNet-8, batch 1) that fills every field. Tests never time: they check structure only.
+import { spawn } from 'node:child_process';
+import { cpus } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { otherProcessesCpu } from '../../src/cli/bench.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { gpu } from '../../src/gpu/encoder.js';
 import { Rng } from '../../src/tensor/random.js';
@@ -238,3 +241,17 @@ describe('a tiny real run', () => {
   });
 });
 
+describe('how busy the machine was', () => {
+  it("counts another process's CPU time (the bench reports it beside the load average, which also counts this process's threads)", async () => {
+    const others = otherProcessesCpu();
+    // One core kept busy by a child for a second: at least a fifth of all cores' time (2 cores: half) on an idle machine, more on a busy one.
+    await new Promise<void>((done, fail) => {
+      const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 1000; while (Date.now() < end);'], { stdio: 'ignore' });
+      child.on('error', fail).on('exit', () => done());
+    });
+    const share = others.stop();
+    if (process.platform !== 'linux') return expect(share).toBeNull();
+    expect(share).toBeGreaterThan(0.2 * (2 / cpus().length));
+    expect(share).toBeLessThanOrEqual(1);
+  });
+});
