@@ -53,7 +53,8 @@ export function reportMarkdown(report: SpeedupReport): string {
       (report.machine.cpus ? ` (${report.machine.cpus}, ${report.machine.cores} cores)` : '') +
       (load ? `; load average ${load.start.map((v) => v.toFixed(2)).join(' ')} at the start${load.end ? `, ${load.end.map((v) => v.toFixed(2)).join(' ')} at the end` : ''}` : '') +
       (report.machine.otherProcessesCpu !== undefined
-        ? `; other processes used ${(100 * report.machine.otherProcessesCpu).toFixed(1)} % of all cores' time during the run`
+        ? `; other processes used ${(100 * report.machine.otherProcessesCpu).toFixed(1)} % of all cores' time during the run` +
+          (report.machine.stolenCpu ? `, the hypervisor ${(100 * report.machine.stolenCpu).toFixed(1)} % (steal)` : '')
         : '') +
       '.',
     '',

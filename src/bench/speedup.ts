@@ -88,6 +88,8 @@ export interface MachineInfo {
   loadAverage?: { start: number[]; end?: number[] };
   /** Share of all cores' time that other processes used during the run (Linux), unlike the load average without this process's threads. */
   otherProcessesCpu?: number;
+  /** Share of all cores' time the hypervisor gave to other machines (Linux's steal). */
+  stolenCpu?: number;
   [extra: string]: unknown;
 }
 

@@ -24,22 +24,27 @@ export interface ReportFiles {
   svg: string;
 }
 
-/** All cores' busy and total time so far (/proc/stat's first line, in its ticks), or null off Linux. */
-function systemCpuTicks(): { busy: number; total: number } | null {
+/** All cores' busy, stolen and total time so far (/proc/stat's first line, in its ticks), or null off Linux. */
+function systemCpuTicks(): { busy: number; steal: number; total: number } | null {
   try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
-    return { busy: total - fields[3] - fields[4], total };
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
   } catch {
     return null;
   }
 }
 
+/** Shares of all cores' time during a run: other processes', and what the hypervisor took (steal). */
+export interface CpuContention {
+  otherProcesses: number;
+  steal: number;
+}
+
 /**
  * Measures how busy the machine is apart from this process: the load average counts lavapipe's own threads,
- * this does not. `stop()` gives the share of all cores' time other processes used since the start, or null.
+ * this does not. `stop()` gives the shares since the start, or null where /proc/stat is missing.
  */
-export function otherProcessesCpu(): { stop(): number | null } {
+export function cpuContention(): { stop(): CpuContention | null } {
   const system = systemCpuTicks();
   const own = process.cpuUsage();
   const started = performance.now();
@@ -49,7 +54,8 @@ export function otherProcessesCpu(): { stop(): number | null } {
       if (!system || !now || now.total <= system.total) return null;
       const ownUs = process.cpuUsage(own);
       const ownShare = (ownUs.user + ownUs.system) / 1000 / ((performance.now() - started) * cpus().length);
-      return Math.max(0, (now.busy - system.busy) / (now.total - system.total) - ownShare);
+      const total = now.total - system.total;
+      return { otherProcesses: Math.max(0, (now.busy - system.busy) / total - ownShare), steal: (now.steal - system.steal) / total };
     },
   };
 }
@@ -81,7 +87,7 @@ export async function writeReport(report: SpeedupReport, dir: string): Promise<R
 /** Times each pair in turn (releasing it after) and collects the report. */
 export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: MeasureOptions[], sink: ProgressSink): Promise<SpeedupReport> {
   const machine = machineInfo();
-  const others = otherProcessesCpu();
+  const contention = cpuContention();
   const started = new Date();
   const models: ModelResult[] = [];
   for (const [i, make] of pairs.entries()) {
@@ -103,8 +109,8 @@ export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: M
     }
   }
   machine.loadAverage = { start: machine.loadAverage!.start, end: loadavg() };
-  const otherCpu = others.stop();
-  if (otherCpu !== null) machine.otherProcessesCpu = otherCpu;
+  const shares = contention.stop();
+  if (shares) Object.assign(machine, { otherProcessesCpu: shares.otherProcesses, stolenCpu: shares.steal });
   return { format: 'sfp-gpu speedup', version: 1, date: started.toISOString(), machine, method: METHOD, models };
 }
 

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { otherProcessesCpu } from '../../src/cli/bench.js';
+import { cpuContention } from '../../src/cli/bench.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { gpu } from '../../src/gpu/encoder.js';
 import { Rng } from '../../src/tensor/random.js';
@@ -243,15 +243,15 @@ describe('a tiny real run', () => {
 
 describe('how busy the machine was', () => {
   it("counts another process's CPU time (the bench reports it beside the load average, which also counts this process's threads)", async () => {
-    const others = otherProcessesCpu();
+    const contention = cpuContention();
     // One core kept busy by a child for a second: at least a fifth of all cores' time (2 cores: half) on an idle machine, more on a busy one.
     await new Promise<void>((done, fail) => {
       const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 1000; while (Date.now() < end);'], { stdio: 'ignore' });
       child.on('error', fail).on('exit', () => done());
     });
-    const share = others.stop();
-    if (process.platform !== 'linux') return expect(share).toBeNull();
-    expect(share).toBeGreaterThan(0.2 * (2 / cpus().length));
-    expect(share).toBeLessThanOrEqual(1);
+    const shares = contention.stop();
+    if (process.platform !== 'linux') return expect(shares).toBeNull();
+    expect(shares!.otherProcesses).toBeGreaterThan(0.2 * (2 / cpus().length));
+    expect(shares!.otherProcesses + shares!.steal).toBeLessThanOrEqual(1);
   });
 });
