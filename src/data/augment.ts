@@ -1,7 +1,7 @@
 /**
- * The standard CIFAR training augmentation, as in the SFP code (torchvision `RandomCrop(32, padding=4)` then
- * `RandomHorizontalFlip()`): pad the 32×32 image with 4 zero pixels on every side, take a random 32×32 window of the
- * 40×40 result, and mirror it left–right with probability 1/2. The padding is raw 0 (black), applied before
+ * The standard CIFAR training augmentation, as in the SFP code (torchvision `RandomHorizontalFlip()` and
+ * `RandomCrop(32, padding=4)`; the two commute in distribution): pad the 32×32 image with 4 zero pixels on every
+ * side, take a random 32×32 window of the 40×40 result, and mirror it left–right with probability 1/2. The padding is raw 0 (black), applied before
  * normalisation, as torchvision pads the PIL image before ToTensor/Normalize. Images are CHW bytes.
  */
 import type { Rng } from '../tensor/random.js';
