@@ -105,7 +105,7 @@ async function guarded<T>(name: string, run: () => Promise<T>): Promise<T | unde
     return undefined;
   }
   busy.add(name);
-  document.querySelectorAll<HTMLButtonElement | HTMLInputElement>('[data-ready]').forEach((b) => (b.disabled = true));
+  document.querySelectorAll<HTMLButtonElement | HTMLInputElement | HTMLSelectElement>('[data-ready]').forEach((b) => (b.disabled = true));
   try {
     return await run();
   } catch (error) {
@@ -114,7 +114,7 @@ async function guarded<T>(name: string, run: () => Promise<T>): Promise<T | unde
     throw error;
   } finally {
     busy.delete(name);
-    document.querySelectorAll<HTMLButtonElement | HTMLInputElement>('[data-ready]').forEach((b) => (b.disabled = false));
+    document.querySelectorAll<HTMLButtonElement | HTMLInputElement | HTMLSelectElement>('[data-ready]').forEach((b) => (b.disabled = false));
   }
 }
 
@@ -251,7 +251,8 @@ function getOptimizer(m: CifarResNet): SGD {
 // ---------------------------------------------------------------- training
 
 // A new choice of widths starts a new ResNet-20 at the next training; until then a loaded model trains as it is.
-$<HTMLSelectElement>('train-widths').addEventListener('change', () => disposeModel());
+// Disabled while an action runs (it is one of the ready controls), since dropping the model mid-action breaks it.
+$<HTMLSelectElement>('train-widths').addEventListener('change', () => void guarded('widths', async () => disposeModel()));
 
 async function train(steps: number, batchSize: number): Promise<number[]> {
   const data = await getDataset();
@@ -725,8 +726,9 @@ async function start(): Promise<void> {
   try {
     const rt = await init('./shaders/');
     window.sfp.adapter = showAdapter(rt);
-    // File inputs too: without a device, loading a file could only fail with a less useful message.
-    document.querySelectorAll<HTMLButtonElement | HTMLInputElement>('button, input[type=file]').forEach((b) => {
+    // File inputs too: without a device, loading a file could only fail with a less useful message. The widths
+    // choice too: changing it drops the model, which an action must not see happen.
+    document.querySelectorAll<HTMLButtonElement | HTMLInputElement | HTMLSelectElement>('button, input[type=file], select').forEach((b) => {
       b.dataset.ready = '';
       b.disabled = false;
     });

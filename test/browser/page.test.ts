@@ -285,6 +285,22 @@ describe('the web page in headless Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('disables the widths choice while an action runs (changing it drops the model), and enables it after', async () => {
+    const seen = await within(
+      'window.sfp.train(1, 8)',
+      STEP_MS,
+      page.evaluate(async () => {
+        const select = document.getElementById('train-widths') as HTMLSelectElement;
+        const before = select.disabled;
+        const running = (window as SfpWindow).sfp!.train(1, 8);
+        const during = select.disabled;
+        await running;
+        return { before, during, after: select.disabled };
+      }),
+    );
+    expect(seen).toEqual({ before: false, during: true, after: false });
+  });
+
   it('clicks through SFP masks and compaction: the compact model gives the masked logits with fewer parameters and FLOPs', async () => {
     // The buttons, as a user would: masks again (same filters), then compaction. SwiftShader takes about a second
     // per forward of 8 images here, so the section's inputs are turned down: 3 check batches of 8 images,
