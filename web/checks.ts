@@ -19,7 +19,6 @@ import {
 } from '../src/ops/conv2d.js';
 import { batchNorm2d } from '../src/ops/batchnorm.js';
 import { CifarResNet } from '../src/models/resnet.js';
-import type { Module } from '../src/nn/module.js';
 
 export interface CheckResult {
   name: string;
@@ -43,11 +42,6 @@ function random(rng: Rng, n: number, low = -1, high = 1): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = low + (high - low) * rng.uniform();
   return out;
-}
-
-function disposeModel(model: Module): void {
-  for (const p of model.parameters()) p.dispose();
-  for (const [, b] of model.namedBuffers()) b.dispose();
 }
 
 /** Runs every check and reads the results back (one batched readback). */
@@ -151,7 +145,7 @@ export async function runChecks(): Promise<ChecksReport> {
         sumLength,
       }));
     } finally {
-      disposeModel(model);
+      model.dispose();
     }
   });
   const rt = gpu();

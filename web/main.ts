@@ -223,11 +223,7 @@ function widths(): number[] {
 
 function disposeModel(): void {
   if (!model) return;
-  for (const p of model.parameters()) {
-    p.grad?.dispose();
-    p.dispose();
-  }
-  for (const [, b] of model.namedBuffers()) b.dispose();
+  model.dispose();
   for (const v of optimizer?.velocity.values() ?? []) v.dispose();
   pruner?.dispose();
   model = null;
@@ -405,8 +401,7 @@ let compact: CompactResNet | null = null;
 
 function disposeCompact(): void {
   if (!compact) return;
-  for (const p of compact.parameters()) p.dispose();
-  for (const [, b] of compact.namedBuffers()) b.dispose();
+  compact.dispose();
   compact = null;
 }
 
@@ -632,7 +627,7 @@ $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
 let loadedCompact: CompactResNet | null = null;
 
 async function showCompactModel(name: string, compact: CompactResNet, meta: Record<string, unknown>): Promise<void> {
-  if (loadedCompact) for (const [, t] of [...loadedCompact.namedParameters(), ...loadedCompact.namedBuffers()]) t.dispose();
+  loadedCompact?.dispose();
   loadedCompact = compact;
   const equivalence = meta.equivalence as { images?: number; maxAbsDiff?: number; predictionMismatches?: number } | undefined;
   $('ckpt-info').textContent =

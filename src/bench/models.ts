@@ -21,10 +21,7 @@ export interface BenchPair {
 }
 
 function release(...modules: Module[]): void {
-  for (const m of modules) {
-    for (const p of m.parameters()) p.dispose();
-    for (const [, b] of m.namedBuffers()) b.dispose();
-  }
+  for (const m of modules) m.dispose();
 }
 
 /** A masked CIFAR model and its compact version (the compact one must be equivalent; the caller checked or trusts it). */

@@ -23,12 +23,13 @@ export async function evaluateFile(
 ): Promise<EvalResult & { name: string; data: DataSplits }> {
   const file = await loadModelFile(path, options);
   const { model, name } = file;
-  const masks = file.kind === 'checkpoint' && masksAppliedLine(file.masks);
-  if (masks) sink.line(masks);
-  const splits = typeof data === 'function' ? await data() : data;
-  const test = new LoaderSource(splits.test, { batchSize, train: false });
-  const trainer = new Trainer(model, new SGD([], { lr: 0 }), test, test, { epochs: 1, schedule: new LrSchedule({ kind: 'constant', lr: 1, epochs: 1 }) }, null, sink);
+  let trainer: Trainer | null = null;
   try {
+    const masks = file.kind === 'checkpoint' && masksAppliedLine(file.masks);
+    if (masks) sink.line(masks);
+    const splits = typeof data === 'function' ? await data() : data;
+    const test = new LoaderSource(splits.test, { batchSize, train: false });
+    trainer = new Trainer(model, new SGD([], { lr: 0 }), test, test, { epochs: 1, schedule: new LrSchedule({ kind: 'constant', lr: 1, epochs: 1 }) }, null, sink);
     const result = await trainer.evaluate(test);
     if (!Number.isFinite(result.loss)) {
       throw new Error(
@@ -38,7 +39,8 @@ export async function evaluateFile(
     }
     return { ...result, name, data: splits };
   } finally {
-    trainer.dispose();
+    trainer?.dispose();
+    model.dispose();
   }
 }
 

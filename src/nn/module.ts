@@ -77,6 +77,15 @@ export abstract class Module {
     return this.namedParameters().map(([, t]) => t);
   }
 
+  /** Releases every parameter (with its gradient) and buffer; the module cannot run afterwards. */
+  dispose(): void {
+    for (const p of this.parameters()) {
+      p.grad?.dispose();
+      p.dispose();
+    }
+    for (const [, b] of this.namedBuffers()) b.dispose();
+  }
+
   /** Names every parameter and buffer after its path, for error messages. */
   nameTensors(): this {
     for (const [name, t] of [...this.namedParameters(), ...this.namedBuffers()]) t.name = name;

@@ -125,7 +125,8 @@ export const mean = defineOp('mean', {
 export const max = defineOp('max', {
   forward: (ctx, x: Tensor, axes?: number | readonly number[], keepDims: boolean = false) => {
     const a = normalizeAxes(x.shape, axes);
-    const kept = reduceKernel(x, a, 'max', 1);
+    // Owned too: the output is a view of it, and under noGrad outside a scope nothing else would release it.
+    const kept = ctx.own(reduceKernel(x, a, 'max', 1));
     ctx.save(x, kept);
     ctx.info.axes = a;
     const out = kept.viewAs(outputShape(x.shape, a, keepDims));

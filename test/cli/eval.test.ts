@@ -13,6 +13,7 @@ import { parseArgs } from '../../src/cli/args.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import type { DataSplits } from '../../src/data/node-files.js';
+import { assertNoLeak } from '../support/memory.js';
 
 const silent = { status: () => {}, line: () => {} };
 const data: DataSplits = { train: syntheticCifar10(8, 1), test: syntheticCifar10(24, 2), kind: 'synthetic', dir: '', description: 'synthetic' };
@@ -88,7 +89,9 @@ describe('eval', () => {
     const plain = join(out, 'plain.safetensors');
     await writeFile(plain, file);
     const expected = await evaluateFile(ours, data, 8, silent);
-    const got = await evaluateFile(plain, data, 8, silent);
+    let got!: Awaited<ReturnType<typeof evaluateFile>>;
+    // The model it loads is released with the rest.
+    await assertNoLeak('evaluateFile', async () => void (got = await evaluateFile(plain, data, 8, silent)));
     expect([got.name, got.accuracy, got.loss]).toEqual([expected.name, expected.accuracy, expected.loss]);
     for (const p of model.parameters()) p.dispose();
     for (const [, b] of model.namedBuffers()) b.dispose();

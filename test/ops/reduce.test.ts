@@ -9,6 +9,8 @@ import * as ref from '../reference/reduce.js';
 import { numel } from '../reference/elementwise.js';
 import { assertClose, assertEqual, readAll } from '../support/allclose.js';
 import { gradcheck, tolerance } from '../support/gradcheck.js';
+import { assertNoLeak } from '../support/memory.js';
+import { noGrad } from '../../src/autograd/mode.js';
 import { randomArray, randomShape, withSeed } from '../support/random.js';
 
 const ops = { sum, mean, max } as const;
@@ -99,6 +101,16 @@ describe('reduce: exact small cases', () => {
       expect(() => sumTo(Tensor.empty([2, 3]), [2])).toThrow(/\[2, 3\].*\[2\]/);
       expect(() => sumTo(Tensor.empty([3]), [2, 3])).toThrow(/\[3\].*\[2, 3\]/);
     });
+  });
+
+  it('max outside any scope without gradients frees everything when its output is disposed', async () => {
+    const x = Tensor.fromArray([1, 5, 2, 4, 3, 0], [2, 3]);
+    await assertNoLeak('max under noGrad', async () => {
+      const out = noGrad(() => max(x, 1));
+      assertEqual(await readAll([out]).then(([v]) => v), [5, 4]);
+      out.dispose();
+    });
+    x.dispose();
   });
 
   it('rejects an axis out of range', () => {
