@@ -15,6 +15,7 @@ import { loadDataSplits } from '../data/node-files.js';
 import { cifarPair } from '../bench/models.js';
 import { exportCompactResNet } from '../io/onnx.js';
 import { outputFolderProblem, writeFileAtomic } from '../io/files.js';
+import { gpu } from '../gpu/encoder.js';
 
 export interface PipelineResult {
   checkpoint: string;
@@ -56,14 +57,20 @@ export async function runPipeline(argv: readonly string[]): Promise<PipelineResu
   ]);
   sink.line(`[1/3] SFP training (${elapsed()})`);
   const run = await trainModel(trainArgs, { sink, data, replaceRun: true }); // each pipeline run starts afresh in its folder
-  if (run.pruner && run.trainer.step > 0) {
-    // Stopped inside an epoch: soft pruning has let the zeroed filters regrow since the last masking. Mask
-    // once more, as SFP does after the last epoch, so the checkpoint holds the masks of the final weights.
-    const masks = await run.pruner.computeMasks(run.trainer.epoch + 1, args.epochs);
-    run.pruner.apply(masks, run.optimizer);
-    run.trainer.extra.masks = masks.toJSON();
-    await run.trainer.checkpoint();
-    sink.line(`stopped after ${args.maxSteps} steps inside epoch ${run.trainer.epoch + 1}: masked again as after a last epoch, checkpoint rewritten`);
+  try {
+    if (run.pruner && run.trainer.step > 0) {
+      // Stopped inside an epoch: soft pruning has let the zeroed filters regrow since the last masking. Mask
+      // once more, as SFP does after the last epoch, so the checkpoint holds the masks of the final weights.
+      const masks = await run.pruner.computeMasks(run.trainer.epoch + 1, args.epochs);
+      run.pruner.apply(masks, run.optimizer);
+      run.trainer.extra.masks = masks.toJSON();
+      await run.trainer.checkpoint();
+      sink.line(`stopped after ${args.maxSteps} steps inside epoch ${run.trainer.epoch + 1}: masked again as after a last epoch, checkpoint rewritten`);
+    }
+  } finally {
+    // The next steps read the checkpoint: training's model, momentum and pooled batch-sized buffers go back.
+    run.dispose();
+    gpu().releasePooledMemory();
   }
 
   // 2. Compaction and the equivalence check on the test set.
@@ -91,7 +98,6 @@ export async function runPipeline(argv: readonly string[]): Promise<PipelineResu
     sink,
   );
   const bench = await writeReport(report, join(args.out, 'bench'));
-  run.trainer.dispose();
   const seconds = (performance.now() - started) / 1000;
   const result: PipelineResult = { checkpoint: run.checkpoint, metrics: run.metrics, compact: compactFile, onnx: onnxFile, plan: planFile, bench, seconds };
   sink.line(

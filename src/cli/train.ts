@@ -132,6 +132,8 @@ export interface TrainRun {
   data: DataSplits;
   checkpoint: string;
   metrics: string;
+  /** Releases the model, momentum, masks and the trainer's counters (the files stay). */
+  dispose(): void;
 }
 
 export interface TrainOptions {
@@ -291,7 +293,13 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   const records = await trainer.run();
   const paths = { checkpoint: join(args.out, CHECKPOINT_FILE), metrics: join(args.out, METRICS_FILE) };
   sink.line(`checkpoint: ${paths.checkpoint}; metrics: ${paths.metrics}`);
-  return { records, model, optimizer, trainer, pruner, data, ...paths };
+  const dispose = () => {
+    trainer.dispose();
+    pruner?.dispose();
+    for (const v of optimizer.velocity.values()) v.dispose();
+    model.dispose();
+  };
+  return { records, model, optimizer, trainer, pruner, data, ...paths, dispose };
 }
 
 export async function runTrain(argv: readonly string[]): Promise<EpochRecord[]> {

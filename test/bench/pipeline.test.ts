@@ -10,6 +10,7 @@ import { loadCompactModel } from '../../src/io/checkpoint-files.js';
 import { hostLogits, onnxLogits } from '../support/onnx.js';
 import { Rng } from '../../src/tensor/random.js';
 import { assertClose } from '../support/allclose.js';
+import { assertNoLeak } from '../support/memory.js';
 import type { SpeedupReport } from '../../src/bench/speedup.js';
 
 const dirs: string[] = [];
@@ -21,10 +22,14 @@ describe('pipeline', () => {
   it('trains, compacts with a passing equivalence check and writes the speedup report, all where it says', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sfp-pipeline-'));
     dirs.push(out);
-    const result = await runPipeline([
-      '--out', out, '--max-steps', '2', '--batch-size', '16', '--lr', '0.01',
-      '--check-images', '64', '--batch-sizes', '1', '--repeats', '2', '--target-ms', '1',
-    ]);
+    let result!: Awaited<ReturnType<typeof runPipeline>>;
+    // Every model it makes (trained, masked, compact) is released by the end.
+    await assertNoLeak('pipeline', async () => {
+      result = await runPipeline([
+        '--out', out, '--max-steps', '2', '--batch-size', '16', '--lr', '0.01',
+        '--check-images', '64', '--batch-sizes', '1', '--repeats', '2', '--target-ms', '1',
+      ]);
+    });
     for (const path of [result.checkpoint, result.metrics, result.compact, result.onnx, result.plan, result.bench.json, result.bench.markdown, result.bench.svg]) {
       expect((await stat(path)).isFile(), path).toBe(true);
     }
