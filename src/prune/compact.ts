@@ -295,16 +295,21 @@ export async function checkEquivalence(masked: Module, compact: Module, batches:
   const report: EquivalenceReport = { images: 0, maxAbsDiff: 0, maxAbsLogit: 0, predictionMismatches: 0, predictionsEqual: true, maskedCorrect: 0, compactCorrect: 0 };
   try {
     for (const batch of batches) {
-      const [a, b] = await noGrad(async () => {
-        const outs = scope(() => {
+      // Recorded without gradients, synchronously: noGrad must not stay on across the await.
+      const outs = noGrad(() =>
+        scope(() => {
           const x = Tensor.fromArray(batch.x, batch.shape);
           return [masked.forward(x), compact.forward(x)];
-        });
-        const raw = await gpu().downloadMany(outs.map((t) => ({ buffer: t.buffer, bytes: t.size * 4 })));
-        const classes = outs[0].shape[1];
+        }),
+      );
+      const classes = outs[0].shape[1];
+      let raw: ArrayBuffer[];
+      try {
+        raw = await gpu().downloadMany(outs.map((t) => ({ buffer: t.buffer, bytes: t.size * 4 })));
+      } finally {
         for (const t of outs) t.dispose();
-        return raw.map((r) => ({ data: new Float32Array(r), classes }));
-      });
+      }
+      const [a, b] = raw.map((r) => ({ data: new Float32Array(r), classes }));
       const n = batch.shape[0];
       for (let i = 0; i < a.data.length; i++) {
         report.maxAbsDiff = Math.max(report.maxAbsDiff, Math.abs(a.data[i] - b.data[i]));

@@ -145,6 +145,16 @@ describe('autograd', () => {
     });
   });
 
+  it('noGrad refuses an async function, whose awaits would leave recording off for whatever runs meanwhile', async () => {
+    let release!: () => void;
+    const pending = new Promise<void>((resolve) => (release = resolve));
+    expect(() => noGrad(async () => pending)).toThrow(/noGrad\(\) takes a synchronous function/);
+    // The mode is back on at once, not when the function's promise settles.
+    expect(isGradEnabled()).toBe(true);
+    release();
+    await pending;
+  });
+
   it('a 300-deep chain of ops differentiates correctly: (−1)^300 = 1', async () => {
     const [g] = await scopeAsync(async () => {
       const x = leaf([1, -2, 3]);

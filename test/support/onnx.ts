@@ -1,17 +1,17 @@
 /** A model's eval-mode logits on the host, and the same images through ONNX Runtime, for the export tests. */
 import * as ort from 'onnxruntime-node';
 import { noGrad } from '../../src/autograd/mode.js';
-import { Tensor } from '../../src/tensor/tensor.js';
+import { Tensor, scope } from '../../src/tensor/tensor.js';
 import type { Module } from '../../src/nn/module.js';
 
 /** `model.forward` of the images (no gradients), read back. */
 export async function hostLogits(model: Module, images: Float32Array, shape: readonly number[]): Promise<Float32Array> {
-  return noGrad(async () => {
-    const logits = model.forward(Tensor.fromArray(images, shape));
-    const data = (await logits.toArray()) as Float32Array;
+  const logits = noGrad(() => scope(() => model.forward(Tensor.fromArray(images, shape))));
+  try {
+    return (await logits.toArray()) as Float32Array;
+  } finally {
     logits.dispose();
-    return data;
-  });
+  }
 }
 
 /** An ONNX model (bytes or a file) run by ONNX Runtime on `images` as input `images`: its `logits` and their dims. */

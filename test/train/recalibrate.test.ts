@@ -15,7 +15,7 @@ import { recalibrateBatchNorm } from '../../src/train/recalibrate.js';
 import { gpu } from '../../src/gpu/encoder.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { noGrad } from '../../src/autograd/mode.js';
-import { Tensor, scopeAsync } from '../../src/tensor/tensor.js';
+import { Tensor, scope, scopeAsync } from '../../src/tensor/tensor.js';
 import type { DataSplits } from '../../src/data/node-files.js';
 
 const silent = { status: () => {}, line: () => {} };
@@ -91,12 +91,9 @@ describe('recalibrateBatchNorm', () => {
     const expectedMean = new Float64Array(16);
     const expectedVar = new Float64Array(16);
     for (const batch of [...source().batches()].slice(0, 3)) {
-      const y = await noGrad(async () => {
-        const out = conv2d(Tensor.fromArray(batch.x, [batch.size, 3, 32, 32]), model.conv1.weight, null, { stride: 1, padding: 1 });
-        const values = (await out.toArray()) as Float32Array;
-        out.dispose();
-        return values;
-      });
+      const out = noGrad(() => scope(() => conv2d(Tensor.fromArray(batch.x, [batch.size, 3, 32, 32]), model.conv1.weight, null, { stride: 1, padding: 1 })));
+      const y = (await out.toArray()) as Float32Array;
+      out.dispose();
       const n = batch.size * 32 * 32;
       for (let c = 0; c < 16; c++) {
         let s = 0;
