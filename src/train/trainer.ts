@@ -168,26 +168,29 @@ export class Trainer {
     this.model.eval();
     const lossSum = zeros([]);
     const correct = zeros([]);
-    let count = 0;
-    source.restart();
-    for (const batch of source.batches()) {
-      noGrad(() =>
-        scope(() => {
-          const [c, h, w] = source.imageShape;
-          const x = Tensor.fromArray(batch.x, [batch.size, c, h, w]);
-          const y = Tensor.fromArray(batch.y, [batch.size], 'u32');
-          const logits = this.model.forward(x);
-          accumulate_(lossSum, softmaxCrossEntropy(logits, y, 'sum'));
-          accumulate_(correct, correctCount(logits, y));
-        }),
-      );
-      count += batch.size;
+    try {
+      let count = 0;
+      source.restart();
+      for (const batch of source.batches()) {
+        noGrad(() =>
+          scope(() => {
+            const [c, h, w] = source.imageShape;
+            const x = Tensor.fromArray(batch.x, [batch.size, c, h, w]);
+            const y = Tensor.fromArray(batch.y, [batch.size], 'u32');
+            const logits = this.model.forward(x);
+            accumulate_(lossSum, softmaxCrossEntropy(logits, y, 'sum'));
+            accumulate_(correct, correctCount(logits, y));
+          }),
+        );
+        count += batch.size;
+      }
+      const [l, a] = await Promise.all([lossSum.item(), correct.item()]);
+      return { loss: l / count, accuracy: a / count, count };
+    } finally {
+      lossSum.dispose();
+      correct.dispose();
+      this.model.train();
     }
-    const [l, a] = await Promise.all([lossSum.item(), correct.item()]);
-    lossSum.dispose();
-    correct.dispose();
-    this.model.train();
-    return { loss: l / count, accuracy: a / count, count };
   }
 
   /**
