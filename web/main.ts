@@ -29,6 +29,8 @@ import type { HostTensor } from '../src/io/safetensors.js';
 import { LossChart } from './chart.js';
 import { runBenchmarks } from './bench.js';
 import { runChecks, type ChecksReport } from './checks.js';
+import { recalibrateBatchNorm } from '../src/train/recalibrate.js';
+import { LoaderSource } from '../src/train/sources.js';
 
 /** What the browser test (and a curious user in the console) can reach. */
 interface SfpHandle {
@@ -366,6 +368,9 @@ function showPredictions(title: string, data: ImageDataset, before: { labels: nu
 }
 
 /** Masks the current model's filters with FilterPruner (rate 0.3) and shows predictions before and after. */
+/** Batches of 32 the BN statistics are re-estimated on after masking. */
+const RECALIBRATION_BATCHES = 4;
+
 async function applySfp(): Promise<{ pruned: number; total: number; changed: number }> {
   const data = await getDataset();
   const m = model ?? newModel();
@@ -374,6 +379,9 @@ async function applySfp(): Promise<{ pruned: number; total: number; changed: num
   pruner = new FilterPruner(m, { rate: 0.3 });
   const masks = await pruner.computeMasks();
   pruner.apply(masks);
+  // As train --bn-recalibrate: after a few steps, and after masking, the running statistics describe another
+  // network, and the evaluation-mode logits here and in compaction's check would be far off (1e7 after 3 steps).
+  const recalibrated = recalibrateBatchNorm(m, new LoaderSource(data, { batchSize: 32, train: true, seed: 1 }), RECALIBRATION_BATCHES);
   const after = await predict(m, data, 8);
   let pruned = 0;
   let total = 0;
@@ -389,7 +397,7 @@ async function applySfp(): Promise<{ pruned: number; total: number; changed: num
     before,
     after,
   );
-  setStatus(`SFP masks applied: ${pruned}/${total} filters zeroed`);
+  setStatus(`SFP masks applied: ${pruned}/${total} filters zeroed; BN statistics re-estimated on ${recalibrated} batches`);
   return { pruned, total, changed };
 }
 
