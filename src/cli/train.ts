@@ -14,7 +14,6 @@ import type { LoadedCheckpoint } from '../io/checkpoint.js';
 import { loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
 import { fileSha256, outputFolderProblem, writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
-import { Tensor } from '../tensor/tensor.js';
 import { terminalSink } from './terminal.js';
 import type { ProgressSink } from '../train/progress.js';
 
@@ -76,12 +75,7 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
   const problem = positionProblem(checkpoint);
   if (problem) throw new Error(problem); // before anything is loaded into the run
   model.loadStateDict(checkpoint.model);
-  const params = new Map(model.namedParameters());
-  for (const [name, value] of checkpoint.optimizer) {
-    const param = params.get(name);
-    if (!param) throw new Error(`checkpoint has momentum for '${name}', which the model does not have`);
-    optimizer.velocity.set(param, Tensor.fromArray(value.data, value.shape).keep());
-  }
+  optimizer.loadVelocity(model.namedParameters(), checkpoint.optimizer);
   optimizer.stepCount = Number(checkpoint.meta.optimizerSteps ?? 0);
   if (pruner && checkpoint.masks.size) {
     pruner.restore(new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }]))));

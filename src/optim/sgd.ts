@@ -5,6 +5,7 @@
 import { gpu, grid1d } from '../gpu/encoder.js';
 import { Tensor } from '../tensor/tensor.js';
 import { WG } from '../ops/kernels.js';
+import type { HostTensor } from '../io/safetensors.js';
 
 export interface SGDOptions {
   lr: number;
@@ -28,6 +29,21 @@ export class SGD {
   velocityByName(named: readonly [string, Tensor][]): Map<string, Tensor> {
     const names = new Map(named.map(([name, t]) => [t, name]));
     return new Map([...this.velocity].map(([param, v]) => [names.get(param)!, v]));
+  }
+
+  /**
+   * Replaces the momentum buffers with `byName`'s (a checkpoint's), for `named` = model.namedParameters(): the
+   * previous buffers are released, and a parameter the map lacks starts again without one, as PyTorch's
+   * optimizer.load_state_dict leaves it.
+   */
+  loadVelocity(named: readonly [string, Tensor][], byName: ReadonlyMap<string, HostTensor>): void {
+    const params = new Map(named);
+    for (const name of byName.keys()) {
+      if (!params.has(name)) throw new Error(`momentum for '${name}', which the model does not have (another model's checkpoint?)`);
+    }
+    for (const v of this.velocity.values()) v.dispose();
+    this.velocity.clear();
+    for (const [name, value] of byName) this.velocity.set(params.get(name)!, Tensor.fromArray(value.data, value.shape).keep());
   }
 
   constructor(readonly params: readonly Tensor[], options: SGDOptions) {

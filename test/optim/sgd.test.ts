@@ -84,6 +84,27 @@ describe('SGD: exact small cases', () => {
     releaseOptimizer(opt);
   });
 
+  it('loadVelocity replaces every momentum buffer (releasing the old ones), and a parameter the map lacks has none, as after load_state_dict', async () => {
+    const a = parameter([1, 1]);
+    const b = parameter([4]);
+    const opt = new SGD([a, b], { lr: 0.5, momentum: 0.5 });
+    setGrad(a, [1, 2]);
+    setGrad(b, [3]);
+    opt.step();
+    opt.zeroGrad();
+    const old = [...opt.velocity.values()];
+    opt.loadVelocity([['a', a], ['b', b]], new Map([['a', { dtype: 'f32' as const, shape: [2], data: Float32Array.of(7, 8) }]]));
+    expect(old.every((v) => v.released)).toBe(true);
+    expect(opt.velocity.has(b)).toBe(false);
+    assertEqual((await readAll([opt.velocity.get(a)!]))[0], [7, 8]);
+    expect(() => opt.loadVelocity([['a', a]], new Map([['c', { dtype: 'f32' as const, shape: [1], data: Float32Array.of(1) }]]))).toThrow(
+      "momentum for 'c', which the model does not have",
+    );
+    releaseOptimizer(opt);
+    a.dispose();
+    b.dispose();
+  });
+
   it('rejects what torch.optim.SGD rejects: negative lr, momentum or weight decay; Nesterov without momentum or with dampening', () => {
     expect(() => new SGD([], { lr: -0.1 })).toThrow(/lr must be ≥ 0, got -0.1/);
     expect(() => new SGD([], { lr: NaN })).toThrow(/lr must be ≥ 0/);
