@@ -226,7 +226,7 @@ function widths(): number[] {
 function disposeModel(): void {
   if (!model) return;
   model.dispose();
-  for (const v of optimizer?.velocity.values() ?? []) v.dispose();
+  optimizer?.dispose();
   pruner?.dispose();
   model = null;
   optimizer = null;

@@ -290,7 +290,7 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   const dispose = () => {
     trainer.dispose();
     pruner?.dispose();
-    for (const v of optimizer.velocity.values()) v.dispose();
+    optimizer.dispose();
     model.dispose();
   };
   return { records, model, optimizer, trainer, pruner, data, ...paths, dispose };

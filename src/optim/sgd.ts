@@ -41,9 +41,14 @@ export class SGD {
     for (const name of byName.keys()) {
       if (!params.has(name)) throw new Error(`momentum for '${name}', which the model does not have (another model's checkpoint?)`);
     }
+    this.dispose();
+    for (const [name, value] of byName) this.velocity.set(params.get(name)!, Tensor.fromArray(value.data, value.shape).keep());
+  }
+
+  /** Releases the momentum buffers; a later step starts them again, as after a fresh construction. */
+  dispose(): void {
     for (const v of this.velocity.values()) v.dispose();
     this.velocity.clear();
-    for (const [name, value] of byName) this.velocity.set(params.get(name)!, Tensor.fromArray(value.data, value.shape).keep());
   }
 
   constructor(readonly params: readonly Tensor[], options: SGDOptions) {
