@@ -39,7 +39,8 @@ interface ProfileState {
   querySet: GPUQuerySet;
   used: number;
   labels: { label: string; params: Readonly<Record<string, number>> | null }[];
-  pending: { buffer: GPUBuffer; labels: ProfileState['labels'] }[];
+  /** Per flush: the resolve target (GPU-only) and its mappable copy, destroyed when read. */
+  pending: { resolved: GPUBuffer; buffer: GPUBuffer; labels: ProfileState['labels'] }[];
 }
 
 export interface GpuStats extends PoolStats {
@@ -49,6 +50,9 @@ export interface GpuStats extends PoolStats {
   submits: number;
   readbacks: number;
   pipelines: number;
+  /** Mappable buffers kept for readbacks (released by releasePooledMemory). */
+  stagingBytes: number;
+  stagingBuffers: number;
 }
 
 export class GpuRuntime {
@@ -232,6 +236,13 @@ export class GpuRuntime {
     this.flush();
     this.forgetBindGroups();
     this.pool.trim();
+    this.trimStaging();
+  }
+
+  /** Destroys the idle readback buffers (a checkpoint's download keeps one per tensor size class). */
+  private trimStaging(): void {
+    for (const list of this.staging.values()) for (const buffer of list) buffer.destroy();
+    this.staging.clear();
   }
 
   /** Drops every cached bind group (the GPU keeps those it still needs until their work is done). */
@@ -295,7 +306,7 @@ export class GpuRuntime {
     const readable = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     encoder.resolveQuerySet(p.querySet, 0, p.used * 2, resolved, 0);
     encoder.copyBufferToBuffer(resolved, 0, readable, 0, bytes);
-    p.pending.push({ buffer: readable, labels: p.labels });
+    p.pending.push({ resolved, buffer: readable, labels: p.labels });
     p.labels = [];
     p.used = 0;
   }
@@ -319,12 +330,13 @@ export class GpuRuntime {
     this.flush();
     this.profiling = null;
     const entries: ProfileEntry[] = [];
-    for (const { buffer, labels } of p.pending) {
+    for (const { resolved, buffer, labels } of p.pending) {
       await buffer.mapAsync(GPUMapMode.READ);
       const times = new BigUint64Array(buffer.getMappedRange());
       labels.forEach((l, i) => entries.push({ ...l, ns: Number(times[2 * i + 1] - times[2 * i]) }));
       buffer.unmap();
       buffer.destroy();
+      resolved.destroy();
     }
     p.querySet.destroy();
     return entries;
@@ -426,7 +438,13 @@ export class GpuRuntime {
   }
 
   stats(): GpuStats {
-    return { ...this.pool.stats(), ...this.counters, pipelines: this.kernels.size };
+    let stagingBytes = 0;
+    let stagingBuffers = 0;
+    for (const list of this.staging.values()) for (const buffer of list) {
+      stagingBytes += buffer.size;
+      stagingBuffers++;
+    }
+    return { ...this.pool.stats(), ...this.counters, pipelines: this.kernels.size, stagingBytes, stagingBuffers };
   }
 
   destroy(): void {

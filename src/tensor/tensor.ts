@@ -153,6 +153,11 @@ export function scope<T>(fn: () => T): T {
   return result;
 }
 
+/** How many scopes are open now (0 outside any): a check that every scope ended. */
+export function openScopeCount(): number {
+  return scopes.length;
+}
+
 /** As scope(), for an async function. Do not interleave two async scopes. */
 export async function scopeAsync<T>(fn: () => Promise<T>): Promise<T> {
   const frame: ScopeFrame = { tensors: new Set() };
@@ -170,7 +175,12 @@ export async function scopeAsync<T>(fn: () => Promise<T>): Promise<T> {
 
 function endScope(frame: ScopeFrame, result: unknown): void {
   const index = scopes.lastIndexOf(frame);
-  if (index !== scopes.length - 1) throw new Error('scopes ended out of order (an async scope interleaved with another)');
+  if (index !== scopes.length - 1) {
+    // Take the frame out anyway: left on the stack, it would collect every later tensor made outside a scope.
+    if (index >= 0) scopes.splice(index, 1);
+    for (const t of frame.tensors) if (!t.kept && !t.released) t.dispose();
+    throw new Error('scopes ended out of order (an async scope interleaved with another); its tensors were released');
+  }
   scopes.pop();
   const survivors = new Set<Tensor>();
   collectTensors(result, survivors, 0);

@@ -97,3 +97,20 @@ it('70,000 dispatches queued without waiting for the GPU reuse one bind group an
   total.dispose();
   one.dispose();
 });
+
+it('releasePooledMemory also frees the readback buffers that downloads keep, and later downloads still work', async () => {
+  gpu().releasePooledMemory();
+  const sizes = [1000, 70_000, 300_000];
+  const tensors = sizes.map((n) => fill([n], 2).keep());
+  await readAll(tensors);
+  const kept = gpu().stats();
+  // One readback buffer per size class stays for reuse: at least the bytes just read.
+  expect(kept.stagingBuffers).toBe(sizes.length);
+  expect(kept.stagingBytes).toBeGreaterThanOrEqual(4 * sizes.reduce((a, b) => a + b, 0));
+  gpu().releasePooledMemory();
+  expect(gpu().stats()).toMatchObject({ stagingBuffers: 0, stagingBytes: 0, pooledBuffers: 0 });
+  const again = await readAll(tensors);
+  expect(again.map((v) => v.every((x) => x === 2))).toEqual([true, true, true]);
+  for (const t of tensors) t.dispose();
+  gpu().releasePooledMemory();
+});

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { accumulate_, add, scale } from '../../src/ops/elementwise.js';
 import { reshape, flatten } from '../../src/ops/view.js';
-import { Tensor, scope, scopeAsync } from '../../src/tensor/tensor.js';
+import { Tensor, openScopeCount, scope, scopeAsync } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
 import { assertEqual } from '../support/allclose.js';
 import { assertNoLeak, memorySnapshot } from '../support/memory.js';
@@ -90,6 +90,27 @@ describe('scope', () => {
         }),
       ).rejects.toThrow('async boom');
     });
+  });
+
+  it('two interleaved async scopes: the one that ends out of order throws, releases its tensors and leaves the stack', async () => {
+    const depth = openScopeCount();
+    let releaseB!: () => void;
+    const bWaits = new Promise<void>((resolve) => (releaseB = resolve));
+    let madeInA: Tensor | null = null;
+    // A opens, then B opens on top of it; A ends while B is still open.
+    const a = scopeAsync(async () => {
+      madeInA = tensor([1, 2]);
+      await Promise.resolve();
+    });
+    const b = scopeAsync(async () => {
+      await bWaits;
+      return 1;
+    });
+    await expect(a).rejects.toThrow(/out of order/);
+    expect(madeInA!.released).toBe(true);
+    releaseB();
+    await expect(b).resolves.toBe(1);
+    expect(openScopeCount()).toBe(depth);
   });
 
   it('refuses an async function in scope(), pointing to scopeAsync()', () => {
