@@ -28,7 +28,17 @@ export type FlagSpec =
   | (Common & MaybeRequired & { type: 'string'; default?: string; /** shown in the help, e.g. <path> */ placeholder?: string })
   | (Common & { type: 'boolean'; default?: boolean })
   | (Common & MaybeRequired & { type: 'enum'; choices: readonly string[]; default?: string })
-  | (Common & MaybeRequired & { type: 'numbers'; default?: readonly number[]; range?: Range; increasing?: boolean })
+  | (Common &
+      MaybeRequired & {
+        type: 'numbers';
+        default?: readonly number[];
+        range?: Range;
+        increasing?: boolean;
+        /** Every item a whole number (batch sizes). */
+        integers?: boolean;
+        /** An empty list is an error rather than "none" (an empty shell variable would otherwise change the run). */
+        nonEmpty?: boolean;
+      })
   // Repeatable: every occurrence is collected in order, and none gives [].
   | (Common & { type: 'strings'; default?: never; placeholder?: string });
 
@@ -183,6 +193,7 @@ export const commands = {
       'stage-rates': {
         type: 'numbers',
         range: '[0, 1)',
+        nonEmpty: true,
         help: 'one pruning rate per stage instead of --sfp-rate for all, e.g. 0.2,0.3,0.4 (the stem counts with the first stage)',
       },
       'skip-stem': { type: 'boolean', default: false, help: 'leave the stem conv unpruned' },
@@ -232,12 +243,21 @@ export const commands = {
         help: 'a pruned training checkpoint (compacted here) or a compact model; default: --model with random weights and a random --sfp-rate mask',
       },
       'sfp-rate': { type: 'number', default: 0.3, range: '[0, 1)', help: 'rate of the random SFP masks: of the CIFAR model when no --checkpoint is given, and of the --imagenet models' },
-      'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, help: 'batch sizes to time (integers)' },
+      'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, integers: true, nonEmpty: true, help: 'batch sizes to time' },
       repeats: { type: 'int', default: 8, range: '[1, inf)', help: 'samples per layer, model and batch size (median and p10–p90 over them; even, so each model goes first equally often)' },
       'target-ms': { type: 'number', default: 50, range: '(0, inf)', help: 'repeat each forward within a sample until the sample lasts about this long' },
       imagenet: { type: 'boolean', default: false, help: 'also time ImageNet ResNet-18/34/50 at 224×224 (random weights, random mask, timing-only compact model)' },
-      'imagenet-batch-sizes': { type: 'numbers', default: [1, 8], range: '[1, inf)', increasing: true, help: 'batch sizes for --imagenet (integers)' },
-      'imagenet-repeats': { type: 'int', default: 4, range: '[1, inf)', help: 'samples per row for --imagenet' },
+      'imagenet-batch-sizes': {
+        type: 'numbers',
+        default: [1, 8],
+        range: '[1, inf)',
+        increasing: true,
+        integers: true,
+        nonEmpty: true,
+        help: 'batch sizes for --imagenet',
+        onlyWith: { flag: 'imagenet', values: ['true'] },
+      },
+      'imagenet-repeats': { type: 'int', default: 4, range: '[1, inf)', help: 'samples per row for --imagenet', onlyWith: { flag: 'imagenet', values: ['true'] } },
       seed: shared.seed,
       out: { type: 'string', default: 'runs/bench', placeholder: '<dir>', help: 'folder for speedup.json, speedup.md and speedup.svg' },
     },
@@ -271,10 +291,10 @@ export const commands = {
       lr: { type: 'number', default: 0.1, range: '(0, inf)', help: 'peak learning rate' },
       'sfp-rate': { type: 'number', default: 0.3, range: '(0, 1)', help: 'fraction of filters SFP zeroes in every conv' },
       'check-images': { type: 'int', default: 0, range: '[0, inf)', help: 'test images for the equivalence check (0: the whole test set)' },
-      'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, help: 'batch sizes the benchmark times (integers)' },
+      'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, integers: true, nonEmpty: true, help: 'batch sizes the benchmark times' },
       repeats: { type: 'int', default: 6, range: '[1, inf)', help: 'benchmark samples per layer, model and batch size' },
       'target-ms': { type: 'number', default: 50, range: '(0, inf)', help: 'benchmark sample length to aim for' },
-      out: { type: 'string', default: 'runs/pipeline', placeholder: '<dir>', help: 'folder for every result (train/, compact.safetensors, plan.json, bench/)' },
+      out: { type: 'string', default: 'runs/pipeline', placeholder: '<dir>', help: 'folder for every result (train/, compact.safetensors, plan.json, bench/); each pipeline run replaces what an earlier one left there' },
     },
   }),
   report: defineCommand({
@@ -380,8 +400,11 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
     if (!condition) continue;
     const value = Object.hasOwn(values, condition.flag) ? values[condition.flag] : flags[condition.flag].default;
     if (!condition.values.includes(String(value))) {
+      const switched = flags[condition.flag].type === 'boolean';
       throw new ArgsError(
-        `${command}: --${name} applies only with --${condition.flag} ${condition.values.join(' or ')}, and --${condition.flag} is ${String(value)}; leave it out`,
+        switched
+          ? `${command}: --${name} applies only with --${condition.flag}; give --${condition.flag} or leave --${name} out`
+          : `${command}: --${name} applies only with --${condition.flag} ${condition.values.join(' or ')}, and --${condition.flag} is ${String(value)}; leave it out`,
       );
     }
   }
@@ -396,7 +419,16 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
     result[camelCase(name)] = Array.isArray(value) ? [...value] : value;
   }
   if (missing.length > 0) throw new ArgsError(`${command}: missing required ${missing.join(', ')}. ${seeHelp(command)}`);
+  givenFlags.set(result, new Set([...seen].map(camelCase)));
   return result as Args<C>;
+}
+
+/** The flags the user wrote, per parsed object (the object itself holds defaults too). */
+const givenFlags = new WeakMap<object, ReadonlySet<string>>();
+
+/** Whether `key` (camelCase, as in the parsed object) was written on the command line rather than left at its default. */
+export function wasGiven<C extends CommandName>(args: Args<C>, key: keyof Args<C> & string): boolean {
+  return givenFlags.get(args)?.has(key) ?? false;
 }
 
 /** The --help text of a command, generated from its table. */
@@ -451,11 +483,11 @@ function parseValue(name: string, flag: FlagSpec, text: string): { value: unknow
       return percent ? `${bad} (a fraction: ${value / 100} for ${value} %)` : bad;
     }
     case 'numbers': {
-      if (text.trim() === '') return { value: [] };
+      if (text.trim() === '') return flag.nonEmpty ? `${bad} (an empty list means nothing here)` : { value: [] };
       const items = text.split(',').map((item) => item.trim());
       const list: number[] = [];
       for (const [i, item] of items.entries()) {
-        const value = parseNumber(item, false);
+        const value = parseNumber(item, flag.integers ?? false);
         if (value === undefined || !inRange(value, flag.range)) return `${bad} (item ${i + 1}: '${item}')`;
         if (flag.increasing && i > 0 && value <= list[i - 1]) return `${bad} (item ${i + 1}: ${value} does not increase on ${list[i - 1]})`;
         list.push(value);
@@ -481,7 +513,7 @@ function describeType(flag: FlagSpec): string {
     case 'enum':
       return `one of ${flag.choices.join(', ')}`;
     case 'numbers':
-      return `a comma-separated list of ${flag.increasing ? 'increasing ' : ''}numbers${range}`;
+      return `a comma-separated list of ${flag.increasing ? 'increasing ' : ''}${flag.integers ? 'integers' : 'numbers'}${range}`;
   }
 }
 

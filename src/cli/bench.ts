@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, platform, release } from 'node:os';
 import { join } from 'node:path';
-import { commands, parseArgs, ArgsError, type Args } from './args.js';
+import { parseArgs, wasGiven, ArgsError, type Args, type CommandName } from './args.js';
 import { terminalSink } from './terminal.js';
 import { gpu } from '../gpu/encoder.js';
 import { CIFAR_DEPTHS, CifarResNet, type ImageNetResNetName } from '../models/resnet.js';
@@ -114,11 +114,6 @@ export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: M
   return { format: 'sfp-gpu speedup', version: 1, date: started.toISOString(), machine, method: METHOD, models };
 }
 
-function integers(flag: string, values: readonly number[]): number[] {
-  for (const v of values) if (!Number.isInteger(v)) throw new ArgsError(`bench: --${flag} must list integers, got ${v}`);
-  return [...values];
-}
-
 /** The CIFAR pair the flags describe: a checkpoint (training: compacted here; compact model: a dense model of its shape), or a random model and mask. */
 async function cifarPairFromArgs(args: Args<'bench'>, sink: ProgressSink): Promise<BenchPair> {
   if (!args.checkpoint) return randomCifarPair(CIFAR_DEPTHS[args.model], args.sfpRate, args.seed);
@@ -141,25 +136,34 @@ async function cifarPairFromArgs(args: Args<'bench'>, sink: ProgressSink): Promi
 }
 
 /** Repeats alternate which model of a pair goes first, so an odd count would favour one of them. */
-export function evenRepeats(flag: string, repeats: number): number {
-  if (repeats % 2 !== 0) throw new ArgsError(`--${flag} must be even (each model goes first in half the repeats), got ${repeats}`);
+export function evenRepeats(command: CommandName, flag: string, repeats: number): number {
+  if (repeats % 2 !== 0) throw new ArgsError(`${command}: --${flag} must be even (each model goes first in half the repeats), got ${repeats}`);
   return repeats;
+}
+
+/** The checks of bench's flags that need no GPU (the CLI runs them before starting it). */
+export async function checkBenchArgs(args: Args<'bench'>): Promise<void> {
+  const outProblem = await outputFolderProblem(args.out);
+  if (outProblem) throw new ArgsError(`bench: --out ${outProblem}`);
+  evenRepeats('bench', 'repeats', args.repeats);
+  evenRepeats('bench', 'imagenet-repeats', args.imagenetRepeats);
+  if (args.checkpoint && wasGiven(args, 'model')) {
+    throw new ArgsError(`bench: --model has no effect with --checkpoint (the file's model is timed); leave one of them out`);
+  }
+  if (args.checkpoint && !args.imagenet && wasGiven(args, 'sfpRate')) {
+    throw new ArgsError(`bench: --sfp-rate ${args.sfpRate} has no effect here: a --checkpoint brings its own masks (the rate sets the --imagenet models' masks)`);
+  }
 }
 
 export async function runBench(argv: readonly string[]): Promise<ReportFiles> {
   const args = parseArgs('bench', argv);
-  const outProblem = await outputFolderProblem(args.out);
-  if (outProblem) throw new ArgsError(`bench: --out ${outProblem}`);
-  evenRepeats('imagenet-repeats', args.imagenetRepeats);
-  if (args.checkpoint && !args.imagenet && args.sfpRate !== commands.bench.flags['sfp-rate'].default) {
-    throw new ArgsError(`bench: --sfp-rate ${args.sfpRate} has no effect here: a --checkpoint brings its own masks (the rate sets the --imagenet models' masks)`);
-  }
+  await checkBenchArgs(args);
   const sink = terminalSink();
-  const cifar: MeasureOptions = { batchSizes: integers('batch-sizes', args.batchSizes), repeats: evenRepeats('repeats', args.repeats), targetMs: args.targetMs, seed: args.seed };
+  const cifar: MeasureOptions = { batchSizes: args.batchSizes, repeats: args.repeats, targetMs: args.targetMs, seed: args.seed };
   const pairs: (() => Promise<BenchPair>)[] = [() => cifarPairFromArgs(args, sink)];
   const options = [cifar];
   if (args.imagenet) {
-    const batchSizes = integers('imagenet-batch-sizes', args.imagenetBatchSizes);
+    const batchSizes = args.imagenetBatchSizes;
     for (const arch of ['resnet18', 'resnet34', 'resnet50'] as ImageNetResNetName[]) {
       pairs.push(async () => imageNetPair(arch, args.sfpRate, args.seed));
       options.push({ batchSizes, repeats: args.imagenetRepeats, targetMs: args.targetMs, seed: args.seed });

@@ -5,11 +5,10 @@
  * the compact model's eval-mode logits equal the masked model's. It refuses to write the file when they do not.
  */
 import { ArgsError, parseArgs, type Args } from './args.js';
-import { outputFileProblem } from '../io/files.js';
 import type { ProgressSink } from '../train/progress.js';
 import { terminalSink } from './terminal.js';
 import type { CifarResNet } from '../models/resnet.js';
-import { cifarResNetOf, loadCheckpoint, saveCompactModel } from '../io/checkpoint-files.js';
+import { cifarResNetOf, loadCheckpoint, outputReplacesProblem, saveCompactModel } from '../io/checkpoint-files.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { LoaderSource } from '../train/sources.js';
 import { buildCompactionPlan, type CompactionPlan } from '../prune/plan.js';
@@ -29,11 +28,16 @@ export async function runCompact(argv: readonly string[]): Promise<EquivalenceRe
   return (await compactCheckpoint(parseArgs('compact', argv))).report;
 }
 
+/** The checks of compact's flags that need no GPU (the CLI runs them before starting it). */
+export async function checkCompactArgs(args: Args<'compact'>): Promise<void> {
+  const outProblem = await outputReplacesProblem(args.out, args.checkpoint);
+  if (outProblem) throw new ArgsError(`compact: --out ${args.out}: ${outProblem}`);
+}
+
 /** The `compact` command on parsed flags; `data` may be given already loaded. */
 export async function compactCheckpoint(args: Args<'compact'>, options: { sink?: ProgressSink; data?: DataSplits } = {}): Promise<CompactRun> {
   const sink = options.sink ?? terminalSink();
-  const outProblem = await outputFileProblem(args.out);
-  if (outProblem) throw new ArgsError(`compact: --out ${args.out}: ${outProblem}`);
+  await checkCompactArgs(args);
   const checkpoint = await loadCheckpoint(args.checkpoint);
   const model = cifarResNetOf(checkpoint, args.checkpoint);
   model.loadStateDict(checkpoint.model);

@@ -2,15 +2,20 @@
  * `export`: a training checkpoint's model (its masks applied, unless --unmasked), or a compact model written by
  * `compact`, as ONNX (eval mode), for ONNX Runtime and other runtimes.
  */
-import { outputFileProblem, writeFileAtomic } from '../io/files.js';
-import { ArgsError, parseArgs } from './args.js';
-import { loadModelFile, masksAppliedLine } from '../io/checkpoint-files.js';
+import { writeFileAtomic } from '../io/files.js';
+import { ArgsError, parseArgs, type Args } from './args.js';
+import { loadModelFile, masksAppliedLine, outputReplacesProblem } from '../io/checkpoint-files.js';
 import { exportCifarResNet, exportCompactResNet } from '../io/onnx.js';
+
+/** The checks of export's flags that need no GPU (the CLI runs them before starting it). */
+export async function checkExportArgs(args: Args<'export'>): Promise<void> {
+  const problem = await outputReplacesProblem(args.out, args.checkpoint);
+  if (problem) throw new ArgsError(`export: --out ${args.out}: ${problem}`);
+}
 
 export async function runExport(argv: readonly string[]): Promise<void> {
   const args = parseArgs('export', argv);
-  const problem = await outputFileProblem(args.out);
-  if (problem) throw new ArgsError(`export: --out ${args.out}: ${problem}`);
+  await checkExportArgs(args);
   const file = await loadModelFile(args.checkpoint, { unmasked: args.unmasked });
   const masks = file.kind === 'checkpoint' && masksAppliedLine(file.masks);
   if (masks) console.log(masks);

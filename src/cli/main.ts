@@ -1,21 +1,28 @@
 /** The command line: `sfp-gpu <command> [flags]`. */
 import { init, shutdown } from '../node.js';
 import { runDemo } from './demo.js';
-import { runTrain } from './train.js';
+import { checkTrainArgs, runTrain } from './train.js';
 import { runCompact } from './compact.js';
 import { runEval } from './eval.js';
 import { runExport } from './export.js';
-import { runBench } from './bench.js';
-import { runPipeline } from './pipeline.js';
+import { checkBenchArgs, runBench } from './bench.js';
+import { checkPipelineArgs, runPipeline } from './pipeline.js';
+import { checkCompactArgs } from './compact.js';
+import { checkExportArgs } from './export.js';
 import { runReport } from './report.js';
 import { ArgsError, HelpRequested, closest, parseArgs, type CommandName } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
 
-/** Each command: its one-line help, whether it needs the GPU (its flags are checked before the adapter is sought), and its body. */
-const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: string[]): Promise<unknown> }> = {
+/**
+ * Each command: its one-line help, whether it needs the GPU, and its body. A GPU command's `check` (its flags,
+ * and the files they name) runs before the adapter is sought, so a mistake is reported without starting the GPU,
+ * and on a machine without one.
+ */
+const COMMANDS: Record<CommandName, { help: string; gpu: boolean; check?(argv: string[]): Promise<unknown>; run(argv: string[]): Promise<unknown> }> = {
   train: {
     help: 'train a CIFAR ResNet, optionally with Soft Filter Pruning (--sfp-rate) or hard pruning',
     gpu: true,
+    check: (argv) => checkTrainArgs(parseArgs('train', argv)),
     run: runTrain,
   },
   eval: {
@@ -26,6 +33,7 @@ const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: stri
   export: {
     help: 'write a checkpoint or a compact model as an ONNX model',
     gpu: true,
+    check: (argv) => checkExportArgs(parseArgs('export', argv)),
     run: runExport,
   },
   data: {
@@ -40,16 +48,19 @@ const COMMANDS: Record<CommandName, { help: string; gpu: boolean; run(argv: stri
   compact: {
     help: 'remove the zeroed filters of a pruned checkpoint; writes the smaller dense model once its logits match',
     gpu: true,
+    check: (argv) => checkCompactArgs(parseArgs('compact', argv)),
     run: runCompact,
   },
   bench: {
     help: 'time a model and its compact version per layer and end to end: real vs theoretical speedup (JSON, Markdown, SVG)',
     gpu: true,
+    check: (argv) => checkBenchArgs(parseArgs('bench', argv)),
     run: runBench,
   },
   pipeline: {
     help: 'short SFP training, compaction with the equivalence check, speedup table and chart (npm start)',
     gpu: true,
+    check: (argv) => checkPipelineArgs(parseArgs('pipeline', argv)),
     run: runPipeline,
   },
   report: {
@@ -83,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (entry.gpu) {
       // --help and flag errors answer without a GPU adapter.
-      parseArgs(command as CommandName, rest);
+      await (entry.check ? entry.check(rest) : parseArgs(command as CommandName, rest));
       await init();
     }
     await entry.run(rest);

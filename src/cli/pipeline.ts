@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs, ArgsError } from './args.js';
+import { parseArgs, ArgsError, type Args } from './args.js';
 import { terminalSink } from './terminal.js';
 import { trainModel } from './train.js';
 import { compactCheckpoint } from './compact.js';
@@ -28,12 +28,16 @@ export interface PipelineResult {
   seconds: number;
 }
 
-export async function runPipeline(argv: readonly string[]): Promise<PipelineResult> {
-  const args = parseArgs('pipeline', argv);
+/** The checks of the pipeline's flags that need no GPU (the CLI runs them before starting it; the benchmark's before the training). */
+export async function checkPipelineArgs(args: Args<'pipeline'>): Promise<void> {
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`pipeline: --out ${outProblem}`);
-  evenRepeats('repeats', args.repeats); // before the training, not after it
-  for (const v of args.batchSizes) if (!Number.isInteger(v)) throw new ArgsError(`pipeline: --batch-sizes must list integers, got ${v}`);
+  evenRepeats('pipeline', 'repeats', args.repeats);
+}
+
+export async function runPipeline(argv: readonly string[]): Promise<PipelineResult> {
+  const args = parseArgs('pipeline', argv);
+  await checkPipelineArgs(args);
   const sink = terminalSink();
   const started = performance.now();
   const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;

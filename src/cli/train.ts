@@ -1,7 +1,7 @@
 /** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
 import { mkdir, appendFile, writeFile, access, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ArgsError, argvOf, flagName, parseArgs, shellCommand, type Args } from './args.js';
+import { ArgsError, argvOf, flagName, parseArgs, shellCommand, wasGiven, type Args } from './args.js';
 import { cifarResNet, type CifarResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { LrSchedule, type ScheduleOptions } from '../optim/schedule.js';
@@ -12,7 +12,7 @@ import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import type { LoadedCheckpoint } from '../io/checkpoint.js';
 import { loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
-import { fileSha256, outputFolderProblem, writeFileAtomic } from '../io/files.js';
+import { fileSha256, outputFolderProblem, sameFile, writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { terminalSink } from './terminal.js';
 import type { ProgressSink } from '../train/progress.js';
@@ -203,33 +203,88 @@ function behaviourBeforeFlags(config: Record<string, unknown>): Record<string, u
   return warmsUp ? { warmupShape: 'linear' } : {};
 }
 
-/** The checkpoint --resume names, refused when it holds no position or its run was trained with other settings (each named as its flag). */
-async function loadResumed(path: string, config: Record<string, unknown>): Promise<LoadedCheckpoint> {
-  const checkpoint = await loadCheckpoint(path);
-  const problem = positionProblem(checkpoint, true);
-  if (problem) throw new ArgsError(`--resume ${path}: ${problem}`);
-  // A setting the checkpoint does not record is a flag added since it was written: the run had its default, or
-  // what the code did before the flag.
-  const recorded = checkpoint.meta.config as Record<string, unknown>;
-  const saved = { ...configOf(parseArgs('train', [])), ...behaviourBeforeFlags(recorded), ...recorded };
+/** A recorded run config completed as the run had it: a setting it does not record is a flag added since (its default, or what the code did before the flag). */
+function completeConfig(recorded: Record<string, unknown>): Record<string, unknown> {
+  return { ...configOf(parseArgs('train', [])), ...behaviourBeforeFlags(recorded), ...recorded };
+}
+
+/** Each setting in which `config` differs from a recorded run's, named as its flag ("--lr was 0.1, now 0.2"). */
+function configDifferences(recorded: Record<string, unknown>, config: Record<string, unknown>): string[] {
+  const saved = completeConfig(recorded);
   const shown = (v: unknown) => (v === undefined ? '(not given)' : Array.isArray(v) ? v.join(',') : String(v));
   // A path names the same file however it is spelled (relative to the same folder, or absolute).
   const comparable = (key: string, v: unknown) => (key === 'pretrained' && typeof v === 'string' ? resolve(v) : v);
-  const differences = [...new Set([...Object.keys(saved), ...Object.keys(config)])]
+  return [...new Set([...Object.keys(saved), ...Object.keys(config)])]
     .filter((key) => JSON.stringify(comparable(key, saved[key])) !== JSON.stringify(comparable(key, config[key])))
     .map((key) => `--${flagName(key)} was ${shown(saved[key])}, now ${shown(config[key])}`);
+}
+
+/** The checkpoint --resume names, refused when it holds no position, its run was trained with other settings (each named as its flag), or it has finished. */
+async function loadResumed(path: string, args: TrainArgs): Promise<LoadedCheckpoint> {
+  const checkpoint = await loadCheckpoint(path);
+  const problem = positionProblem(checkpoint, true);
+  if (problem) throw new ArgsError(`--resume ${path}: ${problem}`);
+  const recorded = checkpoint.meta.config as Record<string, unknown>;
+  const differences = configDifferences(recorded, configOf(args));
   if (differences.length) {
-    const command = shellCommand('train', [...argvOf('train', { ...saved, out: dirname(path) }), '--resume', path]);
+    const command = shellCommand('train', [...argvOf('train', { ...completeConfig(recorded), out: dirname(path) }), '--resume', path]);
     throw new ArgsError(`--resume ${path}: the run was trained with other settings (${differences.join('; ')}); resume it with its own settings: ${command}`);
+  }
+  const { epoch, step } = checkpoint.meta as { epoch: number; step: number };
+  if (epoch >= args.epochs && step === 0) {
+    throw new ArgsError(
+      `--resume ${path}: the run has finished its ${args.epochs} epochs (a resumed run keeps its schedule); ` +
+        `to train on from its weights, start a new run: --pretrained ${path} --out <another folder>`,
+    );
   }
   return checkpoint;
 }
 
-/** The `train` command on parsed flags. */
-export async function trainModel(flags: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
+/** The schedule and optimizer flags that would silently do something else than asked. */
+function scheduleProblem(flags: Args<'train'>): string | null {
+  const warms = flags.schedule === 'multistep' || flags.schedule === 'cosine';
+  if (warms && flags.warmupEpochs > flags.epochs) {
+    return `--warmup-epochs ${flags.warmupEpochs} is longer than the run (--epochs ${flags.epochs}): it would train at the warm-up rate throughout; give fewer warm-up epochs`;
+  }
+  const unreached = flags.milestones.filter((m) => m >= flags.epochs);
+  if (flags.schedule === 'multistep' && wasGiven(flags, 'milestones') && unreached.length > 0) {
+    return `--milestones ${unreached.join(',')} ${unreached.length === 1 ? 'is' : 'are'} not before the end of --epochs ${flags.epochs}, so the rate never changes there; give milestones below ${flags.epochs}`;
+  }
+  if (wasGiven(flags, 'nesterov') && flags.nesterov && flags.momentum === 0) {
+    return '--nesterov needs --momentum above 0 (PyTorch refuses the pair too); give a momentum, or --no-nesterov';
+  }
+  return null;
+}
+
+/** What a short run's defaults do that its user may not expect (said, not refused: `train --epochs 1` is a fair smoke run). */
+function scheduleNotes(flags: Args<'train'>): string[] {
+  const notes: string[] = [];
+  const warms = flags.schedule === 'multistep' || flags.schedule === 'cosine';
+  if (warms && flags.warmupEpochs > 0 && flags.warmupEpochs === flags.epochs) {
+    notes.push(`the warm-up (--warmup-epochs ${flags.warmupEpochs}) lasts the whole run, so it never trains at --lr ${flags.lr}; --warmup-epochs 0 skips it`);
+  }
+  if (flags.schedule === 'multistep' && flags.epochs <= flags.milestones[0]) {
+    notes.push(`the run ends before the first milestone (${flags.milestones[0]}), so its rate never decays; give --milestones or --schedule cosine for a short run`);
+  }
+  return notes;
+}
+
+/** What the checks before training settle: the pruning rate and the resumed checkpoint, if any. */
+export interface CheckedTrainArgs {
+  rate: number | number[] | null;
+  resumed: LoadedCheckpoint | null;
+}
+
+/**
+ * Every check of the flags and of the --out and --resume files that needs no GPU, so that a mistake is reported
+ * before the adapter is sought and before anything is written: the CLI runs it before starting the GPU, and
+ * trainModel runs it first.
+ */
+export async function checkTrainArgs(flags: Args<'train'>, options: Pick<TrainOptions, 'replaceRun'> = {}): Promise<CheckedTrainArgs> {
   const args = withOutput(flags);
-  const sink = options.sink ?? terminalSink();
-  const rate = pruningRate(args); // flag errors before the data is read
+  const rate = pruningRate(args);
+  const schedule = scheduleProblem(flags);
+  if (schedule) throw new ArgsError(`train: ${schedule}`);
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`train: --out ${outProblem}`);
   const previous = join(args.out, CHECKPOINT_FILE);
@@ -237,15 +292,34 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
     // A fresh run would empty metrics.jsonl at once and replace the checkpoint at its first save.
     throw new ArgsError(`train: ${args.out} already holds a run (${previous}): continue it with --resume ${previous}, or give another --out (or delete that folder to start over)`);
   }
-  if (args.resume && resolve(args.out) !== resolve(dirname(args.resume)) && (await exists(previous))) {
-    // The resumed run would replace that run's checkpoint and append to its metrics.
+  if (args.resume && (await exists(previous)) && !(await sameFile(previous, args.resume))) {
+    // The resumed run would replace that checkpoint at its first save and append to its metrics.
     throw new ArgsError(
-      `train: --resume ${args.resume} continues the run in ${dirname(args.resume)}, but --out ${args.out} holds another run (${previous}); ` +
-        'leave --out out to continue in the checkpoint\'s folder, or name an empty folder to continue the run there',
+      `train: --resume ${args.resume} would write its checkpoints to ${previous}, which holds another checkpoint; ` +
+        (resolve(args.out) === resolve(dirname(args.resume))
+          ? `resume ${previous} itself, or copy ${args.resume} into an empty folder and resume it there`
+          : "leave --out out to continue in the checkpoint's folder, or name an empty folder to continue the run there"),
     );
   }
+  if (!args.resume) return { rate, resumed: null };
+  const resumed = await loadResumed(args.resume, args);
+  const runFile = join(args.out, RUN_FILE);
+  if (await exists(runFile)) {
+    // run.json is what reports read the run's settings from: it must describe the run being continued.
+    const differences = configDifferences(parseRunRecord(await readFile(runFile, 'utf8'), runFile).config, configOf(args));
+    if (differences.length) {
+      throw new ArgsError(`train: ${runFile} records another run (${differences.join('; ')}); continue the run in an empty folder (--out), or in the folder of its own run.json`);
+    }
+  }
+  return { rate, resumed };
+}
+
+/** The `train` command on parsed flags. */
+export async function trainModel(flags: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
+  const args = withOutput(flags);
+  const sink = options.sink ?? terminalSink();
+  const { rate, resumed } = await checkTrainArgs(flags, options); // before the data is read
   const pretrained = args.pretrained && !args.resume ? await loadPretrained(args.pretrained, args.model) : null;
-  const resumed = args.resume ? await loadResumed(args.resume, configOf(args)) : null;
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
@@ -284,6 +358,7 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   await recordRun(args, options.argv, data.description, pretrained ? await fileSha256(args.pretrained!, 'checkpoint') : undefined);
   sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
     (pruner ? `, ${pruner.mode} pruning at ${rate} (${args.criterion})` : ''));
+  for (const note of scheduleNotes(flags)) sink.line(`note: ${note}`);
   const records = await trainer.run();
   const paths = { checkpoint: join(args.out, CHECKPOINT_FILE), metrics: join(args.out, METRICS_FILE) };
   sink.line(`checkpoint: ${paths.checkpoint}; metrics: ${paths.metrics}`);

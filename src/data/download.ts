@@ -11,7 +11,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import {
-  BATCHES_FOLDER, CIFAR10_CLASSES, IMAGE_SIZE, META_FILE, RECORD_BYTES, TEST_FILES, TRAIN_FILES,
+  BATCHES_FOLDER, CIFAR10_CLASSES, IMAGE_SIZE, META_FILE, OFFICIAL_BATCH_RECORDS, RECORD_BYTES, TEST_FILES, TRAIN_FILES,
   formatClassNames, parseCifar10Batch,
 } from './cifar10.js';
 import { writeFileAtomic } from '../io/files.js';
@@ -45,6 +45,8 @@ export interface DownloadOptions {
   log?: (line: string) => void;
   /** Environment for the URL overrides; default process.env. */
   env?: Record<string, string | undefined>;
+  /** Records in each complete batch file (default OFFICIAL_BATCH_RECORDS): a folder with shorter files is downloaded again. */
+  recordsPerBatch?: number;
 }
 
 export interface DownloadResult {
@@ -63,8 +65,8 @@ export async function downloadCifar10(dir: string, options: DownloadOptions = {}
   const env = options.env ?? process.env;
   const log = options.log ?? (() => {});
   const out = resolve(dir, BATCHES_FOLDER);
-  if (!options.force && (await allPresent(out))) {
-    log(`CIFAR-10 is already in ${out}; nothing to do (use force to download again)`);
+  if (!options.force && (await allPresent(out, options.recordsPerBatch ?? OFFICIAL_BATCH_RECORDS))) {
+    log(`CIFAR-10 is already in ${out}; nothing to do (--force downloads it again)`);
     return { dir: out, source: 'existing', files: [] };
   }
   await mkdir(out, { recursive: true });
@@ -339,7 +341,9 @@ function gunzip(bytes: Uint8Array, name: string): Uint8Array {
   }
 }
 
-async function allPresent(dir: string): Promise<boolean> {
-  const found = await Promise.all(ALL_BATCHES.map((n) => stat(join(dir, n)).then((s) => s.isFile(), () => false)));
+/** Whether every batch file is there at its full size (a cut-off download is fetched again). */
+async function allPresent(dir: string, records: number): Promise<boolean> {
+  const whole = records * RECORD_BYTES;
+  const found = await Promise.all(ALL_BATCHES.map((n) => stat(join(dir, n)).then((s) => s.isFile() && s.size === whole, () => false)));
   return found.every(Boolean);
 }

@@ -3,7 +3,8 @@
  * and reads that name the file in every error. The formats themselves are platform-neutral
  * (io/checkpoint.ts, prune/compact.ts); a browser stores the same bytes its own way.
  */
-import { readFileChecked, writeFileAtomic } from './files.js';
+import { open } from 'node:fs/promises';
+import { outputFileProblem, readFileChecked, sameFile, writeFileAtomic } from './files.js';
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
 import { compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, zeroMaskedFilters, type CompactResNet } from '../prune/compact.js';
 import { CifarResNet } from '../models/resnet.js';
@@ -14,6 +15,42 @@ export async function saveCheckpoint(path: string, state: CheckpointState): Prom
 
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   return decodeCheckpoint(await readFileChecked(path, 'checkpoint'), path);
+}
+
+/**
+ * Whether the file at `path` is a training checkpoint (a safetensors file whose metadata records a training
+ * position), read from its header alone. A missing or unreadable file, or any other file, is not.
+ */
+export async function isTrainingCheckpoint(path: string): Promise<boolean> {
+  const handle = await open(path, 'r').catch(() => null);
+  if (!handle) return false;
+  try {
+    const size = new Uint8Array(8);
+    if ((await handle.read(size, 0, 8, 0)).bytesRead < 8) return false;
+    const length = Number(new DataView(size.buffer).getBigUint64(0, true));
+    if (length > 100_000_000) return false;
+    const header = new Uint8Array(length);
+    if ((await handle.read(header, 0, length, 8)).bytesRead < length) return false;
+    const metadata = (JSON.parse(new TextDecoder().decode(header)) as { __metadata__?: Record<string, string> }).__metadata__;
+    return metadata?.epoch !== undefined && metadata.step !== undefined;
+  } catch {
+    return false;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Why a command that reads `input` may not write `out`: the output file's own problems (outputFileProblem), or
+ * writing it would replace the input, or a training checkpoint (momentum, masks and position, which no compact model
+ * or ONNX file can give back).
+ */
+export async function outputReplacesProblem(out: string, input: string): Promise<string | null> {
+  const problem = await outputFileProblem(out);
+  if (problem) return problem;
+  if (await sameFile(out, input)) return `it is the --checkpoint being read; writing it would replace that file: name another file`;
+  if (await isTrainingCheckpoint(out)) return 'it holds a training checkpoint, which this would replace: name another file (or move that one away first)';
+  return null;
 }
 
 export async function saveCompactModel(path: string, model: CompactResNet, meta: Record<string, unknown> = {}): Promise<void> {

@@ -72,6 +72,12 @@ export async function outputFileProblem(path: string): Promise<string | null> {
   return null;
 }
 
+/** Whether two paths name one existing file (however spelled: relative, absolute, through a link). */
+export async function sameFile(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a).catch(() => null), stat(b).catch(() => null)]);
+  return sa !== null && sb !== null && sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
 /** Why `path` cannot be an output folder (something that is not a folder is there), or null; a missing one is created. */
 export async function outputFolderProblem(path: string): Promise<string | null> {
   const target = await stat(path).catch(() => null);

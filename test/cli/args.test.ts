@@ -179,14 +179,28 @@ describe('help', () => {
 describe('bench and pipeline repeats', () => {
   it('must be even, since repeats alternate which model goes first; refused before any timing', async () => {
     const { runBench, evenRepeats } = await import('../../src/cli/bench.js');
-    expect(evenRepeats('repeats', 4)).toBe(4);
+    expect(evenRepeats('bench', 'repeats', 4)).toBe(4);
     await expect(runBench(['--repeats', '3', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow(
-      '--repeats must be even (each model goes first in half the repeats), got 3',
+      'bench: --repeats must be even (each model goes first in half the repeats), got 3',
     );
-    await expect(runBench(['--imagenet-repeats', '1', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow('--imagenet-repeats must be even');
-    // A rate the run would not use.
-    await expect(runBench(['--checkpoint', 'c.safetensors', '--sfp-rate', '0.5', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow(
-      'bench: --sfp-rate 0.5 has no effect here: a --checkpoint brings its own masks',
+    await expect(runBench(['--imagenet', '--imagenet-repeats', '1', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow('bench: --imagenet-repeats must be even');
+    // A rate the run would not use, even the default value written out.
+    for (const rate of ['0.5', '0.3']) {
+      await expect(runBench(['--checkpoint', 'c.safetensors', '--sfp-rate', rate, '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow(
+        `bench: --sfp-rate ${rate} has no effect here: a --checkpoint brings its own masks`,
+      );
+    }
+    // A model the run would not time.
+    await expect(runBench(['--checkpoint', 'c.safetensors', '--model', 'resnet56', '--out', '/tmp/sfp-bench-never-written'])).rejects.toThrow(
+      'bench: --model has no effect with --checkpoint',
     );
+  });
+
+  it('ImageNet flags without --imagenet, and batch sizes that are not whole numbers, are refused by the parser', () => {
+    expect(() => parseArgs('bench', ['--imagenet-batch-sizes', '1,2'])).toThrow('bench: --imagenet-batch-sizes applies only with --imagenet; give --imagenet or leave --imagenet-batch-sizes out');
+    expect(() => parseArgs('bench', ['--imagenet-repeats', '2'])).toThrow('applies only with --imagenet');
+    expect(parseArgs('bench', ['--imagenet', '--imagenet-batch-sizes', '2,4']).imagenetBatchSizes).toEqual([2, 4]);
+    expect(() => parseArgs('bench', ['--batch-sizes', '1,1.5'])).toThrow("bench: --batch-sizes must be a comma-separated list of increasing integers in [1, inf), got '1,1.5' (item 2: '1.5')");
+    expect(() => parseArgs('pipeline', ['--batch-sizes', ''])).toThrow('an empty list means nothing here');
   });
 });

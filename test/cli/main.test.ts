@@ -32,6 +32,21 @@ describe('sfp-gpu without a GPU adapter', () => {
     expect(stderr).toContain("error: unknown command 'trian' (did you mean 'train'?)");
   });
 
+  it('reports a mistake that needs no GPU before the adapter is sought: bench repeats, compact over its own input, train flag pairs', () => {
+    for (const [args, message] of [
+      [['bench', '--repeats', '3', '--out', '/tmp/sfp-never-written'], 'error: bench: --repeats must be even'],
+      [['pipeline', '--repeats', '5', '--out', '/tmp/sfp-never-written'], 'error: pipeline: --repeats must be even'],
+      [['compact', '--checkpoint', 'package.json', '--out', 'package.json'], 'it is the --checkpoint being read'],
+      [['train', '--sfp-rate', '0.3', '--hard-prune', '--asymptotic'], 'error: train: --asymptotic grows the rate from 0'],
+      [['train', '--momentum', '0', '--nesterov'], 'error: train: --nesterov needs --momentum above 0'],
+    ] as const) {
+      const { status, stderr } = withoutAdapter([...args]);
+      expect(status, `${args.join(' ')}: ${stderr}`).toBe(2);
+      expect(stderr).toContain(message);
+      expect(stderr).not.toContain('no WebGPU adapter');
+    }
+  });
+
   it('refuses a GPU command with the install instructions', () => {
     const { status, stderr } = withoutAdapter(['eval', '--checkpoint', 'c.safetensors']);
     expect(status).toBe(1);

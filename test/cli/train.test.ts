@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configOf, trainCommandOf, trainModel } from '../../src/cli/train.js';
+import { checkTrainArgs, configOf, trainCommandOf, trainModel } from '../../src/cli/train.js';
 import { compactCheckpoint } from '../../src/cli/compact.js';
 import { saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { parseArgs } from '../../src/cli/args.js';
@@ -128,7 +128,7 @@ describe('train --resume with other settings', () => {
     first.trainer.dispose();
     await writeFile(join(other, 'checkpoint.safetensors'), 'weights of another run');
     await expect(trainModel(parseArgs('train', [...common, '--resume', first.checkpoint, '--out', other]), { sink: silent, data })).rejects.toThrow(
-      `--resume ${first.checkpoint} continues the run in ${out}, but --out ${other} holds another run`,
+      `--resume ${first.checkpoint} would write its checkpoints to ${join(other, 'checkpoint.safetensors')}, which holds another checkpoint; leave --out out`,
     );
     expect(await readFile(join(other, 'checkpoint.safetensors'), 'utf8')).toBe('weights of another run');
     const resumed = await trainModel(parseArgs('train', [...common, '--resume', first.checkpoint]), { sink: silent, data });
@@ -136,6 +136,56 @@ describe('train --resume with other settings', () => {
     expect(resumed.checkpoint).toBe(first.checkpoint);
     const run = JSON.parse(await readFile(join(out, 'run.json'), 'utf8'));
     expect(run.resumes).toHaveLength(1);
+  });
+
+  it('of another file in a folder that holds a checkpoint is refused: its first save would replace that checkpoint', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-backup-'));
+    dirs.push(out);
+    const common = ['--model', 'resnet20', '--epochs', '2', '--batch-size', '8', '--warmup-epochs', '0', '--max-steps', '1'];
+    const first = await trainModel(parseArgs('train', [...common, '--out', out]), { sink: silent, data });
+    first.dispose();
+    const backup = join(out, 'older.safetensors');
+    await writeFile(backup, await readFile(first.checkpoint));
+    await writeFile(first.checkpoint, 'the newer checkpoint');
+    for (const flags of [['--resume', backup], ['--resume', backup, '--out', out]]) {
+      await expect(trainModel(parseArgs('train', [...common, ...flags]), { sink: silent, data })).rejects.toThrow(
+        `--resume ${backup} would write its checkpoints to ${first.checkpoint}, which holds another checkpoint; resume ${first.checkpoint} itself, or copy ${backup} into an empty folder`,
+      );
+    }
+    expect(await readFile(first.checkpoint, 'utf8')).toBe('the newer checkpoint');
+  });
+
+  it("into a folder whose run.json records another run is refused: reports would describe the wrong run", async () => {
+    const own = await mkdtemp(join(tmpdir(), 'sfp-train-own-run-'));
+    const foreign = await mkdtemp(join(tmpdir(), 'sfp-train-foreign-run-'));
+    dirs.push(own, foreign);
+    const common = ['--model', 'resnet20', '--epochs', '2', '--batch-size', '8', '--warmup-epochs', '0', '--max-steps', '1', '--sfp-rate', '0.3'];
+    const first = await trainModel(parseArgs('train', [...common, '--out', own]), { sink: silent, data });
+    first.dispose();
+    // A hard-pruning run stopped before its first checkpoint left only its records.
+    const hard = await trainModel(parseArgs('train', [...common, '--hard-prune', '--out', foreign, '--checkpoint-every', '0']), { sink: silent, data });
+    hard.dispose();
+    await rm(hard.checkpoint);
+    const record = await readFile(join(foreign, 'run.json'), 'utf8');
+    await expect(trainModel(parseArgs('train', [...common, '--resume', first.checkpoint, '--out', foreign]), { sink: silent, data })).rejects.toThrow(
+      `train: ${join(foreign, 'run.json')} records another run (--hard-prune was true, now false); continue the run in an empty folder`,
+    );
+    expect(await readFile(join(foreign, 'run.json'), 'utf8')).toBe(record);
+  });
+
+  it('of a finished run is refused, pointing to --pretrained for training on', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-finished-'));
+    dirs.push(out);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    const common = ['--model', 'resnet20', '--epochs', '4', '--batch-size', '8'];
+    const config = configOf(parseArgs('train', common));
+    await saveCheckpoint(checkpoint, { model: new Map(), meta: { epoch: 4, step: 0, loader: { position: 0 }, config } });
+    await expect(checkTrainArgs(parseArgs('train', [...common, '--resume', checkpoint]))).rejects.toThrow(
+      `--resume ${checkpoint}: the run has finished its 4 epochs (a resumed run keeps its schedule); to train on from its weights, start a new run: --pretrained ${checkpoint} --out <another folder>`,
+    );
+    // Inside its last epoch it is not finished.
+    await saveCheckpoint(checkpoint, { model: new Map(), meta: { epoch: 3, step: 5, loader: { position: 0 }, config } });
+    await expect(checkTrainArgs(parseArgs('train', [...common, '--resume', checkpoint]))).resolves.toMatchObject({ rate: null });
   });
 
   it('of a checkpoint written before a flag existed takes that flag\'s default as the run\'s setting', async () => {
@@ -151,5 +201,70 @@ describe('train --resume with other settings', () => {
     await expect(trainModel(parseArgs('train', [...common, '--skip-stem', '--resume', checkpoint]), { sink: silent, data })).rejects.toThrow(
       '--skip-stem was false, now true',
     );
+  });
+});
+
+describe('train flags that would silently do something else', () => {
+  const check = (argv: string[]) => checkTrainArgs(parseArgs('train', [...argv, '--out', join(tmpdir(), 'sfp-never-written')]));
+
+  it('a warm-up as long as the run, milestones the run never reaches, Nesterov without momentum', async () => {
+    await expect(check(['--epochs', '2', '--warmup-epochs', '3'])).rejects.toThrow(
+      'train: --warmup-epochs 3 is longer than the run (--epochs 2): it would train at the warm-up rate throughout',
+    );
+    await expect(check(['--epochs', '2', '--schedule', 'cosine', '--warmup-epochs', '2.5'])).rejects.toThrow('--warmup-epochs 2.5 is longer than the run');
+    await expect(check(['--epochs', '10', '--milestones', '5,10,30'])).rejects.toThrow(
+      'train: --milestones 10,30 are not before the end of --epochs 10, so the rate never changes there; give milestones below 10',
+    );
+    await expect(check(['--momentum', '0', '--nesterov'])).rejects.toThrow('train: --nesterov needs --momentum above 0');
+    // Accepted: the defaults (Nesterov on) with momentum 0, milestones inside the run, a warm-up shorter than it.
+    for (const argv of [['--momentum', '0'], ['--epochs', '10', '--milestones', '5,9'], ['--epochs', '2', '--warmup-epochs', '2'], ['--epochs', '1']]) {
+      await expect(check(argv), argv.join(' ')).resolves.toMatchObject({ resumed: null });
+    }
+  });
+
+  it('an empty --stage-rates is refused rather than training a dense model', () => {
+    expect(() => parseArgs('train', ['--stage-rates', ''])).toThrow('--stage-rates must be a comma-separated list of numbers in [0, 1)');
+  });
+
+  it('a run as short as its warm-up, or shorter than its first default milestone, says so', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-note-'));
+    dirs.push(out);
+    const lines: string[] = [];
+    const run = await trainModel(parseArgs('train', ['--epochs', '1', '--batch-size', '8', '--max-steps', '1', '--out', out]), {
+      sink: { status: () => {}, line: (l) => lines.push(l) },
+      data,
+    });
+    run.dispose();
+    expect(lines).toContain('note: the warm-up (--warmup-epochs 1) lasts the whole run, so it never trains at --lr 0.1; --warmup-epochs 0 skips it');
+    expect(lines).toContain('note: the run ends before the first milestone (60), so its rate never decays; give --milestones or --schedule cosine for a short run');
+  });
+});
+
+describe('compact and export never write over what they read or over a training checkpoint', () => {
+  it('--out naming the --checkpoint, or another training checkpoint, is refused and both files stay as they were', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-compact-over-'));
+    dirs.push(out);
+    // A training checkpoint as far as the refusal looks: its position in the metadata.
+    const run = { checkpoint: join(out, 'checkpoint.safetensors') };
+    const config = configOf(parseArgs('train', ['--sfp-rate', '0.3']));
+    await saveCheckpoint(run.checkpoint, { model: new Map(), meta: { epoch: 1, step: 0, loader: { position: 0 }, config } });
+    const bytes = await readFile(run.checkpoint);
+    const other = join(out, 'another-run.safetensors');
+    await writeFile(other, bytes);
+    const { checkExportArgs } = await import('../../src/cli/export.js');
+    for (const target of [run.checkpoint, join(out, '.', 'checkpoint.safetensors')]) {
+      await expect(compactCheckpoint(parseArgs('compact', ['--checkpoint', run.checkpoint, '--out', target]), { sink: silent, data })).rejects.toThrow(
+        `compact: --out ${target}: it is the --checkpoint being read; writing it would replace that file`,
+      );
+      await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', target]))).rejects.toThrow('it is the --checkpoint being read');
+    }
+    await expect(compactCheckpoint(parseArgs('compact', ['--checkpoint', run.checkpoint, '--out', other]), { sink: silent, data })).rejects.toThrow(
+      `compact: --out ${other}: it holds a training checkpoint, which this would replace`,
+    );
+    expect(await readFile(run.checkpoint)).toEqual(bytes);
+    expect(await readFile(other)).toEqual(bytes);
+    // A previous compact model or any other file may be replaced.
+    await writeFile(join(out, 'model.onnx'), 'an older export');
+    await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', join(out, 'model.onnx')]))).resolves.toBeUndefined();
   });
 });

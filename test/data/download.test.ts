@@ -19,12 +19,14 @@ import { closedPortUrl, encodePng, serveLocally, tarFiles, type LocalServer } fr
 const BATCHES = [...TRAIN_FILES, ...TEST_FILES];
 const bytes = (b: Buffer | Uint8Array) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
-/** 2 or 3 random records per batch file, so the fixture is tiny but every file is distinct. */
+/** Records per batch file of the fixture: tiny, and every file distinct (random pixels). */
+const RECORDS = 3;
+
 function fixtureBatches(): Map<string, ImageDataset> {
   const rng = new Rng(2024);
   const out = new Map<string, ImageDataset>();
-  BATCHES.forEach((name, k) => {
-    const count = 2 + (k % 2);
+  BATCHES.forEach((name) => {
+    const count = RECORDS;
     const images = Uint8Array.from({ length: count * IMAGE_BYTES }, () => rng.int(256));
     const labels = Uint8Array.from({ length: count }, () => rng.int(10));
     out.set(name, { images, labels, count, classNames: CIFAR10_CLASSES });
@@ -98,6 +100,7 @@ function local(overrides: Partial<DownloadOptions> = {}): DownloadOptions {
     registryUrl: server.url,
     env: {},
     log: (line) => logs.push(line),
+    recordsPerBatch: RECORDS,
     ...overrides,
   };
 }
@@ -202,6 +205,17 @@ describe('downloadCifar10', () => {
     expect(await downloadCifar10(dir, local())).toMatchObject({ source: 'existing', files: [] });
     expect(server.requests).toEqual([]);
     expect((await downloadCifar10(dir, local({ force: true }))).source).toBe('official');
+  });
+
+  test('a folder whose batch files are cut short is downloaded again, not reported as complete', async () => {
+    await downloadCifar10(dir, local());
+    const batch = join(dir, 'cifar-10-batches-bin', TRAIN_FILES[2]);
+    const whole = await readFile(batch);
+    // One record short: still a whole number of records, so only the expected size can tell.
+    await writeFile(batch, whole.subarray(0, whole.length - (1 + IMAGE_BYTES)));
+    server.requests.length = 0;
+    expect((await downloadCifar10(dir, local())).source).toBe('official');
+    expect(await readFile(batch)).toEqual(whole);
   });
 
   test('a cached archive that still verifies is reused without a request', async () => {
