@@ -43,13 +43,14 @@ const X_MAX = 32u;
 const KW_MAX = 8u;
 
 // A driver may run a pipeline in subgroups of another width than the adapter reports (register pressure can
-// make it compile one narrower); every index below assumes SG lanes, so such a pipeline writes NaN, loudly,
-// instead of numbers from lanes that do not hold what the indexing expects.
-fn lanes_checked(v: f32, sg_size: u32) -> f32 {
-  return select(bitcast<f32>(0x7fc00000u | (sg_size & 0u)), v, sg_size == SG);
+// make it compile one narrower), or lay its lanes out otherwise than the start-up check saw (lane = local
+// index mod SG); every index below assumes both, so such a pipeline writes NaN, loudly, instead of numbers
+// from lanes that do not hold what the indexing expects.
+fn lanes_checked(v: f32, sg_size: u32, lane: u32, li: u32) -> f32 {
+  return select(bitcast<f32>(0x7fc00000u | (sg_size & 0u)), v, sg_size == SG && lane == li % SG);
 }
-fn lanes_checked4(v: vec4f, sg_size: u32) -> vec4f {
-  return select(vec4f(bitcast<f32>(0x7fc00000u | (sg_size & 0u))), v, sg_size == SG);
+fn lanes_checked4(v: vec4f, sg_size: u32, lane: u32, li: u32) -> vec4f {
+  return select(vec4f(bitcast<f32>(0x7fc00000u | (sg_size & 0u))), v, sg_size == SG && lane == li % SG);
 }
 
 // y[n, co, oy, ox0 .. ox0+TN) for co in a block of TM. Workgroup = TM output channels (wid.y) × WG
@@ -104,7 +105,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     if (co >= dims.out_channels) { break; }
     let base = ((n * dims.out_channels + co) * dims.out_h + oy) * dims.out_w;
     for (var t = 0u; t < TN; t++) {
-      if (ox0 + t < dims.out_w) { y[base + ox0 + t] = lanes_checked(acc[r][t], sg_size); }
+      if (ox0 + t < dims.out_w) { y[base + ox0 + t] = lanes_checked(acc[r][t], sg_size, lane, li); }
     }
   }
 }
@@ -175,7 +176,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
     let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w;
     for (var t = 0u; t < TN; t++) {
       let ix = px + (j0 + t) * STRIDE;
-      if (ix < dims.in_w) { dx[base + ix] = lanes_checked(acc[r][t], sg_size); }
+      if (ix < dims.in_w) { dx[base + ix] = lanes_checked(acc[r][t], sg_size, lane, li); }
     }
   }
 }
@@ -242,7 +243,7 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
     let co = m0 + r;
     if (co >= cout) { break; }
     let base = (wid.z * cout + co) * taps + column * KW;
-    for (var kx = 0u; kx < KW; kx++) { dw[base + kx] = lanes_checked(acc[r][kx], sg_size); }
+    for (var kx = 0u; kx < KW; kx++) { dw[base + kx] = lanes_checked(acc[r][kx], sg_size, lane, li); }
   }
 }
 
@@ -453,7 +454,7 @@ fn forward_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
       }
       if (HAS_BN) { v = fma(v, vec4f(scale[m]), vec4f(shift[m])); }
       if (RELU) { v = max(v, vec4f(0.0)); }
-      y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = lanes_checked4(v, sg_size);
+      y4[tile.n * dims.out_channels * dims.out_h * dims.out_w / 4u + position] = lanes_checked4(v, sg_size, lane, li);
     }
   }
 }
@@ -527,9 +528,9 @@ fn backward_weight_3x3(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocat
     let co = m0 + m;
     if (co >= cout) { break; }
     let base = (wid.z * cout + co) * taps + column * 3u;
-    dw[base] = lanes_checked(acc[m].x, sg_size);
-    dw[base + 1u] = lanes_checked(acc[m].y, sg_size);
-    dw[base + 2u] = lanes_checked(acc[m].z, sg_size);
+    dw[base] = lanes_checked(acc[m].x, sg_size, lane, li);
+    dw[base + 1u] = lanes_checked(acc[m].y, sg_size, lane, li);
+    dw[base + 2u] = lanes_checked(acc[m].z, sg_size, lane, li);
   }
 }
 
@@ -588,7 +589,7 @@ fn backward_input_3x3_s2(@builtin(workgroup_id) wid: vec3u, @builtin(local_invoc
     let ci = m0 + m;
     if (ci >= cin) { break; }
     let base = ((n * cin + ci) * dims.in_h + iy) * dims.in_w + 4u * t;
-    let checked = lanes_checked4(vec4f(even[m].x, odd[m].x, even[m].y, odd[m].y), sg_size);
+    let checked = lanes_checked4(vec4f(even[m].x, odd[m].x, even[m].y, odd[m].y), sg_size, lane, li);
     dx[base] = checked.x; dx[base + 1u] = checked.y; dx[base + 2u] = checked.z; dx[base + 3u] = checked.w;
   }
 }

@@ -155,7 +155,9 @@ fn residual_join_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
       let b = r4[first + 1u];
       from_r = vec4f(a.x, a.z, b.x, b.z);
     }
-    let v = constant + select(vec4f(0.0), x4[y_plane + p4], yc >= 0) + select(vec4f(0.0), from_r, rc >= 0);
+    var v = constant + select(vec4f(0.0), from_r, rc >= 0);
+    // Read y only where it contributes: with every filter of the block pruned, y has no channel to read.
+    if (yc >= 0) { v += x4[y_plane + p4]; }
     joined4[out_plane + p4] = max(v, vec4f(0.0));
   }
 }

@@ -37,10 +37,11 @@ const TM = 16u;
 const LOADS_MAX = 16u;
 
 // A driver may run a pipeline in subgroups of another width than the adapter reports (register pressure can
-// make it compile one narrower); every index below assumes SG lanes, so such a pipeline writes NaN, loudly,
-// instead of numbers from lanes that do not hold what the indexing expects.
-fn lanes_checked(v: f32, sg_size: u32) -> f32 {
-  return select(bitcast<f32>(0x7fc00000u | (sg_size & 0u)), v, sg_size == SG);
+// make it compile one narrower), or lay its lanes out otherwise than the start-up check saw (lane = local
+// index mod SG); every index below assumes both, so such a pipeline writes NaN, loudly, instead of numbers
+// from lanes that do not hold what the indexing expects.
+fn lanes_checked(v: f32, sg_size: u32, lane: u32, li: u32) -> f32 {
+  return select(bitcast<f32>(0x7fc00000u | (sg_size & 0u)), v, sg_size == SG && lane == li % SG);
 }
 
 @compute @workgroup_size(WG)
@@ -127,7 +128,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     let i = row0 + r;
     if (i >= m) { break; }
     for (var t = 0u; t < 4u; t++) {
-      if (col + t < n) { c[i * n + col + t] = lanes_checked(acc[r][t], sg_size); }
+      if (col + t < n) { c[i * n + col + t] = lanes_checked(acc[r][t], sg_size, lane, li); }
     }
   }
 }

@@ -266,9 +266,12 @@ export class GpuRuntime {
       }
       given++;
       if (type === 'f32') this.arenaF32[base + i] = value;
-      else if (type === 'i32') this.arenaI32[base + i] = value;
-      else {
-        if (value < 0 || !Number.isInteger(value)) throw new Error(`${kernel.label}: uniform '${name}' = ${value} is not a u32`);
+      else if (type === 'i32') {
+        if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) throw new Error(`${kernel.label}: uniform '${name}' = ${value} is not an i32`);
+        this.arenaI32[base + i] = value;
+      } else {
+        // A typed array would wrap 2^32 to 0 silently.
+        if (!Number.isInteger(value) || value < 0 || value >= 2 ** 32) throw new Error(`${kernel.label}: uniform '${name}' = ${value} is not a u32`);
         this.arenaU32[base + i] = value;
       }
     }

@@ -206,7 +206,7 @@ describe('kernel descriptors and dispatch: mistakes name the kernel', () => {
     expect(() => gpu().kernel({ family: 'matmul', entry: 'backward', bindings: ['dims'] })).toThrow(/matmul\.wgsl has no compute entry point 'backward'/);
   });
 
-  it('an unknown uniform field, missing uniforms, a negative u32, a missing buffer or an oversized grid throw naming the kernel', () => {
+  it('an unknown uniform field, missing uniforms, a negative or too large u32, a missing buffer or an oversized grid throw naming the kernel', () => {
     scope(() => {
       const k = gpu().kernel({ family: 'matmul', entry: 'forward', bindings: ['dims', 'a', 'b', 'c'] });
       const [a, b, c] = [Tensor.empty([1, 1]), Tensor.empty([1, 1]), Tensor.empty([1, 1])];
@@ -214,6 +214,8 @@ describe('kernel descriptors and dispatch: mistakes name the kernel', () => {
       expect(() => gpu().dispatch(k, buffers, { m: 1, n: 1, k: 1, rows: 2 }, [1, 1])).toThrow(/matmul\.forward: unknown uniforms rows \(the struct has m, n, k\)/);
       expect(() => gpu().dispatch(k, buffers, null, [1, 1])).toThrow(/matmul\.forward: the kernel takes uniforms \(m, n, k\)/);
       expect(() => gpu().dispatch(k, buffers, { m: -1, n: 1, k: 1 }, [1, 1])).toThrow(/matmul\.forward: uniform 'm' = -1 is not a u32/);
+      // 2^32 would wrap to 0 in the uniform arena.
+      expect(() => gpu().dispatch(k, buffers, { m: 2 ** 32, n: 1, k: 1 }, [1, 1])).toThrow(/matmul\.forward: uniform 'm' = 4294967296 is not a u32/);
       expect(() => gpu().dispatch(k, { a: a.buffer, b: b.buffer }, { m: 1, n: 1, k: 1 }, [1, 1])).toThrow(/matmul\.forward: no buffer given for binding 'c'/);
       expect(() => gpu().dispatch(k, buffers, { m: 1, n: 1, k: 1 }, [70000, 1])).toThrow(/matmul\.forward: grid \[70000, 1, 1\] exceeds 65535/);
     });

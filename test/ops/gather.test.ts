@@ -80,6 +80,9 @@ describe('residualJoin', () => {
         // Stride 1, rows not a multiple of 4 but planes that are (ImageNet's 14×14): whole planes by vec4.
         [2, 6, 9, 11, 6, 6, 1],
         [1, 3, 4, 5, 14, 14, 1],
+        // A block whose filters are all pruned: y has no channel, every index is −1 (scalar and vec4 paths).
+        [2, 0, 4, 5, 8, 8, 1],
+        [2, 0, 4, 5, 5, 5, 1],
       ]) {
         const h = Math.ceil(rH / stride);
         const w = Math.ceil(rW / stride);
