@@ -1,5 +1,4 @@
 /** The command line: `sfp-gpu <command> [flags]`. */
-import { init, shutdown } from '../node.js';
 import { runDemo } from './demo.js';
 import { checkTrainArgs, runTrain } from './train.js';
 import { runCompact } from './compact.js';
@@ -79,6 +78,8 @@ function usage(): string {
   return 'usage: sfp-gpu <command> [flags]\n\ncommands:\n' + Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`).join('\n');
 }
 
+let gpuHost: typeof import('../node.js') | null = null;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h') {
@@ -95,7 +96,14 @@ async function main(argv: string[]): Promise<number> {
     if (entry.gpu) {
       // --help and flag errors answer without a GPU adapter.
       await (entry.check ? entry.check(rest) : parseArgs(command as CommandName, rest));
-      await init();
+      // Loaded here: the native WebGPU module is not needed by help, data or report, and they work without it.
+      gpuHost = await import('../node.js').catch((error: unknown) => {
+        throw new Error(
+          `the WebGPU module (npm package webgpu) did not load: ${error instanceof Error ? error.message : String(error)}; ` +
+            `it ships Dawn for Linux and Windows on x64 and arm64 and for macOS, and this is ${process.platform}-${process.arch}: run npm ci again on a supported machine`,
+        );
+      });
+      await gpuHost.init();
     }
     await entry.run(rest);
     return 0;
@@ -112,7 +120,7 @@ async function main(argv: string[]): Promise<number> {
     if (process.env.SFP_DEBUG) console.error(error);
     return 1;
   } finally {
-    shutdown();
+    gpuHost?.shutdown();
   }
 }
 

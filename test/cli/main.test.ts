@@ -54,3 +54,19 @@ describe('sfp-gpu without a GPU adapter', () => {
     expect(stderr).toContain('bash scripts/setup-system.sh');
   });
 });
+
+describe('sfp-gpu where the native WebGPU module cannot load', () => {
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', './test/support/no-webgpu.mjs', '--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
+
+  it('the commands that need no GPU still work, and a GPU command says what failed and what to do', () => {
+    for (const args of [['--help'], ['data', '--help'], ['report', '--help'], ['train', '--help']]) {
+      const result = run(args);
+      expect(result.status, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+    }
+    const gpuCommand = run(['eval', '--checkpoint', 'c.safetensors']);
+    expect(gpuCommand.status).toBe(1);
+    expect(gpuCommand.stderr).toContain('error: the WebGPU module (npm package webgpu) did not load: the webgpu module cannot load here;');
+    expect(gpuCommand.stderr).toContain('run npm ci again on a supported machine');
+  });
+});
