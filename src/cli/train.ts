@@ -11,7 +11,7 @@ import { pruningHooks } from '../train/pruning.js';
 import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import type { LoadedCheckpoint } from '../io/checkpoint.js';
-import { loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
+import { cifarShapeOf, loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
 import { fileSha256, outputFolderProblem, sameFile, writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { terminalSink } from './terminal.js';
@@ -181,8 +181,10 @@ export function prunerFor(model: CifarResNet, args: Args<'train'>, rate = prunin
 async function loadPretrained(path: string, model: string): Promise<LoadedCheckpoint> {
   const pretrained = await loadCheckpoint(path);
   refuseCompactModel(pretrained, `--pretrained ${path}`);
-  const trainedModel = (pretrained.meta.config as { model?: unknown } | undefined)?.model;
-  if (typeof trainedModel === 'string' && trainedModel !== model) {
+  const recorded = (pretrained.meta.config as { model?: unknown } | undefined)?.model;
+  // A plain state dict (PyTorch's save_file) records no config: its tensors tell the depth.
+  const trainedModel = typeof recorded === 'string' ? recorded : `resnet${cifarShapeOf(pretrained, `--pretrained ${path}`).depth}`;
+  if (trainedModel !== model) {
     throw new ArgsError(`--pretrained ${path} holds a ${trainedModel}, not the ${model} this run trains: pass --model ${trainedModel}, or a ${model} checkpoint`);
   }
   return pretrained;

@@ -66,6 +66,12 @@ export async function loadCompactModel(path: string): Promise<CompactResNet> {
  * stage 1, the widths from each stage's first conv, the classes from the classifier), without its weights.
  */
 export function cifarResNetOf(checkpoint: LoadedCheckpoint, source: string): CifarResNet {
+  const { depth, classes, widths } = cifarShapeOf(checkpoint, source);
+  return new CifarResNet(depth, classes, 0, widths);
+}
+
+/** The depth, classes and stage widths of the CIFAR ResNet whose tensors a checkpoint holds (host only, no model built). */
+export function cifarShapeOf(checkpoint: LoadedCheckpoint, source: string): { depth: number; classes: number; widths: number[] } {
   refuseCompactModel(checkpoint, source);
   const shape = (name: string) => {
     const t = checkpoint.model.get(name);
@@ -74,7 +80,7 @@ export function cifarResNetOf(checkpoint: LoadedCheckpoint, source: string): Cif
   };
   const blocks = new Set([...checkpoint.model.keys()].flatMap((k) => /^layer1\.(\d+)\.conv1\.weight$/.exec(k)?.[1] ?? []));
   const widths = [shape('conv1.weight')[0], shape('layer2.0.conv1.weight')[0], shape('layer3.0.conv1.weight')[0]];
-  return new CifarResNet(6 * blocks.size + 2, shape('fc.weight')[0], 0, widths);
+  return { depth: 6 * blocks.size + 2, classes: shape('fc.weight')[0], widths };
 }
 
 /** Throws when `checkpoint` is a compact model where a training checkpoint (the full network, its masks) is needed. */

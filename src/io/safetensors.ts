@@ -153,7 +153,8 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
 
   const tensors = new Map<string, HostTensor>();
   for (const t of infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const raw = data.slice(t.begin, t.end).buffer;
+    // A copy of exactly the tensor's bytes, also when `bytes` is a Node Buffer (whose slice() is a view of the whole file).
+    const raw = Uint8Array.prototype.slice.call(data, t.begin, t.end).buffer;
     tensors.set(t.name, { dtype: storedDtypes[t.stored].dtype, shape: t.shape, data: convert(t.name, t.stored, raw) });
   }
   return { tensors, metadata };

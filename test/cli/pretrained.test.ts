@@ -1,7 +1,7 @@
 // train --pretrained: a run starts from another run's weights (not its momentum or position), and hard
 // pruning chooses its masks from those weights, as the SFP paper's hard-pruning baseline does.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { parseArgs } from '../../src/cli/args.js';
 import { compactCheckpoint } from '../../src/cli/compact.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
 import { loadCheckpoint } from '../../src/io/checkpoint-files.js';
+import { encodeSafetensors } from '../../src/io/safetensors.js';
 import { cifarResNet } from '../../src/models/resnet.js';
 import { FilterPruner } from '../../src/prune/sfp.js';
 import type { DataSplits } from '../../src/data/node-files.js';
@@ -59,6 +60,13 @@ describe('train --pretrained', () => {
     await expect(
       trainModel(parseArgs('train', [...base.slice(2), '--model', 'resnet32', '--max-steps', '1', '--pretrained', checkpoint, '--out', third]), { sink: silent, data }),
     ).rejects.toThrow(`--pretrained ${checkpoint} holds a resnet20, not the resnet32 this run trains: pass --model resnet20, or a resnet32 checkpoint`);
+    expect(await readdir(third)).toEqual([]);
+    // The same weights as a plain PyTorch state dict (no config recorded): its tensors tell the depth.
+    const plain = join(first, 'state_dict.safetensors');
+    await writeFile(plain, encodeSafetensors(Object.fromEntries((await loadCheckpoint(checkpoint)).model), { format: 'pt' }));
+    await expect(
+      trainModel(parseArgs('train', [...base.slice(2), '--model', 'resnet32', '--max-steps', '1', '--pretrained', plain, '--out', third]), { sink: silent, data }),
+    ).rejects.toThrow(`--pretrained ${plain} holds a resnet20, not the resnet32 this run trains: pass --model resnet20, or a resnet32 checkpoint`);
     expect(await readdir(third)).toEqual([]);
 
     // A compact model (what `compact` writes from that checkpoint): train and compact both ask for the checkpoint.

@@ -91,6 +91,16 @@ describe('safetensors round trip', () => {
     expect([...tensors.get('a')!.data]).toEqual([7]);
   });
 
+  it('decodes a Node Buffer (what readFile gives), whose slice() is a view, into the values of each tensor', () => {
+    const bytes = encodeSafetensors({
+      a: { dtype: 'f32', shape: [2], data: new Float32Array([1, 2]) },
+      b: { dtype: 'i32', shape: [3], data: new Int32Array([3, 4, 5]) },
+    });
+    const { tensors } = decodeSafetensors(Buffer.from(bytes));
+    expect([...tensors.get('a')!.data]).toEqual([1, 2]);
+    expect([...tensors.get('b')!.data]).toEqual([3, 4, 5]);
+  });
+
   it('encodes from a typed array that is a view into a larger buffer', () => {
     const big = new Float32Array([9, 1, 2, 9]);
     const { tensors } = decodeSafetensors(encodeSafetensors({ a: { dtype: 'f32', shape: [2], data: big.subarray(1, 3) } }));
