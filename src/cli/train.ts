@@ -12,7 +12,7 @@ import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import type { LoadedCheckpoint } from '../io/checkpoint.js';
 import { cifarShapeOf, loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
-import { fileSha256, outputFolderProblem, sameFile, writeFileAtomic } from '../io/files.js';
+import { claimFolder, fileSha256, outputFolderProblem, sameFile, writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { terminalSink } from './terminal.js';
 import type { ProgressSink } from '../train/progress.js';
@@ -325,6 +325,7 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
+  const release = await claimFolder(args.out, 'a training run');
   const config = configOf(args);
   const model = cifarResNet(args.model, args.seed);
   const optimizer = new SGD(model.parameters(), {
@@ -361,7 +362,12 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
     (pruner ? `, ${pruner.mode} pruning at ${rate} (${args.criterion})` : ''));
   for (const note of scheduleNotes(flags)) sink.line(`note: ${note}`);
-  const records = await trainer.run();
+  let records: EpochRecord[];
+  try {
+    records = await trainer.run();
+  } finally {
+    await release();
+  }
   const paths = { checkpoint: join(args.out, CHECKPOINT_FILE), metrics: join(args.out, METRICS_FILE) };
   sink.line(`checkpoint: ${paths.checkpoint}; metrics: ${paths.metrics}`);
   const dispose = () => {

@@ -4,7 +4,7 @@
  * which file and why. The core imports these lazily, so browser bundles never load `node:fs`.
  */
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** The file's SHA-256 in hex: which checkpoint a run started from, however its path was spelled or moved since. */
@@ -105,6 +105,27 @@ async function removeAbandonedTemporaries(dir: string, name: string): Promise<vo
     const modified = await stat(file).then((s) => s.mtimeMs, () => Date.now());
     if (Date.now() - modified > 60_000) await unlink(file).catch(() => {});
   }
+}
+
+/** The file in a run folder that names the process writing into it. */
+export const LOCK_FILE = '.lock';
+
+/**
+ * Claims `dir` for this process: refused while another running process holds it (two runs writing one folder
+ * would interleave their checkpoints and metrics). A lock left by a process that has ended is taken over.
+ * Returns the release, which removes the lock if it is still this process's.
+ */
+export async function claimFolder(dir: string, what: string): Promise<() => Promise<void>> {
+  const path = join(dir, LOCK_FILE);
+  const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+  if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
+    throw new Error(`${dir} is in use by process ${holder}, which is writing ${what} there; wait for it to end or stop it (if no such process is yours, delete ${path})`);
+  }
+  await writeFile(path, `${process.pid}\n`);
+  return async () => {
+    const still = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    if (still === process.pid) await unlink(path).catch(() => {});
+  };
 }
 
 function isRunning(pid: number): boolean {

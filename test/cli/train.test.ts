@@ -268,3 +268,22 @@ describe('compact and export never write over what they read or over a training 
     await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', join(out, 'model.onnx')]))).resolves.toBeUndefined();
   });
 });
+
+describe('two runs into one folder', () => {
+  it('a run is refused while another running process holds the folder; a lock left by an ended process is taken over', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-lock-'));
+    dirs.push(out);
+    const flags = ['--epochs', '1', '--batch-size', '8', '--warmup-epochs', '0', '--max-steps', '1', '--out', out];
+    // A live process that is not this one: the parent of this test's worker.
+    await writeFile(join(out, '.lock'), `${process.ppid}\n`);
+    await expect(trainModel(parseArgs('train', flags), { sink: silent, data })).rejects.toThrow(
+      `${out} is in use by process ${process.ppid}, which is writing a training run there; wait for it to end or stop it`,
+    );
+    expect(await readFile(join(out, '.lock'), 'utf8')).toBe(`${process.ppid}\n`);
+    // A pid no process has: the lock is stale, the run goes ahead and removes it at its end.
+    await writeFile(join(out, '.lock'), '2147483646\n');
+    const run = await trainModel(parseArgs('train', flags), { sink: silent, data });
+    run.dispose();
+    await expect(readFile(join(out, '.lock'))).rejects.toThrow(/ENOENT/);
+  });
+});
