@@ -121,7 +121,8 @@ fn residual_join_backward_r(@builtin(global_invocation_id) gid: vec3u, @builtin(
 // residual_join over segments of JOIN_SEGMENT vec4s of one (sample, channel) plane, where a plane row
 // holds a multiple of 4 outputs and r is read at stride 1 (same size) or 2 (r_w = 2·w): the channel's
 // indices and constant are loaded once per segment, positions found by one set of divisions, values
-// moved as vec4s. An absent input (index −1) is a select, not a branch.
+// moved as vec4s. An absent residual channel (index −1) is a select; an absent y channel a branch, since a
+// block whose filters are all pruned has no y to read.
 @group(0) @binding(12) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(13) var<storage, read> r4: array<vec4f>;
 @group(0) @binding(14) var<storage, read_write> joined4: array<vec4f>;

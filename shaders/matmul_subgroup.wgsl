@@ -37,8 +37,9 @@ const TM = 16u;
 const LOADS_MAX = 16u;
 
 // A driver may run a pipeline in subgroups of another width than the adapter reports (register pressure can
-// make it compile one narrower), or lay its lanes out otherwise than the start-up check saw (lane = local
-// index mod SG); every index below assumes both, so such a pipeline writes NaN, loudly, instead of numbers
+// make it compile one narrower), or number its lanes otherwise than lane = local index mod SG (the start-up
+// check also tests that neighbouring lanes are consecutive invocations; each invocation here tests only its
+// own number); every index below assumes both, so such a pipeline writes NaN, loudly, instead of numbers
 // from lanes that do not hold what the indexing expects.
 fn lanes_checked(v: f32, sg_size: u32, lane: u32, li: u32) -> f32 {
   return select(bitcast<f32>(0x7fc00000u | (sg_size & 0u)), v, sg_size == SG && lane == li % SG);

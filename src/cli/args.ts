@@ -426,7 +426,10 @@ export function parseArgs<C extends CommandName>(command: C, argv: readonly stri
 /** The flags the user wrote, per parsed object (the object itself holds defaults too). */
 const givenFlags = new WeakMap<object, ReadonlySet<string>>();
 
-/** Whether `key` (camelCase, as in the parsed object) was written on the command line rather than left at its default. */
+/**
+ * Whether `key` (camelCase, as in the parsed object) was written on the command line rather than left at its
+ * default. Known for the object parseArgs returned only: a copy (`{ ...args }`) answers false for every flag.
+ */
 export function wasGiven<C extends CommandName>(args: Args<C>, key: keyof Args<C> & string): boolean {
   return givenFlags.get(args)?.has(key) ?? false;
 }

@@ -98,9 +98,13 @@ async function main(argv: string[]): Promise<number> {
       await (entry.check ? entry.check(rest) : parseArgs(command as CommandName, rest));
       // Loaded here: the native WebGPU module is not needed by help, data or report, and they work without it.
       gpuHost = await import('../node.js').catch((error: unknown) => {
+        const machine = `${process.platform}-${process.arch}`;
+        const shipped = ['linux-x64', 'linux-arm64', 'win32-x64', 'win32-arm64', 'darwin-x64', 'darwin-arm64'].includes(machine);
         throw new Error(
           `the WebGPU module (npm package webgpu) did not load: ${error instanceof Error ? error.message : String(error)}; ` +
-            `it ships Dawn for Linux and Windows on x64 and arm64 and for macOS, and this is ${process.platform}-${process.arch}: run npm ci again on a supported machine`,
+            (shipped
+              ? 'reinstall it with npm ci, and on Debian/Ubuntu install the system packages it needs with bash scripts/setup-system.sh'
+              : `it ships Dawn for Linux and Windows on x64 and arm64 and for macOS, and this is ${machine}: run it on one of those`),
         );
       });
       await gpuHost.init();

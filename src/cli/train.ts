@@ -1,7 +1,7 @@
 /** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
 import { mkdir, appendFile, writeFile, access, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ArgsError, argvOf, flagName, parseArgs, shellCommand, wasGiven, type Args } from './args.js';
+import { ArgsError, argvOf, commands, flagName, parseArgs, shellCommand, wasGiven, type Args } from './args.js';
 import { cifarResNet, type CifarResNet } from '../models/resnet.js';
 import { SGD } from '../optim/sgd.js';
 import { LrSchedule, type ScheduleOptions } from '../optim/schedule.js';
@@ -12,7 +12,7 @@ import { FilterPruner, FilterMasks } from '../prune/sfp.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import type { LoadedCheckpoint } from '../io/checkpoint.js';
 import { cifarShapeOf, loadCheckpoint, refuseCompactModel, saveCheckpoint } from '../io/checkpoint-files.js';
-import { claimFolder, fileSha256, outputFolderProblem, sameFile, writeFileAtomic } from '../io/files.js';
+import { claimFolder, fileSha256, folderHolder, outputFolderProblem, sameFile, writeFileAtomic } from '../io/files.js';
 import { parseRunRecord, type RunRecord } from '../report/runs.js';
 import { terminalSink } from './terminal.js';
 import type { ProgressSink } from '../train/progress.js';
@@ -198,16 +198,24 @@ function positionProblem(checkpoint: LoadedCheckpoint, needConfig = false): stri
   return `the checkpoint holds no training settings or position (config ${hasConfig ? 'set' : 'missing'}, epoch ${String(epoch)}, step ${String(step)}, loader ${loader ? 'set' : 'missing'}): was it written by train?`;
 }
 
+/** Whether a schedule starts with --warmup-epochs of warm-up (the schedules the flag table allows it with). */
+function hasWarmup(schedule: unknown): boolean {
+  return (commands.train.flags['warmup-epochs'].onlyWith.values as readonly string[]).includes(String(schedule));
+}
+
 /** For a config written before a flag existed, the setting that gives what the run did then, where it differs from the flag's default. */
 function behaviourBeforeFlags(config: Record<string, unknown>): Record<string, unknown> {
-  const warmsUp = (config.schedule === 'multistep' || config.schedule === 'cosine') && Number(config.warmupEpochs ?? 1) > 0;
+  const warmsUp = hasWarmup(config.schedule) && Number(config.warmupEpochs ?? 1) > 0;
   // Before --warmup-shape, warm-up ramped from lr/10 to lr.
   return warmsUp ? { warmupShape: 'linear' } : {};
 }
 
 /** A recorded run config completed as the run had it: a setting it does not record is a flag added since (its default, or what the code did before the flag). */
 function completeConfig(recorded: Record<string, unknown>): Record<string, unknown> {
-  return { ...configOf(parseArgs('train', [])), ...behaviourBeforeFlags(recorded), ...recorded };
+  const config = { ...configOf(parseArgs('train', [])), ...behaviourBeforeFlags(recorded), ...recorded };
+  // An empty --stage-rates (once accepted) meant none: recorded as [], now written by leaving the flag out.
+  if (Array.isArray(config.stageRates) && config.stageRates.length === 0) delete config.stageRates;
+  return config;
 }
 
 /** Each setting in which `config` differs from a recorded run's, named as its flag ("--lr was 0.1, now 0.2"). */
@@ -244,8 +252,7 @@ async function loadResumed(path: string, args: TrainArgs): Promise<LoadedCheckpo
 
 /** The schedule and optimizer flags that would silently do something else than asked. */
 function scheduleProblem(flags: Args<'train'>): string | null {
-  const warms = flags.schedule === 'multistep' || flags.schedule === 'cosine';
-  if (warms && flags.warmupEpochs > flags.epochs) {
+  if (hasWarmup(flags.schedule) && flags.warmupEpochs > flags.epochs) {
     return `--warmup-epochs ${flags.warmupEpochs} is longer than the run (--epochs ${flags.epochs}): it would train at the warm-up rate throughout; give fewer warm-up epochs`;
   }
   const unreached = flags.milestones.filter((m) => m >= flags.epochs);
@@ -261,8 +268,7 @@ function scheduleProblem(flags: Args<'train'>): string | null {
 /** What a short run's defaults do that its user may not expect (said, not refused: `train --epochs 1` is a fair smoke run). */
 function scheduleNotes(flags: Args<'train'>): string[] {
   const notes: string[] = [];
-  const warms = flags.schedule === 'multistep' || flags.schedule === 'cosine';
-  if (warms && flags.warmupEpochs > 0 && flags.warmupEpochs === flags.epochs) {
+  if (hasWarmup(flags.schedule) && flags.warmupEpochs > 0 && flags.warmupEpochs === flags.epochs) {
     notes.push(`the warm-up (--warmup-epochs ${flags.warmupEpochs}) lasts the whole run, so it never trains at --lr ${flags.lr}; --warmup-epochs 0 skips it`);
   }
   if (flags.schedule === 'multistep' && flags.epochs <= flags.milestones[0]) {
@@ -275,6 +281,7 @@ function scheduleNotes(flags: Args<'train'>): string[] {
 export interface CheckedTrainArgs {
   rate: number | number[] | null;
   resumed: LoadedCheckpoint | null;
+  pretrained: LoadedCheckpoint | null;
 }
 
 /**
@@ -285,10 +292,14 @@ export interface CheckedTrainArgs {
 export async function checkTrainArgs(flags: Args<'train'>, options: Pick<TrainOptions, 'replaceRun'> = {}): Promise<CheckedTrainArgs> {
   const args = withOutput(flags);
   const rate = pruningRate(args);
-  const schedule = scheduleProblem(flags);
+  // A resumed run keeps the settings it was started with (loadResumed compares them).
+  const schedule = args.resume ? null : scheduleProblem(flags);
   if (schedule) throw new ArgsError(`train: ${schedule}`);
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`train: --out ${outProblem}`);
+  const holder = await folderHolder(args.out);
+  if (holder) throw new ArgsError(`train: ${holder}`);
+  if (args.resume && !(await exists(args.resume))) throw new ArgsError(`train: --resume ${args.resume}: no such file`);
   const previous = join(args.out, CHECKPOINT_FILE);
   if (!args.resume && !options.replaceRun && (await exists(previous))) {
     // A fresh run would empty metrics.jsonl at once and replace the checkpoint at its first save.
@@ -303,7 +314,7 @@ export async function checkTrainArgs(flags: Args<'train'>, options: Pick<TrainOp
           : "leave --out out to continue in the checkpoint's folder, or name an empty folder to continue the run there"),
     );
   }
-  if (!args.resume) return { rate, resumed: null };
+  if (!args.resume) return { rate, resumed: null, pretrained: args.pretrained ? await loadPretrained(args.pretrained, args.model) : null };
   const resumed = await loadResumed(args.resume, args);
   const runFile = join(args.out, RUN_FILE);
   if (await exists(runFile)) {
@@ -313,19 +324,17 @@ export async function checkTrainArgs(flags: Args<'train'>, options: Pick<TrainOp
       throw new ArgsError(`train: ${runFile} records another run (${differences.join('; ')}); continue the run in an empty folder (--out), or in the folder of its own run.json`);
     }
   }
-  return { rate, resumed };
+  return { rate, resumed, pretrained: null };
 }
 
 /** The `train` command on parsed flags. */
 export async function trainModel(flags: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const args = withOutput(flags);
   const sink = options.sink ?? terminalSink();
-  const { rate, resumed } = await checkTrainArgs(flags, options); // before the data is read
-  const pretrained = args.pretrained && !args.resume ? await loadPretrained(args.pretrained, args.model) : null;
+  const { rate, resumed, pretrained } = await checkTrainArgs(flags, options); // before the data is read
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
-  const release = await claimFolder(args.out, 'a training run');
   const config = configOf(args);
   const model = cifarResNet(args.model, args.seed);
   const optimizer = new SGD(model.parameters(), {
@@ -347,23 +356,25 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
     : {};
   const store = new NodeRunStore(args.out, config, pruner);
   const trainer = new Trainer(model, optimizer, train, test, { epochs: args.epochs, schedule: scheduleFrom(args), maxSteps: args.maxSteps || undefined, checkpointEvery: args.checkpointEvery }, store, sink, hooks);
-  if (resumed) {
-    restore(resumed, model, optimizer, trainer, pruner);
-    sink.line(`resuming from ${args.resume} at epoch ${trainer.epoch + 1}, step ${trainer.step}`);
-  } else {
-    if (pretrained) {
-      // Before trainer.run(): the pruning hooks choose their first masks from these weights.
-      model.loadStateDict(pretrained.model);
-      sink.line(`starting from the weights of ${args.pretrained} (trained ${String(pretrained.meta.epoch ?? '?')} epochs)`);
-    }
-    await writeFile(join(args.out, METRICS_FILE), '');
-  }
-  await recordRun(args, options.argv, data.description, pretrained ? await fileSha256(args.pretrained!, 'checkpoint') : undefined);
-  sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
-    (pruner ? `, ${pruner.mode} pruning at ${rate} (${args.criterion})` : ''));
-  for (const note of scheduleNotes(flags)) sink.line(`note: ${note}`);
+  // From here on the run writes into its folder.
+  const release = await claimFolder(args.out, 'a training run');
   let records: EpochRecord[];
   try {
+    if (resumed) {
+      restore(resumed, model, optimizer, trainer, pruner);
+      sink.line(`resuming from ${args.resume} at epoch ${trainer.epoch + 1}, step ${trainer.step}`);
+    } else {
+      if (pretrained) {
+        // Before trainer.run(): the pruning hooks choose their first masks from these weights.
+        model.loadStateDict(pretrained.model);
+        sink.line(`starting from the weights of ${args.pretrained} (trained ${String(pretrained.meta.epoch ?? '?')} epochs)`);
+      }
+      await writeFile(join(args.out, METRICS_FILE), '');
+    }
+    await recordRun(args, options.argv, data.description, pretrained ? await fileSha256(args.pretrained!, 'checkpoint') : undefined);
+    sink.line(`training ${args.model} for ${args.epochs} epochs, batch ${args.batchSize}, ${args.schedule} schedule, lr ${args.lr}` +
+      (pruner ? `, ${pruner.mode} pruning at ${rate} (${args.criterion})` : ''));
+    for (const note of scheduleNotes(flags)) sink.line(`note: ${note}`);
     records = await trainer.run();
   } finally {
     await release();

@@ -4,7 +4,7 @@
  * which file and why. The core imports these lazily, so browser bundles never load `node:fs`.
  */
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** The file's SHA-256 in hex: which checkpoint a run started from, however its path was spelled or moved since. */
@@ -110,18 +110,43 @@ async function removeAbandonedTemporaries(dir: string, name: string): Promise<vo
 /** The file in a run folder that names the process writing into it. */
 export const LOCK_FILE = '.lock';
 
+/** The running process, other than this one, that holds `dir` (its .lock names it), or null. */
+async function lockHolder(path: string): Promise<number | null> {
+  const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+  return Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder) ? holder : null;
+}
+
+/** Why `dir` cannot be written by a run now (another running process holds it), or null. */
+export async function folderHolder(dir: string): Promise<string | null> {
+  const path = join(dir, LOCK_FILE);
+  const holder = await lockHolder(path);
+  return holder === null ? null : `${dir} is in use by process ${holder}, which is writing a run there; wait for it to end or stop it (if no such process is yours, delete ${path})`;
+}
+
 /**
  * Claims `dir` for this process: refused while another running process holds it (two runs writing one folder
- * would interleave their checkpoints and metrics). A lock left by a process that has ended is taken over.
- * Returns the release, which removes the lock if it is still this process's.
+ * would interleave their checkpoints and metrics). The lock is created exclusively, so of two processes starting
+ * together one wins; a lock left by a process that has ended (or by this one) is taken over. Returns the
+ * release, which removes the lock if it is still this process's.
  */
 export async function claimFolder(dir: string, what: string): Promise<() => Promise<void>> {
   const path = join(dir, LOCK_FILE);
-  const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-  if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
-    throw new Error(`${dir} is in use by process ${holder}, which is writing ${what} there; wait for it to end or stop it (if no such process is yours, delete ${path})`);
+  for (let attempt = 0; ; attempt++) {
+    const handle = await open(path, 'wx').catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw new Error(`cannot create ${path}: ${reason(error)}`, { cause: error });
+      return null;
+    });
+    if (handle) {
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      break;
+    }
+    const holder = await lockHolder(path);
+    if (holder !== null || attempt > 0) {
+      throw new Error(`${dir} is in use by process ${holder ?? '(another)'}, which is writing ${what} there; wait for it to end or stop it (if no such process is yours, delete ${path})`);
+    }
+    await unlink(path).catch(() => {}); // stale: its process has ended
   }
-  await writeFile(path, `${process.pid}\n`);
   return async () => {
     const still = Number((await readFile(path, 'utf8').catch(() => '')).trim());
     if (still === process.pid) await unlink(path).catch(() => {});

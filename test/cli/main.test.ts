@@ -67,6 +67,6 @@ describe('sfp-gpu where the native WebGPU module cannot load', () => {
     const gpuCommand = run(['eval', '--checkpoint', 'c.safetensors']);
     expect(gpuCommand.status).toBe(1);
     expect(gpuCommand.stderr).toContain('error: the WebGPU module (npm package webgpu) did not load: the webgpu module cannot load here;');
-    expect(gpuCommand.stderr).toContain('run npm ci again on a supported machine');
+    expect(gpuCommand.stderr).toContain('reinstall it with npm ci');
   });
 });

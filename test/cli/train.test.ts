@@ -3,7 +3,7 @@
 // resume with other settings is refused, naming each flag that differs.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkTrainArgs, configOf, trainCommandOf, trainModel } from '../../src/cli/train.js';
 import { compactCheckpoint } from '../../src/cli/compact.js';
@@ -188,6 +188,26 @@ describe('train --resume with other settings', () => {
     await expect(checkTrainArgs(parseArgs('train', [...common, '--resume', checkpoint]))).resolves.toMatchObject({ rate: null });
   });
 
+  it('of a file that is not there says so (not that the folder holds another checkpoint)', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-typo-'));
+    dirs.push(out);
+    await writeFile(join(out, 'checkpoint.safetensors'), 'a run');
+    const typo = join(out, 'chekpoint.safetensors');
+    await expect(checkTrainArgs(parseArgs('train', ['--resume', typo]))).rejects.toThrow(`train: --resume ${typo}: no such file`);
+  });
+
+  it('of a run recorded with settings refused today (an empty --stage-rates, milestones past its end) still resumes', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-older-rules-'));
+    dirs.push(out);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    const common = ['--epochs', '4', '--batch-size', '8', '--milestones', '2,6'];
+    const config = { ...configOf(parseArgs('train', ['--epochs', '4', '--batch-size', '8'])), milestones: [2, 6], stageRates: [] };
+    await saveCheckpoint(checkpoint, { model: new Map(), meta: { epoch: 1, step: 0, loader: { position: 0 }, config } });
+    await expect(checkTrainArgs(parseArgs('train', [...common, '--resume', checkpoint]))).resolves.toMatchObject({ rate: null });
+    // A fresh run with those milestones is refused.
+    await expect(checkTrainArgs(parseArgs('train', [...common, '--out', join(out, 'fresh')]))).rejects.toThrow('--milestones 6 is not before the end of --epochs 4');
+  });
+
   it('of a checkpoint written before a flag existed takes that flag\'s default as the run\'s setting', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sfp-train-old-'));
     dirs.push(out);
@@ -252,7 +272,8 @@ describe('compact and export never write over what they read or over a training 
     const other = join(out, 'another-run.safetensors');
     await writeFile(other, bytes);
     const { checkExportArgs } = await import('../../src/cli/export.js');
-    for (const target of [run.checkpoint, join(out, '.', 'checkpoint.safetensors')]) {
+    // The same file spelled another way: with a ./ inside, and relative to the working folder.
+    for (const target of [run.checkpoint, `${out}/./checkpoint.safetensors`, relative(process.cwd(), run.checkpoint)]) {
       await expect(compactCheckpoint(parseArgs('compact', ['--checkpoint', run.checkpoint, '--out', target]), { sink: silent, data })).rejects.toThrow(
         `compact: --out ${target}: it is the --checkpoint being read; writing it would replace that file`,
       );
@@ -277,7 +298,7 @@ describe('two runs into one folder', () => {
     // A live process that is not this one: the parent of this test's worker.
     await writeFile(join(out, '.lock'), `${process.ppid}\n`);
     await expect(trainModel(parseArgs('train', flags), { sink: silent, data })).rejects.toThrow(
-      `${out} is in use by process ${process.ppid}, which is writing a training run there; wait for it to end or stop it`,
+      `train: ${out} is in use by process ${process.ppid}, which is writing a run there; wait for it to end or stop it`,
     );
     expect(await readFile(join(out, '.lock'), 'utf8')).toBe(`${process.ppid}\n`);
     // A pid no process has: the lock is stale, the run goes ahead and removes it at its end.
