@@ -2,8 +2,8 @@
 # Installs what the engine needs from the system on Debian/Ubuntu: a Vulkan loader and Mesa's
 # lavapipe (software Vulkan), so Dawn finds an adapter without a GPU; with --browser also Chromium
 # for the browser tests (Debian's package; on Ubuntu, whose Chromium is a snap, name a Chromium binary
-# with CHROMIUM=/path). Idempotent: does nothing when an adapter is already found. Node.js (20.19 or
-# later, with npm) must be installed already.
+# with CHROMIUM=/path). Idempotent: does nothing when an adapter is already found. Node.js (20.19+,
+# 22.12+ or 24+, with npm) must be installed already.
 set -euo pipefail
 
 want_browser=0
@@ -16,9 +16,9 @@ done
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-# Vite and the test runner need Node 20.19+ (Debian 12's own nodejs is 18).
-if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; then
-  echo "setup-system.sh: Node.js 20.19 or later (with npm) is needed; found $(node --version 2>/dev/null || echo none). Install it first (e.g. from nodejs.org or NodeSource)." >&2
+# Vite and the test runner need Node 20.19+ or 22.12+ (Debian 12's own nodejs is 18).
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 24 ? 0 : 1)' 2>/dev/null; then
+  echo "setup-system.sh: Node.js 20.19+, 22.12+ or 24+ (with npm) is needed; found $(node --version 2>/dev/null || echo none). Install it first (e.g. from nodejs.org or NodeSource)." >&2
   exit 1
 fi
 sudo=""

@@ -292,7 +292,7 @@ export const commands = {
       'sfp-rate': { type: 'number', default: 0.3, range: '(0, 1)', help: 'fraction of filters SFP zeroes in every conv' },
       'check-images': { type: 'int', default: 0, range: '[0, inf)', help: 'test images for the equivalence check (0: the whole test set)' },
       'batch-sizes': { type: 'numbers', default: [1, 32, 128], range: '[1, inf)', increasing: true, integers: true, nonEmpty: true, help: 'batch sizes the benchmark times' },
-      repeats: { type: 'int', default: 6, range: '[1, inf)', help: 'benchmark samples per layer, model and batch size' },
+      repeats: { type: 'int', default: 6, range: '[1, inf)', help: 'benchmark samples per layer, model and batch size (even, so each model goes first equally often)' },
       'target-ms': { type: 'number', default: 50, range: '(0, inf)', help: 'benchmark sample length to aim for' },
       out: { type: 'string', default: 'runs/pipeline', placeholder: '<dir>', help: 'folder for every result (train/, compact.safetensors, plan.json, bench/); each pipeline run replaces what an earlier one left there' },
     },
