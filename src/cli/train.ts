@@ -357,7 +357,7 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   const store = new NodeRunStore(args.out, config, pruner);
   const trainer = new Trainer(model, optimizer, train, test, { epochs: args.epochs, schedule: scheduleFrom(args), maxSteps: args.maxSteps || undefined, checkpointEvery: args.checkpointEvery }, store, sink, hooks);
   // From here on the run writes into its folder.
-  const release = await claimFolder(args.out, 'a training run');
+  const release = await claimFolder(args.out);
   let records: EpochRecord[];
   try {
     if (resumed) {

@@ -118,9 +118,12 @@ async function lockHolder(path: string): Promise<number | null> {
 
 /** Why `dir` cannot be written by a run now (another running process holds it), or null. */
 export async function folderHolder(dir: string): Promise<string | null> {
-  const path = join(dir, LOCK_FILE);
-  const holder = await lockHolder(path);
-  return holder === null ? null : `${dir} is in use by process ${holder}, which is writing a run there; wait for it to end or stop it (if no such process is yours, delete ${path})`;
+  const holder = await lockHolder(join(dir, LOCK_FILE));
+  return holder === null ? null : heldMessage(dir, holder);
+}
+
+function heldMessage(dir: string, holder: number | null): string {
+  return `${dir} is in use by process ${holder ?? '(another)'}, which is writing a run there; wait for it to end or stop it (if no such process is yours, delete ${join(dir, LOCK_FILE)})`;
 }
 
 /**
@@ -129,7 +132,7 @@ export async function folderHolder(dir: string): Promise<string | null> {
  * together one wins; a lock left by a process that has ended (or by this one) is taken over. Returns the
  * release, which removes the lock if it is still this process's.
  */
-export async function claimFolder(dir: string, what: string): Promise<() => Promise<void>> {
+export async function claimFolder(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, LOCK_FILE);
   for (let attempt = 0; ; attempt++) {
     const handle = await open(path, 'wx').catch((error: NodeJS.ErrnoException) => {
@@ -142,9 +145,7 @@ export async function claimFolder(dir: string, what: string): Promise<() => Prom
       break;
     }
     const holder = await lockHolder(path);
-    if (holder !== null || attempt > 0) {
-      throw new Error(`${dir} is in use by process ${holder ?? '(another)'}, which is writing ${what} there; wait for it to end or stop it (if no such process is yours, delete ${path})`);
-    }
+    if (holder !== null || attempt > 0) throw new Error(heldMessage(dir, holder));
     await unlink(path).catch(() => {}); // stale: its process has ended
   }
   return async () => {
