@@ -8,6 +8,7 @@ import { outputFileProblem, readFileChecked, sameFile, writeFileAtomic } from '.
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
 import { compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, zeroMaskedFilters, type CompactResNet } from '../prune/compact.js';
 import { CifarResNet } from '../models/resnet.js';
+import { decodeSafetensorsMetadata, safetensorsHeaderLength } from './safetensors.js';
 
 export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
   await writeFileAtomic(path, encodeCheckpoint(await checkpointToHost(state, path), path));
@@ -25,14 +26,13 @@ export async function isTrainingCheckpoint(path: string): Promise<boolean> {
   const handle = await open(path, 'r').catch(() => null);
   if (!handle) return false;
   try {
-    const size = new Uint8Array(8);
-    if ((await handle.read(size, 0, 8, 0)).bytesRead < 8) return false;
-    const length = Number(new DataView(size.buffer).getBigUint64(0, true));
-    if (length > 100_000_000) return false;
+    const first8 = new Uint8Array(8);
+    if ((await handle.read(first8, 0, 8, 0)).bytesRead < 8) return false;
+    const length = safetensorsHeaderLength(first8);
     const header = new Uint8Array(length);
     if ((await handle.read(header, 0, length, 8)).bytesRead < length) return false;
-    const metadata = (JSON.parse(new TextDecoder().decode(header)) as { __metadata__?: Record<string, string> }).__metadata__;
-    return metadata?.epoch !== undefined && metadata.step !== undefined;
+    const metadata = decodeSafetensorsMetadata(header);
+    return metadata.epoch !== undefined && metadata.step !== undefined;
   } catch {
     return false;
   } finally {

@@ -97,22 +97,42 @@ function preview(bytes: Uint8Array): string {
   return printable ? JSON.stringify(new TextDecoder().decode(head)) + ' (text)' : [...head].map((b) => b.toString(16).padStart(2, '0')).join(' ');
 }
 
+/**
+ * The JSON header's length, from the 8 bytes that start a safetensors file, so a reader can fetch the header
+ * alone. Refuses a length over the reference implementation's limit before anything that large is read.
+ */
+export function safetensorsHeaderLength(first8: Uint8Array): number {
+  if (first8.length < 8) throw new SafetensorsError(`${first8.length} bytes are fewer than the 8-byte header length that starts every safetensors file`);
+  return checkHeaderLimit(declaredHeaderLength(first8));
+}
+
+function declaredHeaderLength(bytes: Uint8Array): bigint {
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+}
+
+function checkHeaderLimit(declared: bigint): number {
+  if (declared > BigInt(maxHeaderBytes)) throw new SafetensorsError(`header length ${declared} exceeds the limit of ${maxHeaderBytes} bytes`);
+  return Number(declared);
+}
+
+/** The "__metadata__" of a safetensors file from its JSON header bytes alone (what follows the 8-byte length), tensors not read. */
+export function decodeSafetensorsMetadata(headerBytes: Uint8Array): Record<string, string> {
+  return readMetadata(parseHeader(headerBytes)[metadataKey]);
+}
+
 /** Parses and validates a safetensors file. The tensors' data are copies, independent of `bytes`. */
 export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   checkLittleEndian();
   if (bytes.length < 8) {
     throw new SafetensorsError(`file is ${bytes.length} bytes, shorter than the 8-byte header length that starts every safetensors file`);
   }
-  const declared = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
+  const declared = declaredHeaderLength(bytes);
   if (declared > BigInt(bytes.length - 8)) {
     // The JSON header opens with '{' right after the length: without it, the file is not safetensors at all.
     const why = bytes.length > 8 && bytes[8] !== 0x7b ? `not a safetensors file? It begins with ${preview(bytes)}` : 'truncated file?';
     throw new SafetensorsError(`header length ${declared} exceeds the ${bytes.length - 8} bytes that follow it (${why})`);
   }
-  const headerBytes = Number(declared);
-  if (headerBytes > maxHeaderBytes) {
-    throw new SafetensorsError(`header length ${headerBytes} exceeds the limit of ${maxHeaderBytes} bytes`);
-  }
+  const headerBytes = checkHeaderLimit(declared);
   const header = parseHeader(bytes.subarray(8, 8 + headerBytes));
   const data = bytes.subarray(8 + headerBytes);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeSafetensors, encodeSafetensors, type HostTensor } from '../../src/io/safetensors.js';
+import { decodeSafetensors, decodeSafetensorsMetadata, encodeSafetensors, safetensorsHeaderLength, type HostTensor } from '../../src/io/safetensors.js';
 
 /** A safetensors file from a header object and the raw data bytes, with the header padded to 8-byte alignment. */
 function buildFile(header: unknown, data: number[] | Uint8Array = []): Uint8Array {
@@ -248,5 +248,25 @@ describe('safetensors validation', () => {
       'tensor "a": dtype i32 needs a Int32Array, got Float32Array',
     );
     expect(() => encodeSafetensors({ __metadata__: { dtype: 'f32', shape: [0], data: new Float32Array(0) } })).toThrow('is reserved');
+  });
+});
+
+describe('safetensors header alone', () => {
+  it('reads the metadata from the length and the JSON header, without the tensors', () => {
+    const file = encodeSafetensors({ a: { dtype: 'f32', shape: [2], data: new Float32Array([1, 2]) } }, { epoch: '3', step: '7' });
+    const length = safetensorsHeaderLength(file.subarray(0, 8));
+    expect(decodeSafetensorsMetadata(file.subarray(8, 8 + length))).toEqual({ epoch: '3', step: '7' });
+    expect(decodeSafetensorsMetadata(buildFile({ a: { dtype: 'F32', shape: [0], data_offsets: [0, 0] } }).subarray(8))).toEqual({});
+  });
+
+  it('refuses a header length over the limit before anything that large is read, and fewer than 8 bytes', () => {
+    const first8 = new Uint8Array(8);
+    new DataView(first8.buffer).setBigUint64(0, 100_000_001n, true);
+    expect(() => safetensorsHeaderLength(first8)).toThrow('header length 100000001 exceeds the limit of 100000000 bytes');
+    expect(() => safetensorsHeaderLength(new Uint8Array(7))).toThrow('7 bytes are fewer than the 8-byte header length');
+  });
+
+  it('refuses metadata that is not an object of strings', () => {
+    expect(() => decodeSafetensorsMetadata(buildFile({ __metadata__: { epoch: 3 } }).subarray(8))).toThrow('"__metadata__"."epoch" must be a string');
   });
 });
