@@ -4,7 +4,7 @@
  */
 import type { Platform } from '../platform/platform.js';
 import { acquireDevice, GpuError, type AcquiredDevice } from './device.js';
-import { BufferPool, sizeClass, type PoolStats } from './pool.js';
+import { BufferPool, type PoolStats } from './pool.js';
 import { buildKernel, kernelKey, UNIFORM_SLOT_BYTES, type Kernel, type KernelSpec } from './pipelines.js';
 import { KERNEL_FAMILIES, SUBGROUP_FAMILIES, parseShader, type KernelFamily, type ShaderInfo } from './shaders.js';
 
@@ -77,7 +77,8 @@ export class GpuRuntime {
   private pass: GPUComputePassEncoder | null = null;
   private recorded = 0;
   private lastLabel = '(nothing yet)';
-  private readonly staging = new Map<number, GPUBuffer[]>();
+  /** Mappable buffers for readbacks, kept between them (a checkpoint's download uses one per tensor size class). */
+  private readonly staging: BufferPool;
   private counters = { dispatches: 0, submits: 0, readbacks: 0, bindGroups: 0 };
   private readonly bindGroups = new Map<Kernel, Map<string, GPUBindGroup>>();
   private bindGroupCount = 0;
@@ -89,6 +90,7 @@ export class GpuRuntime {
     this.limits = acquired.device.limits;
     this.subgroups = acquired.subgroupSize;
     this.pool = new BufferPool(this.device, Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize));
+    this.staging = new BufferPool(this.device, this.limits.maxBufferSize, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
     this.uniformBuffer = this.device.createBuffer({
       label: 'uniform-arena',
       size: this.arena.byteLength,
@@ -236,13 +238,7 @@ export class GpuRuntime {
     this.flush();
     this.forgetBindGroups();
     this.pool.trim();
-    this.trimStaging();
-  }
-
-  /** Destroys the idle readback buffers (a checkpoint's download keeps one per tensor size class). */
-  private trimStaging(): void {
-    for (const list of this.staging.values()) for (const buffer of list) buffer.destroy();
-    this.staging.clear();
+    this.staging.trim();
   }
 
   /** Drops every cached bind group (the GPU keeps those it still needs until their work is done). */
@@ -390,7 +386,7 @@ export class GpuRuntime {
     const encoder = this.closePass();
     const stagings = items.map(({ buffer, bytes, byteOffset = 0 }) => {
       const padded = Math.ceil(bytes / 4) * 4;
-      const staging = this.acquireStaging(padded);
+      const staging = this.staging.acquire(padded, 'a readback');
       if (padded > 0) encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, padded);
       return staging;
     });
@@ -402,24 +398,12 @@ export class GpuRuntime {
         await staging.mapAsync(GPUMapMode.READ);
         const copy = staging.getMappedRange(0, Math.ceil(items[i].bytes / 4) * 4).slice(0, items[i].bytes);
         staging.unmap();
-        this.releaseStaging(staging);
+        this.staging.release(staging);
         return copy;
       }),
     );
     this.acquired.checkErrors('readback');
     return results;
-  }
-
-  private acquireStaging(bytes: number): GPUBuffer {
-    const size = sizeClass(Math.max(bytes, 4));
-    const buffer = this.staging.get(size)?.pop();
-    return buffer ?? this.device.createBuffer({ label: 'staging', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  }
-
-  private releaseStaging(buffer: GPUBuffer): void {
-    let list = this.staging.get(buffer.size);
-    if (!list) this.staging.set(buffer.size, (list = []));
-    list.push(buffer);
   }
 
   /** Copies between buffers in the recorded stream (ends the open compute pass). */
@@ -441,12 +425,7 @@ export class GpuRuntime {
   }
 
   stats(): GpuStats {
-    let stagingBytes = 0;
-    let stagingBuffers = 0;
-    for (const list of this.staging.values()) for (const buffer of list) {
-      stagingBytes += buffer.size;
-      stagingBuffers++;
-    }
+    const { pooledBytes: stagingBytes, pooledBuffers: stagingBuffers } = this.staging.stats();
     return { ...this.pool.stats(), ...this.counters, pipelines: this.kernels.size, stagingBytes, stagingBuffers };
   }
 

@@ -37,16 +37,22 @@ export class BufferPool {
   private allocations = 0;
   private readonly ids = new WeakMap<GPUBuffer, number>();
 
+  /**
+   * `usage` and `name` default to tensor storage; the runtime keeps a second pool of mappable buffers for readbacks
+   * (MAP_READ | COPY_DST, named "staging").
+   */
   constructor(
     private readonly device: GPUDevice,
     private readonly maxBufferSize: number,
+    private readonly usage: GPUBufferUsageFlags = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    private readonly name = 'pool',
   ) {}
 
   acquire(bytes: number, label = 'tensor'): GPUBuffer {
     const size = sizeClass(bytes);
     if (size > this.maxBufferSize) {
       throw new Error(
-        `cannot allocate ${bytes} bytes for ${label}: the device's largest storage buffer is ${this.maxBufferSize} bytes`,
+        `cannot allocate ${bytes} bytes for ${label}: the device's largest ${this.name} buffer is ${this.maxBufferSize} bytes`,
       );
     }
     let buffer = this.free.get(size)?.pop();
@@ -54,11 +60,7 @@ export class BufferPool {
       this.pooledBytes -= size;
       this.pooledBuffers--;
     } else {
-      buffer = this.device.createBuffer({
-        size,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-        label: `pool/${size}`,
-      });
+      buffer = this.device.createBuffer({ size, usage: this.usage, label: `${this.name}/${size}` });
       this.ids.set(buffer, this.allocations++);
     }
     this.live.add(buffer);
