@@ -15,9 +15,9 @@ import { downloadCifar10 } from '../data/download.js';
 /**
  * Each command: its one-line help, whether it needs the GPU, and its body. A GPU command's `check` (its flags,
  * and the files they name) runs before the adapter is sought, so a mistake is reported without starting the GPU,
- * and on a machine without one.
+ * and on a machine without one; what it settles (train: the checkpoint it resumes) is handed to `run`.
  */
-const COMMANDS: Record<CommandName, { help: string; gpu: boolean; check?(argv: string[]): Promise<unknown>; run(argv: string[]): Promise<unknown> }> = {
+const COMMANDS: Record<CommandName, { help: string; gpu: boolean; check?(argv: string[]): Promise<unknown>; run(argv: string[], checked?: unknown): Promise<unknown> }> = {
   train: {
     help: 'train a CIFAR ResNet, optionally with Soft Filter Pruning (--sfp-rate) or hard pruning',
     gpu: true,
@@ -92,10 +92,12 @@ async function main(argv: string[]): Promise<number> {
     console.error(`error: unknown command '${command}'${near ? ` (did you mean '${near}'?)` : ''}\n\n${usage()}`);
     return 2;
   }
+  let checked: unknown;
   try {
     if (entry.gpu) {
       // --help and flag errors answer without a GPU adapter.
-      await (entry.check ? entry.check(rest) : parseArgs(command as CommandName, rest));
+      if (entry.check) checked = await entry.check(rest);
+      else parseArgs(command as CommandName, rest);
       // Loaded here: the native WebGPU module is not needed by help, data or report, and they work without it.
       gpuHost = await import('../node.js').catch((error: unknown) => {
         const machine = `${process.platform}-${process.arch}`;
@@ -109,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
       });
       await gpuHost.init();
     }
-    await entry.run(rest);
+    await entry.run(rest, checked);
     return 0;
   } catch (error) {
     if (error instanceof HelpRequested) {

@@ -138,6 +138,8 @@ export interface TrainOptions {
   argv?: readonly string[];
   /** Start afresh even where --out holds a run's checkpoint (the pipeline owns its folder); else that is refused. */
   replaceRun?: boolean;
+  /** What checkTrainArgs gave for these flags, when the caller ran it already (the CLI, before starting the GPU). */
+  checked?: CheckedTrainArgs;
 }
 
 /** The pruning rate the flags ask for (one, or one per stage), or null for a dense run; wrong combinations are usage errors. */
@@ -331,7 +333,7 @@ export async function checkTrainArgs(flags: Args<'train'>, options: Pick<TrainOp
 export async function trainModel(flags: Args<'train'>, options: TrainOptions = {}): Promise<TrainRun> {
   const args = withOutput(flags);
   const sink = options.sink ?? terminalSink();
-  const { rate, resumed, pretrained } = await checkTrainArgs(flags, options); // before the data is read
+  const { rate, resumed, pretrained } = options.checked ?? (await checkTrainArgs(flags, options)); // before the data is read
   const data = options.data ?? (await loadDataSplits({ data: args.data }));
   sink.line(data.description);
   await mkdir(args.out, { recursive: true });
@@ -390,8 +392,8 @@ export async function trainModel(flags: Args<'train'>, options: TrainOptions = {
   return { records, model, optimizer, trainer, pruner, data, ...paths, dispose };
 }
 
-export async function runTrain(argv: readonly string[]): Promise<EpochRecord[]> {
-  return (await trainModel(parseArgs('train', argv), { argv })).records;
+export async function runTrain(argv: readonly string[], checked?: CheckedTrainArgs): Promise<EpochRecord[]> {
+  return (await trainModel(parseArgs('train', argv), { argv, checked })).records;
 }
 
 export async function exists(path: string): Promise<boolean> {

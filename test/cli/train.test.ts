@@ -208,6 +208,18 @@ describe('train --resume with other settings', () => {
     await expect(checkTrainArgs(parseArgs('train', [...common, '--out', join(out, 'fresh')]))).rejects.toThrow('--milestones 6 is not before the end of --epochs 4');
   });
 
+  it('uses the checks it is handed (the CLI ran them before starting the GPU) rather than reading the checkpoint a second time', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-checked-'));
+    dirs.push(out);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    const args = parseArgs('train', ['--model', 'resnet20', '--epochs', '4', '--batch-size', '8', '--resume', checkpoint]);
+    await saveCheckpoint(checkpoint, { model: new Map(), optimizer: new Map(), masks: new Map(), meta: { epoch: 1, step: 0, loader: { position: 0 }, config: configOf(args) } });
+    const checked = await checkTrainArgs(args);
+    // Read again, the file would now be refused as not safetensors; the run goes on with the checkpoint already read.
+    await writeFile(checkpoint, 'replaced after the check');
+    await expect(trainModel(args, { sink: silent, data, checked })).rejects.toThrow(/keys do not match the model/);
+  });
+
   it('of a checkpoint written before a flag existed takes that flag\'s default as the run\'s setting', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sfp-train-old-'));
     dirs.push(out);
