@@ -177,16 +177,24 @@ function describeConfig(config: Record<string, unknown>): string {
 }
 
 /** A run's report body (report.md puts a title above it; a README block is the body alone). `chartHref`: the chart as seen from the Markdown file. */
+/** Whether the run stopped before its last epoch (its records end before config.epochs). */
+function isUnfinished(run: RunResults): boolean {
+  return run.records[run.records.length - 1].epoch < Number(run.config.epochs);
+}
+
 export function runMarkdown(run: RunResults, chartHref: string): string {
   const s = summariseRun(run.records);
+  const unfinished = isUnfinished(run);
+  // An unfinished run's last epoch is not its final one: the report says so wherever it would say "final".
+  const last = unfinished ? 'last recorded' : 'final';
   const rows: [string, string][] = [];
   // A pruned run leads with the model it leaves (after masking, as compaction keeps it); the unmasked
   // accuracy, measured before each epoch's masking, describes a model that is never saved.
-  if (s.finalMasked) rows.push([`final test accuracy after masking (epoch ${s.finalMasked.epoch})`, percent(s.finalMasked.accuracy)]);
+  if (s.finalMasked) rows.push([`${last} test accuracy after masking (epoch ${s.finalMasked.epoch})`, percent(s.finalMasked.accuracy)]);
   if (s.bestMasked) rows.push([`best test accuracy after masking (epoch ${s.bestMasked.epoch})`, percent(s.bestMasked.accuracy)]);
   const unmasked = s.finalMasked ? ' before masking' : '';
   rows.push(
-    [`final test accuracy${unmasked} (epoch ${s.final.epoch})`, percent(s.final.accuracy)],
+    [`${last} test accuracy${unmasked} (epoch ${s.final.epoch})`, percent(s.final.accuracy)],
     [`best test accuracy${unmasked} (epoch ${s.best.epoch})`, percent(s.best.accuracy)],
   );
   rows.push(
@@ -204,7 +212,8 @@ export function runMarkdown(run: RunResults, chartHref: string): string {
     '```',
     '',
     (run.reconstructed ? 'Command rebuilt from the checkpoint\'s config (the run has no run.json). ' : '') +
-      `${describeConfig(run.config)}; ${s.epochs} epoch${s.epochs === 1 ? '' : 's'} recorded.` +
+      `${describeConfig(run.config)}; ${s.epochs} epoch${s.epochs === 1 ? '' : 's'} recorded` +
+      (unfinished ? ` (unfinished: its last record is epoch ${s.final.epoch} of ${run.config.epochs}).` : '.') +
       (run.data ? ` Data: ${run.data}.` : ''),
     '',
     '| measure | value |',
@@ -301,7 +310,7 @@ export function compareMarkdown(runs: readonly ComparedRun[], paperChoice?: Pape
     const cells = [
       name,
       pruningOf(run.config),
-      `${s.epochs} of ${run.config.epochs}`,
+      `${s.epochs} of ${run.config.epochs}${isUnfinished(run) ? ' (unfinished)' : ''}`,
       percent(accuracies[i]),
       i === 0 ? '–' : (100 * (accuracies[0] - accuracies[i])).toFixed(2),
       sci(flops),
@@ -317,6 +326,14 @@ export function compareMarkdown(runs: readonly ComparedRun[], paperChoice?: Pape
       "float keep ratio; `paperConvFlops` in src/prune/flops.ts) for each run's model and the rate of each of its convs. Compact model: the exact count " +
       "(convs, BN, ReLU, adds, pool, classifier) of the model compaction builds from the last masks, from the run's last record.",
   ];
+  const unfinished = runs.filter(({ run }) => isUnfinished(run));
+  if (unfinished.length) {
+    notes.push(
+      `Unfinished, so their accuracy is that of an epoch before their schedule's end and not comparable with a finished run's: ${unfinished
+        .map(({ name, run }) => `${name} (epoch ${run.records[run.records.length - 1].epoch} of ${run.config.epochs})`)
+        .join(', ')}.`,
+    );
+  }
   const strays = runs.filter((r) => r.notFromBaseline !== undefined);
   if (strays.length) {
     notes.push(
@@ -343,9 +360,9 @@ function paperCells(paper: PaperResult, config: Record<string, unknown>): string
   const rate = rateOf(config);
   if (rate === 0) return [`${paper.baselineAccuracy.toFixed(2)} %`, '–', sci(paper.baselineFlops), '0.0 %'];
   // The paper's rows prune every conv softly, at one rate, by the L2 norm, at epoch ends: a run that differs
-  // (hard pruning, unpruned convs, ASFP, coupled masks, masks inside epochs, FPGM) has no paper row.
+  // (hard pruning, unpruned convs, ASFP, coupled masks, masks inside epochs, L1 or FPGM) has no paper row.
   const beyondPaper =
-    config.hardPrune || config.skipStem || config.skipLast || config.asymptotic || config.coupled || Number(config.pruneEverySteps ?? 0) > 0 || config.criterion === 'fpgm';
+    config.hardPrune || config.skipStem || config.skipLast || config.asymptotic || config.coupled || Number(config.pruneEverySteps ?? 0) > 0 || (config.criterion ?? 'l2') !== 'l2';
   if (beyondPaper) return ['n/r', 'n/r', 'n/r', 'n/r'];
   return [`${paper.sfpAccuracy.toFixed(2)} %`, paper.drop.toFixed(2), sci(paper.sfpFlops), `${paper.reduction.toFixed(1)} %`];
 }

@@ -32,7 +32,7 @@ function records(pruned: boolean, offset: number): EpochRecord[] {
 }
 
 /** A run's config as train keeps it in run.json and the checkpoint. */
-const config = (...argv: string[]) => configOf(parseArgs('train', ['--epochs', '15', ...argv]));
+const config = (...argv: string[]) => configOf(parseArgs('train', ['--epochs', String(epochs), ...argv]));
 const jsonl = (rs: EpochRecord[]) => rs.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
@@ -331,8 +331,8 @@ describe('comparison with the paper', () => {
     expect(mixed).toContain('ResNet-20 at 30 % and 20 %');
   });
 
-  it('shows no paper numbers beside runs the paper has no row for: ASFP, coupled masks, masks inside epochs, FPGM', async () => {
-    const variants = [['asfp', '--asymptotic'], ['coupled', '--coupled'], ['steps', '--prune-every-steps', '20'], ['fpgm', '--criterion', 'fpgm'], ['l2', '--criterion', 'l2']];
+  it('shows no paper numbers beside runs the paper has no row for: ASFP, coupled masks, masks inside epochs, FPGM, L1', async () => {
+    const variants = [['asfp', '--asymptotic'], ['coupled', '--coupled'], ['steps', '--prune-every-steps', '20'], ['fpgm', '--criterion', 'fpgm'], ['l1', '--criterion', 'l1'], ['l2', '--criterion', 'l2']];
     for (const [name, ...flags] of variants) {
       await mkdir(dir(name), { recursive: true });
       await writeFile(join(dir(name), 'metrics.jsonl'), jsonl(fixtures.sfp));
@@ -340,8 +340,37 @@ describe('comparison with the paper', () => {
     }
     const { compare } = await report(['--compare', [`baseline=${dir('base')}`, ...variants.map(([n]) => `${n}=${dir(n)}`)].join(','), '--paper', 'resnet20-30']);
     const paperCells = (name: string) => compare!.split('\n').find((r) => r.startsWith(`| ${name} |`))!.split(' | ').slice(8);
-    for (const [name] of variants.slice(0, 4)) expect(paperCells(name), name).toEqual(['n/r', 'n/r', 'n/r', 'n/r |']);
+    for (const [name] of variants.slice(0, 5)) expect(paperCells(name), name).toEqual(['n/r', 'n/r', 'n/r', 'n/r |']);
     expect(paperCells('l2')).toEqual(['90.83 %', '1.37', '2.43E7', '42.2 % |']);
+  });
+
+  it('an unfinished run is marked as such in the table and in its own report, never passed off as final', async () => {
+    await mkdir(dir('partial'), { recursive: true });
+    await writeFile(join(dir('partial'), 'metrics.jsonl'), jsonl(fixtures.hard.slice(0, 3)));
+    await writeFile(join(dir('partial'), 'run.json'), JSON.stringify({ command: 'train', config: config('--sfp-rate', '0.3', '--hard-prune'), data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    const { compare, files } = await report(['--compare', `baseline=${dir('base')},sfp=${dir('sfp')},partial=${dir('partial')}`, '--run', dir('partial')]);
+    const epochsCell = (name: string) => compare!.split('\n').find((r) => r.startsWith(`| ${name} |`))!.split(' | ')[2];
+    expect(epochsCell('sfp')).toBe(`${epochs} of ${epochs}`);
+    expect(epochsCell('partial')).toBe(`3 of ${epochs} (unfinished)`);
+    expect(compare).toContain(`not comparable with a finished run's: partial (epoch 3 of ${epochs}).`);
+    expect((await report(['--compare', `baseline=${dir('base')},sfp=${dir('sfp')}`])).compare).not.toContain('nfinished');
+    const md = files.get(join(dir('partial'), 'report.md'))!;
+    expect(md).toContain(`3 epochs recorded (unfinished: its last record is epoch 3 of ${epochs}).`);
+    expect(md).toContain('| last recorded test accuracy after masking (epoch 3) |');
+    expect(md).not.toContain('| final ');
+  });
+
+  it("a ResNet-56 table at 40 % beside the paper also cites the fine-tuned row, the protocol of runs from a pretrained model", async () => {
+    const write = async (name: string, c: object) => {
+      await mkdir(dir(name), { recursive: true });
+      await writeFile(join(dir(name), 'metrics.jsonl'), jsonl(fixtures.sfp));
+      await writeFile(join(dir(name), 'run.json'), JSON.stringify({ command: 'train', config: c, data: 'synthetic', startedAt: '2024-01-01T00:00:00.000Z' }));
+    };
+    await write('r56-base', config('--model', 'resnet56'));
+    await write('r56-sfp', config('--model', 'resnet56', '--sfp-rate', '0.4'));
+    const { compare } = await report(['--compare', `baseline=${dir('r56-base')},sfp=${dir('r56-sfp')}`, '--paper', 'auto']);
+    expect(compare!.split('\n').find((r) => r.startsWith('| sfp |'))!.split(' | ').slice(8)).toEqual(['92.26 %', '1.33', '5.94E7', '52.6 % |']);
+    expect(compare).toContain('93.59 % → 93.36 %, a drop of 0.23');
   });
 
   it('refuses a pruned first run, a paper row of another model, and a malformed --compare', async () => {
