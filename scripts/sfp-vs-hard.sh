@@ -11,7 +11,8 @@
 # Baseline: one-cycle to lr 0.2. Fine-tuning (the paper's from-pretrained protocol, shortened): cosine from a tenth
 # of that, no warm-up, BN statistics re-estimated on 50 batches after each masking. Data as `train` finds it
 # (--data is not passed: set CIFAR10_DIR). A stage that fails is tried again after a minute (SFP_RETRY_SECONDS),
-# three times at most; a refused command (exit 2) stops at once.
+# until it fails three times in a row without recording an epoch; a refused command (exit 2) stops at once. A stage is
+# finished when its last epoch is recorded and its checkpoint was saved after it.
 set -uo pipefail
 
 if [ $# -lt 4 ] || [ $# -gt 5 ]; then
@@ -26,21 +27,45 @@ baseline="$root/$model-onecycle$baseline_epochs"
 sfp="$root/$model-sfp$percent-ft$finetune_epochs"
 hard="$root/$model-hard$percent-ft$finetune_epochs"
 
-# Whether the run in $1 has recorded epoch $2.
-finished() { [ -f "$1/metrics.jsonl" ] && tail -n 1 "$1/metrics.jsonl" | grep -q "\"epoch\":$2,"; }
+# The last epoch the run in $1 recorded (0 for none).
+recorded() { tail -n 1 "$1/metrics.jsonl" 2>/dev/null | sed -n 's/.*"epoch":\([0-9]*\),.*/\1/p' | grep . || echo 0; }
+
+# Whether the checkpoint $1 was saved at the end of epoch $2 (train writes the epoch's record first, then the
+# checkpoint: a run stopped between the two has the record but an older checkpoint). Reads the safetensors header.
+saved_at_end_of() {
+  node -e '
+    const fs = require("fs");
+    const [file, epoch] = process.argv.slice(1);
+    try {
+      const fd = fs.openSync(file, "r");
+      const size = Buffer.alloc(8);
+      fs.readSync(fd, size, 0, 8, 0);
+      const header = Buffer.alloc(Number(size.readBigUInt64LE(0)));
+      fs.readSync(fd, header, 0, header.length, 8);
+      const meta = JSON.parse(header.toString("utf8")).__metadata__ ?? {};
+      process.exit(meta.epoch === epoch && meta.step === "0" ? 0 : 1);
+    } catch {
+      process.exit(1);
+    }' "$1" "$2"
+}
+
+# Whether the run in $1 has recorded epoch $2 and saved its checkpoint after it.
+finished() { [ "$(recorded "$1")" -eq "$2" ] && saved_at_end_of "$1/checkpoint.safetensors" "$2"; }
 
 # stage OUT EPOCHS TRAIN_FLAGS...: trains into OUT until its last epoch is recorded, resuming where a checkpoint is.
 stage() {
   local out=$1 epochs=$2 failures=0; shift 2
   while ! finished "$out" "$epochs"; do
-    local resume=()
+    local before resume=()
+    before=$(recorded "$out")
     [ -f "$out/checkpoint.safetensors" ] && resume=(--resume "$out/checkpoint.safetensors")
     echo "== $(date -u +%FT%TZ) train $* --epochs $epochs --out $out ${resume[*]}"
     npx tsx src/cli/main.ts train "$@" --epochs "$epochs" --out "$out" "${resume[@]}"
     local rc=$?
     if [ "$rc" -eq 2 ]; then echo "sfp-vs-hard.sh: train refused its arguments (exit 2); stopping" >&2; exit 2; fi
     finished "$out" "$epochs" && break
-    failures=$((failures + 1))
+    # Three failures in a row stop the script; a try that recorded an epoch starts the count again.
+    if [ "$(recorded "$out")" -gt "$before" ]; then failures=0; else failures=$((failures + 1)); fi
     if [ "$failures" -ge 3 ]; then echo "sfp-vs-hard.sh: train stopped $failures times before epoch $epochs of $out; stopping" >&2; exit 1; fi
     echo "== train stopped (exit $rc) before epoch $epochs; again in $retry_seconds s"
     sleep "$retry_seconds"

@@ -18,11 +18,26 @@ for a in "$@"; do
   prev=$a
 done
 mkdir -p "$out"
-done_epochs=$(cat "$out/metrics.jsonl" 2>/dev/null | wc -l)
+# As train: go on from the epoch the checkpoint was saved at, record the next epoch, then save the checkpoint.
+checkpoint="$out/checkpoint.safetensors"
+done_epochs=$(node -e "$READ_EPOCH" "$checkpoint")
 echo "{\\"epoch\\":$((done_epochs + 1)),\\"testAccuracy\\":0.5}" >> "$out/metrics.jsonl"
-touch "$out/checkpoint.safetensors"
+if [ "$STUB_MODE" = die-before-last-save ] && [ $((done_epochs + 1)) -ge "$epochs" ] && [ ! -e "$out/died" ]; then
+  touch "$out/died"
+  exit 1
+fi
+node -e "$WRITE_EPOCH" "$checkpoint" $((done_epochs + 1))
 [ $((done_epochs + 1)) -ge "$epochs" ]
 `;
+
+// A checkpoint's position, as train writes it: the safetensors length, then a header whose metadata holds epoch and step.
+const READ_EPOCH = `const fs = require('fs');
+try { const b = fs.readFileSync(process.argv[1]); console.log(JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString()).__metadata__.epoch); }
+catch { console.log(0); }`;
+const WRITE_EPOCH = `const header = Buffer.from(JSON.stringify({ __metadata__: { epoch: process.argv[2], step: '0' } }));
+const size = Buffer.alloc(8);
+size.writeBigUInt64LE(BigInt(header.length));
+require('fs').writeFileSync(process.argv[1], Buffer.concat([size, header]));`;
 
 let root: string;
 beforeEach(async () => {
@@ -36,7 +51,15 @@ beforeEach(async () => {
 
 function runScript(args: string[], mode = 'progress') {
   const result = spawnSync('bash', [join(root, 'scripts/sfp-vs-hard.sh'), ...args], {
-    env: { ...process.env, PATH: `${join(root, 'bin')}:${process.env.PATH}`, STUB_LOG: join(root, 'calls'), STUB_MODE: mode, SFP_RETRY_SECONDS: '0' },
+    env: {
+      ...process.env,
+      PATH: `${join(root, 'bin')}:${process.env.PATH}`,
+      STUB_LOG: join(root, 'calls'),
+      STUB_MODE: mode,
+      READ_EPOCH,
+      WRITE_EPOCH,
+      SFP_RETRY_SECONDS: '0',
+    },
     encoding: 'utf8',
   });
   return { status: result.status, stderr: result.stderr };
@@ -59,6 +82,16 @@ describe('scripts/sfp-vs-hard.sh', () => {
     // Run again: every run has its last epoch, so only the reports are made again.
     expect(runScript(['resnet56', '0.4', '2', '1']).status).toBe(0);
     expect((await calls()).slice(6).map((c) => c.split(' ')[2])).toEqual(['report', 'report']);
+  });
+
+  it("resumes a run stopped after its last epoch's record but before the checkpoint that follows it", async () => {
+    expect(runScript(['resnet20', '0.3', '2', '1'], 'die-before-last-save').status).toBe(0);
+    const baseline = 'tsx src/cli/main.ts train --model resnet20 --lr 0.2 --schedule onecycle --checkpoint-every 50 --epochs 2 --out results/resnet20-onecycle2';
+    const resume = ' --resume results/resnet20-onecycle2/checkpoint.safetensors';
+    // Epoch 2 is recorded by the second call, which stops before saving: a third call trains it again from the epoch-1 checkpoint.
+    expect((await calls()).slice(0, 3)).toEqual([baseline, baseline + resume, baseline + resume]);
+    // Each fine-tune stops once the same way; each stop recorded an epoch, so none counts as a failure towards the limit.
+    expect((await calls()).map((c) => c.split(' ')[2])).toEqual(['train', 'train', 'train', 'train', 'train', 'train', 'train', 'report', 'report']);
   });
 
   it('stops at once when train refuses its arguments, and after three failed tries otherwise', async () => {
