@@ -25,6 +25,6 @@ export { buildCompactionPlan, CompactionPlan } from './prune/plan.js';
 export { compactModel, CompactResNet, checkEquivalence } from './prune/compact.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export { encodeCheckpoint, decodeCheckpoint, checkpointToHost } from './io/checkpoint.js';
-export { exportCifarResNet } from './io/onnx.js';
+export { exportCifarResNet, exportCompactResNet } from './io/onnx.js';
 export { Trainer, type BatchSource, type HostBatch } from './train/trainer.js';
 export { pruningHooks } from './train/pruning.js';

@@ -30,7 +30,7 @@ export async function runCompact(argv: readonly string[]): Promise<EquivalenceRe
 
 /** The checks of compact's flags that need no GPU (the CLI runs them before starting it). */
 export async function checkCompactArgs(args: Args<'compact'>): Promise<void> {
-  const outProblem = await outputReplacesProblem(args.out, args.checkpoint);
+  const outProblem = await outputReplacesProblem(args.out, args.checkpoint, ['training checkpoint']);
   if (outProblem) throw new ArgsError(`compact: --out ${args.out}: ${outProblem}`);
 }
 

@@ -5,11 +5,11 @@
 import { writeFileAtomic } from '../io/files.js';
 import { ArgsError, parseArgs, type Args } from './args.js';
 import { loadModelFile, masksAppliedLine, outputReplacesProblem } from '../io/checkpoint-files.js';
-import { exportCifarResNet, exportCompactResNet } from '../io/onnx.js';
+import { exportCifarResNet, exportCompactResNet, ONNX_OPSET } from '../io/onnx.js';
 
 /** The checks of export's flags that need no GPU (the CLI runs them before starting it). */
 export async function checkExportArgs(args: Args<'export'>): Promise<void> {
-  const problem = await outputReplacesProblem(args.out, args.checkpoint);
+  const problem = await outputReplacesProblem(args.out, args.checkpoint, ['training checkpoint', 'compact model']);
   if (problem) throw new ArgsError(`export: --out ${args.out}: ${problem}`);
 }
 
@@ -23,6 +23,6 @@ export async function runExport(argv: readonly string[]): Promise<void> {
   const inputSize = file.kind === 'compact' ? file.model.inputSize : [32, 32];
   await writeFileAtomic(args.out, onnx);
   console.log(
-    `wrote ${args.out}: ${file.name}, ${(onnx.length / 1024).toFixed(0)} KiB, ONNX opset 17, input 'images' [batch, 3, ${inputSize.join(', ')}], output 'logits'`,
+    `wrote ${args.out}: ${file.name}, ${(onnx.length / 1024).toFixed(0)} KiB, ONNX opset ${ONNX_OPSET}, input 'images' [batch, 3, ${inputSize.join(', ')}], output 'logits'`,
   );
 }

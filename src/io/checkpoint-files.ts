@@ -18,23 +18,29 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   return decodeCheckpoint(await readFileChecked(path, 'checkpoint'), path);
 }
 
+/** What a model file holds, as far as an output path must not replace it. */
+export type ModelFileKind = 'training checkpoint' | 'compact model';
+
 /**
  * Whether the file at `path` is a training checkpoint (a safetensors file whose metadata records a training
- * position), read from its header alone. A missing or unreadable file, or any other file, is not.
+ * position) or a compact model (written by compact), read from its header alone; null for a missing or unreadable
+ * file, or any other file.
  */
-export async function isTrainingCheckpoint(path: string): Promise<boolean> {
+export async function modelFileKind(path: string): Promise<ModelFileKind | null> {
   const handle = await open(path, 'r').catch(() => null);
-  if (!handle) return false;
+  if (!handle) return null;
   try {
     const first8 = new Uint8Array(8);
-    if ((await handle.read(first8, 0, 8, 0)).bytesRead < 8) return false;
+    if ((await handle.read(first8, 0, 8, 0)).bytesRead < 8) return null;
     const length = safetensorsHeaderLength(first8);
     const header = new Uint8Array(length);
-    if ((await handle.read(header, 0, length, 8)).bytesRead < length) return false;
+    if ((await handle.read(header, 0, length, 8)).bytesRead < length) return null;
     const metadata = decodeSafetensorsMetadata(header);
-    return metadata.epoch !== undefined && metadata.step !== undefined;
+    if (metadata.epoch !== undefined && metadata.step !== undefined) return 'training checkpoint';
+    if (metadata.format !== undefined && isCompactModel({ format: JSON.parse(metadata.format) })) return 'compact model';
+    return null;
   } catch {
-    return false;
+    return null;
   } finally {
     await handle.close();
   }
@@ -42,14 +48,16 @@ export async function isTrainingCheckpoint(path: string): Promise<boolean> {
 
 /**
  * Why a command that reads `input` may not write `out`: the output file's own problems (outputFileProblem), or
- * writing it would replace the input, or a training checkpoint (momentum, masks and position, which no compact model
- * or ONNX file can give back).
+ * writing it would replace the input, or a model file of a kind in `protect` (a training checkpoint holds momentum,
+ * masks and position, which no compact model or ONNX file can give back; compact may rewrite a compact model, export
+ * may not).
  */
-export async function outputReplacesProblem(out: string, input: string): Promise<string | null> {
+export async function outputReplacesProblem(out: string, input: string, protect: readonly ModelFileKind[]): Promise<string | null> {
   const problem = await outputFileProblem(out);
   if (problem) return problem;
   if (await sameFile(out, input)) return `it is the --checkpoint being read; writing it would replace that file: name another file`;
-  if (await isTrainingCheckpoint(out)) return 'it holds a training checkpoint, which this would replace: name another file (or move that one away first)';
+  const kind = await modelFileKind(out);
+  if (kind && protect.includes(kind)) return `it holds a ${kind}, which this would replace: name another file (or move that one away first)`;
   return null;
 }
 

@@ -43,6 +43,8 @@ export class OnnxGraph {
 
   /** A float32 constant (weights), by name. */
   floats(name: string, data: Float32Array, dims: readonly number[]): string {
+    const count = dims.reduce((n, d) => n * d, 1);
+    if (data.length !== count) throw new Error(`ONNX export: initializer ${name} holds ${data.length} values, but its dims [${dims.join(', ')}] need ${count}`);
     this.initializers.push({ name, dims: [...dims], dataType: FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;
   }

@@ -351,7 +351,7 @@ export function equivalenceProblem(report: EquivalenceReport, relativeTolerance 
   return null;
 }
 
-const COMPACT_FORMAT = 'sfp-gpu compact cifar-resnet';
+export const COMPACT_FORMAT = 'sfp-gpu compact cifar-resnet';
 
 /** The compact model's state dict as safetensors bytes, with the plan (JSON) and input size in the metadata. */
 export async function encodeCompactModel(model: CompactResNet, meta: Record<string, unknown> = {}, source = 'compact model'): Promise<Uint8Array> {
@@ -377,6 +377,27 @@ export function compactModelOf(checkpoint: LoadedCheckpoint, source = 'compact m
   if (checkpoint.meta.format !== COMPACT_FORMAT) throw new Error(`${source}: not a compact model (format ${JSON.stringify(checkpoint.meta.format)})`);
   const inputSize = checkpoint.meta.inputSize as [number, number];
   const model = new CompactResNet(CompactionPlan.fromJSON(checkpoint.meta.plan), { inputSize });
+  checkJoinsMatchPlan(model, checkpoint, source);
   model.loadStateDict(checkpoint.model);
   return model;
+}
+
+/**
+ * A join's index and constant tensors are a copy of its plan: the plan decides the graph (the plain add, the ONNX
+ * export) and the tensors what the GPU reads, so a file where they disagree (edited, or corrupt) is refused.
+ */
+function checkJoinsMatchPlan(model: CompactResNet, checkpoint: LoadedCheckpoint, source: string): void {
+  model.stages.forEach((stage, s) =>
+    stage.blocks.forEach((block, i) => {
+      const { yIndex, rIndex, constants } = block.join.plan;
+      const expected = { y_index: yIndex, r_index: rIndex, constants: constants.map(Math.fround) };
+      for (const [key, values] of Object.entries(expected)) {
+        const name = `layer${s + 1}.${i}.join.${key}`;
+        const stored = checkpoint.model.get(name);
+        if (stored && (stored.data.length !== values.length || values.some((v, k) => stored.data[k] !== v))) {
+          throw new Error(`${source}: tensor "${name}" disagrees with the compaction plan in the file's metadata (an edited or corrupt file): compact the checkpoint again`);
+        }
+      }
+    }),
+  );
 }

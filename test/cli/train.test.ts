@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkTrainArgs, configOf, trainCommandOf, trainModel } from '../../src/cli/train.js';
 import { compactCheckpoint } from '../../src/cli/compact.js';
+import { COMPACT_FORMAT } from '../../src/prune/compact.js';
 import { saveCheckpoint } from '../../src/io/checkpoint-files.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { syntheticCifar10 } from '../../src/data/synthetic.js';
@@ -272,7 +273,7 @@ describe('train flags that would silently do something else', () => {
   });
 });
 
-describe('compact and export never write over what they read or over a training checkpoint', () => {
+describe('compact and export never write over what they read or over a training checkpoint (export: nor a compact model)', () => {
   it('--out naming the --checkpoint, or another training checkpoint, is refused and both files stay as they were', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sfp-compact-over-'));
     dirs.push(out);
@@ -296,9 +297,16 @@ describe('compact and export never write over what they read or over a training 
     );
     expect(await readFile(run.checkpoint)).toEqual(bytes);
     expect(await readFile(other)).toEqual(bytes);
-    // A previous compact model or any other file may be replaced.
+    // Any other file may be replaced, and compact may rewrite a compact model; export (ONNX) may not.
     await writeFile(join(out, 'model.onnx'), 'an older export');
     await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', join(out, 'model.onnx')]))).resolves.toBeUndefined();
+    const compactFile = join(out, 'compact.safetensors');
+    await saveCheckpoint(compactFile, { model: new Map(), meta: { format: COMPACT_FORMAT } });
+    const { checkCompactArgs } = await import('../../src/cli/compact.js');
+    await expect(checkCompactArgs(parseArgs('compact', ['--checkpoint', run.checkpoint, '--out', compactFile]))).resolves.toBeUndefined();
+    await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', compactFile]))).rejects.toThrow(
+      `export: --out ${compactFile}: it holds a compact model, which this would replace`,
+    );
   });
 });
 

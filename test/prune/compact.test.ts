@@ -2,16 +2,17 @@
 // option-A shortcut meets an odd size) with random weights, random BN statistics and affine parameters
 // (β of both signs, so ReLU(BN(0)) is both 0 and > 0), masked in every way the pruners produce, compacted,
 // and run in eval mode on a batch of 4. The tolerance is float32 reassociation (conv sums over fewer channels
-// plus a bias map), about 1e-6 of the logits' scale; predictions must be identical.
+// plus a bias map), within 1e-5 of the logits' scale; predictions must be identical.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CifarResNet } from '../../src/models/resnet.js';
 import { FilterPruner } from '../../src/prune/sfp.js';
 import { buildCompactionPlan, type CompactionPlan } from '../../src/prune/plan.js';
 import { loadCompactModel, saveCompactModel } from '../../src/io/checkpoint-files.js';
-import { checkEquivalence, compactModel, equivalenceProblem, zeroMaskedFilters, type CompactResNet, type HostImages } from '../../src/prune/compact.js';
+import { checkEquivalence, compactModel, compactModelOf, equivalenceProblem, zeroMaskedFilters, type CompactResNet, type HostImages } from '../../src/prune/compact.js';
+import { decodeCheckpoint } from '../../src/io/checkpoint.js';
 import { compactParameters } from '../../src/prune/flops.js';
 import { SGD } from '../../src/optim/sgd.js';
 import { softmaxCrossEntropy } from '../../src/ops/loss.js';
@@ -212,6 +213,11 @@ describe('compaction preserves the eval-mode logits', () => {
       expect([...compact.stateDict().keys()]).toContain('layer1.0.join.constants');
       const report = await checkEquivalence(compact, loaded, [images('save')]);
       expect(report.maxAbsDiff).toBe(0);
+      // A join tensor that disagrees with the plan (which decides the graph and the ONNX export) is refused.
+      const checkpoint = decodeCheckpoint(await readFile(path), path);
+      const index = checkpoint.model.get('layer1.0.join.y_index')!;
+      index.data[0] = index.data[0] === 0 ? 1 : 0;
+      expect(() => compactModelOf(checkpoint, path)).toThrow(`${path}: tensor "layer1.0.join.y_index" disagrees with the compaction plan`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
