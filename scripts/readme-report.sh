@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every block of README.md that `report` writes, from the committed results: each run's report and
-# chart, the ResNet-20 comparison beside the paper, the mask comparisons and the speedup tables. Run it from any
+# chart, the ResNet-20 and ResNet-56 comparisons beside the paper, the mask comparisons and the speedup tables. Run it from any
 # folder; it works in the repository root. Nothing is trained or timed here.
 #
 #   bash scripts/readme-report.sh
@@ -32,6 +32,9 @@ report --paper resnet20-30 --compare "$(
   )
   echo "${pairs[*]}"
 )"
+
+r56=results/resnet56
+report --paper auto --compare "baseline=$r56-onecycle10,sfp=$r56-sfp40-ft4,hard=$r56-hard40-ft4"
 
 report --masks "hard-scratch=$r-hard30-onecycle15,sfp-scratch=$r-sfp30-onecycle15"
 report --masks "hard=$r-hard30-ft4,sfp=$r-sfp30-ft4,sfp-steps20=$r-sfp30-steps20-ft4,sfp-steps1=$r-sfp30-steps1-ft4,asfp=$r-asfp30-ft4,sfp-2ep=$r-sfp30-ft2,sfp-15ep=$r-sfp30-ft15"
