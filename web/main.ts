@@ -46,6 +46,8 @@ interface SfpHandle {
   forward(x: number[], shape: number[]): Promise<number[]>;
   /** The same for the compact model last loaded through the checkpoint input. */
   forwardCompact(x: number[], shape: number[]): Promise<number[]>;
+  /** GPU memory: bytes held by tensors, bytes pooled for reuse, idle readback buffers. */
+  memory(): { pooledBytes: number; stagingBuffers: number; liveBytes: number };
   /** The "Compact the pruned model" button (after prune()); optional overrides of the section's inputs. */
   compact(options?: Partial<CompactSettings>): Promise<CompactSummary>;
   /** What the last compaction (button or compact()) showed; null before the first. */
@@ -111,9 +113,10 @@ async function guarded<T>(name: string, run: () => Promise<T>): Promise<T | unde
   try {
     return await run();
   } catch (error) {
+    // Shown and logged here; not rethrown, since every caller is an event listener with no one to catch it.
     setStatus(message(error), true);
     console.error(error);
-    throw error;
+    return undefined;
   } finally {
     busy.delete(name);
     document.querySelectorAll<HTMLButtonElement | HTMLInputElement | HTMLSelectElement>('[data-ready]').forEach((b) => (b.disabled = false));
@@ -181,6 +184,8 @@ action('bench-run', async () => {
   row(table, ['kernel', 'ms (median of 5)', 'GFLOP/s'], true);
   setStatus('benchmarking…');
   await runBenchmarks({}, (r) => row(table, [r.name, Number(r.ms.toFixed(2)), Number(r.gflops.toFixed(2))]));
+  // The benchmark's shapes are not the training's: its pooled buffers would stay idle.
+  gpu().releasePooledMemory();
   setStatus('benchmark done');
 });
 
@@ -209,7 +214,10 @@ async function getDataset(): Promise<ImageDataset> {
 }
 
 $<HTMLInputElement>('train-file').addEventListener('change', (event) => {
-  const file = (event.target as HTMLInputElement).files?.[0];
+  const input = event.target as HTMLInputElement;
+  const file = input.files?.[0];
+  // Cleared, so choosing the same file again fires another change.
+  input.value = '';
   if (!file) return;
   void guarded('load data', async () => {
     dataset = parseCifar10Batch(new Uint8Array(await file.arrayBuffer()), file.name);
@@ -232,13 +240,20 @@ function disposeModel(): void {
   optimizer = null;
   pruner = null;
   disposeCompact();
+  // Another model's shapes would not reuse the pooled buffers: give them back to the GPU.
+  gpu().releasePooledMemory();
+}
+
+/** Makes `m` the page's model, disposing the one before (and its optimizer, masks and compact model). */
+function installModel(m: CifarResNet): CifarResNet {
+  disposeModel();
+  model = m;
+  chart.clear();
+  return m;
 }
 
 function newModel(depth = 20, ws = widths(), classes = 10): CifarResNet {
-  disposeModel();
-  model = new CifarResNet(depth, classes, 0, ws);
-  chart.clear();
-  return model;
+  return installModel(new CifarResNet(depth, classes, 0, ws));
 }
 
 function getOptimizer(m: CifarResNet): SGD {
@@ -256,8 +271,12 @@ async function train(steps: number, batchSize: number): Promise<number[]> {
   const data = await getDataset();
   const m = model ?? newModel(20, widths());
   const opt = getOptimizer(m);
-  opt.lr = Number($<HTMLInputElement>('train-lr').value) || 0.05;
+  const lr = Number($<HTMLInputElement>('train-lr').value);
+  if (!(Number.isFinite(lr) && lr > 0)) throw new Error(`the learning rate must be a number above 0, got '${$<HTMLInputElement>('train-lr').value}'`);
+  opt.lr = lr;
   if (!loader || loader.batchSize !== batchSize || loader.dataset !== data) {
+    // Another batch size needs buffers of other sizes: the old ones would stay pooled.
+    if (loader && loader.batchSize !== batchSize) gpu().releasePooledMemory();
     loader = new DataLoader(data, { batchSize, shuffle: true, augment: true, dropLast: true, seed: 0 });
   }
   m.train();
@@ -290,8 +309,9 @@ async function train(steps: number, batchSize: number): Promise<number[]> {
 }
 
 action('train-run', async () => {
-  const steps = Math.max(1, Math.floor(Number($<HTMLInputElement>('train-steps').value) || 20));
-  const batch = Math.max(2, Math.floor(Number($<HTMLInputElement>('train-batch').value) || 32));
+  // The inputs' own min and max (index.html), which typing past them does not enforce.
+  const steps = Math.min(10_000, Math.max(1, Math.floor(Number($<HTMLInputElement>('train-steps').value) || 20)));
+  const batch = Math.min(256, Math.max(2, Math.floor(Number($<HTMLInputElement>('train-batch').value) || 32)));
   setStatus(`training ${steps} steps…`);
   const losses = await train(steps, batch);
   setStatus(`trained ${steps} steps: loss ${losses[0].toFixed(3)} → ${losses.at(-1)!.toFixed(3)}`);
@@ -305,7 +325,9 @@ action('train-reset', async () => {
 
 // ---------------------------------------------------------------- pruning and predictions
 
-async function predict(m: Module, data: ImageDataset, count: number): Promise<{ labels: number[]; probs: Float32Array[] }> {
+async function predict(m: Module, data: ImageDataset, wanted: number): Promise<{ labels: number[]; probs: Float32Array[] }> {
+  // A data file may hold fewer images than the page shows.
+  const count = Math.min(wanted, data.count);
   const x = normalizeImages(data.images.subarray(0, count * IMAGE_BYTES), count);
   const wasTraining = m.training;
   m.eval();
@@ -547,6 +569,8 @@ async function compactPruned(options: Partial<CompactSettings> = {}): Promise<Co
   setStatus(`compacting: timing both models (batch ${settings.batch}, ${settings.reps} repetitions each)…`);
   const timing = await timeBoth(m, small, data, settings.batch, settings.reps);
   const phases = { compactMs, checkMs, predictMs, timingMs: lap(), pipelines: gpu().stats().pipelines - pipelines0 };
+  // The check's and the timing's batch sizes are not the training's.
+  gpu().releasePooledMemory();
 
   const kept = plan.keptCounts();
   const streams = plan.streamWidths();
@@ -607,7 +631,9 @@ function architectureOf(state: ReadonlyMap<string, HostTensor>): { depth: number
 }
 
 $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
-  const file = (event.target as HTMLInputElement).files?.[0];
+  const input = event.target as HTMLInputElement;
+  const file = input.files?.[0];
+  input.value = '';
   if (!file) return;
   void guarded('load checkpoint', async () => {
     const bytes = new Uint8Array(await file.arrayBuffer());
@@ -617,8 +643,15 @@ $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
       return;
     }
     const arch = architectureOf(checkpoint.model);
-    const m = newModel(arch.depth, arch.widths, arch.classes);
-    m.loadStateDict(checkpoint.model);
+    // Loaded before it replaces the page's model, so a file that fails to load leaves that model as it was.
+    const m = new CifarResNet(arch.depth, arch.classes, 0, arch.widths);
+    try {
+      m.loadStateDict(checkpoint.model);
+    } catch (error) {
+      m.dispose();
+      throw error;
+    }
+    installModel(m);
     const meta = JSON.stringify(checkpoint.meta, null, 1);
     $('ckpt-info').textContent =
       `${file.name}: ResNet-${arch.depth} ${arch.widths.join('/')}, ${arch.classes} classes, ${checkpoint.model.size} tensors, ` +
@@ -694,7 +727,11 @@ window.sfp = {
   error: null,
   adapter: null,
   lastCompact: null,
-  checks: () => guarded('checks', selfCheck) as Promise<ChecksReport>,
+  checks: async () => {
+    const report = await guarded('checks', selfCheck);
+    if (!report) throw new Error(`the checks did not finish: ${status.textContent}`);
+    return report;
+  },
   train: async (steps = 3, batch = 16) => (await guarded('train', () => train(steps, batch))) ?? [],
   prune: async () => (await guarded('prune', applySfp)) ?? { pruned: 0, total: 0, changed: 0 },
   compact: async (options) => {
@@ -713,6 +750,10 @@ window.sfp = {
       logits.dispose();
       return values;
     })) ?? [],
+  memory: () => {
+    const { pooledBytes, stagingBuffers, liveBytes } = gpu().stats();
+    return { pooledBytes, stagingBuffers, liveBytes };
+  },
   forwardCompact: async (x, shape) =>
     (await guarded('forward', async () => {
       const m = loadedCompact;

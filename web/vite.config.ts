@@ -1,8 +1,9 @@
 /**
- * The demo page (web/): `npm run dev` serves it on 127.0.0.1, `npm run build:web` builds it into dist/web.
- * One small plugin serves what the page fetches at run time:
- *  - /shaders/<family>.wgsl from the repository's shaders/ folder (dev and preview; copied into the build),
- *    fetched by browserPlatform('./shaders/'), so the page runs exactly the WGSL that Node runs;
+ * The demo page (web/): `npm run dev` serves it on 127.0.0.1, `npm run build:web` builds it into dist/web and
+ * `npm run preview:web` serves that build. One small plugin serves what the page fetches at run time:
+ *  - /shaders/<family>.wgsl from the repository's shaders/ folder (dev; the build holds a copy, which preview
+ *    serves as any static host would, so a build that lacks them fails in preview too), fetched by
+ *    browserPlatform('./shaders/'), so the page runs exactly the WGSL that Node runs;
  *  - /data/test_batch.bin, the CIFAR-10 test batch, streamed from $CIFAR10_DIR or ../shared/data/cifar10
  *    (dev and preview only: the data never goes into the repository or the build).
  */
@@ -63,7 +64,6 @@ function sfpAssets(): Plugin {
       server.middlewares.use(dataMiddleware());
     },
     configurePreviewServer(server) {
-      server.middlewares.use(shaderMiddleware());
       server.middlewares.use(dataMiddleware());
     },
     generateBundle() {

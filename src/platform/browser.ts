@@ -15,8 +15,12 @@ export function browserPlatform(shaderBase = './shaders/'): Platform {
       if (!response.ok) throw new Error(`cannot load shader ${family}.wgsl: HTTP ${response.status}`);
       return response.text();
     },
-    missingAdapterHelp:
-      'This browser gives no WebGPU adapter. Serve the page from http://127.0.0.1 or https (navigator.gpu needs a ' +
-      'secure context); Chromium without a GPU needs the flag --enable-unsafe-webgpu.',
+    get missingAdapterHelp() {
+      if (!globalThis.isSecureContext) {
+        return 'This page is not in a secure context, where browsers hide WebGPU: serve it from http://127.0.0.1, http://localhost or https.';
+      }
+      if (!('gpu' in navigator)) return 'This browser has no WebGPU (navigator.gpu): use a recent Chromium, Edge, Firefox or Safari with WebGPU enabled.';
+      return 'This browser gives no WebGPU adapter: Chromium without a GPU needs the flag --enable-unsafe-webgpu.';
+    },
   };
 }
