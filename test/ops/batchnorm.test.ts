@@ -147,16 +147,17 @@ describe('batchNorm2d: forward against the float64 reference', () => {
     });
   });
 
-  it('stays accurate for a channel with mean 100 and spread 0.1 (shifted sums do not cancel)', async () => {
+  // 5×5 planes take the scalar statistics kernel, 4×4 planes (H·W a multiple of 4) the vec4 one: each shifts its sums.
+  it.each([[[4, 2, 5, 5]], [[4, 2, 4, 4]]])('stays accurate for a channel with mean 100 and spread 0.1 (shifted sums do not cancel), %j', async (shape) => {
     // Σx² − (Σx)²/M in float32 would lose everything here: Σx²/M ≈ 1e4 carries an error near ulp(1e4) ≈ 1e-3,
     // a third of the variance itself (0.1²/3 ≈ 3.3e-3). Only the float32 rounding of the mean is unavoidable:
     // ≤ ulp(100)/2 ≈ 3.8e-6, i.e. up to 6.6e-5 in x̂ (std ≈ 0.058) and 1e-4 in y for |γ| ≤ 1.5; the tolerance
     // allows twice that.
     await withSeed('batchnorm large mean', async (rng, seed) => {
-      const shape = [4, 2, 5, 5];
       const c = bnCase(rng, shape);
+      const hw = shape[2] * shape[3];
       // Channel 0 of every sample: mean 100, spread 0.1; channel 1 keeps its ordinary values.
-      for (let n = 0; n < 4; n++) for (let j = 0; j < 25; j++) c.x[n * 50 + j] = 100 + 0.1 * (2 * rng.uniform() - 1);
+      for (let n = 0; n < 4; n++) for (let j = 0; j < hw; j++) c.x[n * 2 * hw + j] = 100 + 0.1 * (2 * rng.uniform() - 1);
       const outs = scope(() => {
         const rm = tensor(c.runningMean);
         const rv = tensor(c.runningVar);

@@ -110,6 +110,11 @@ describe.each(paths)('conv2d with %s', (path) => {
       { batch: 5, inChannels: 7, inH: 3, inW: 4, outChannels: 33, kernel: 3, stride: 1, padding: 1 },
       { batch: 2, inChannels: 5, inH: 8, inW: 32, outChannels: 19, kernel: 3, stride: 2, padding: 1 },
       { batch: 1, inChannels: 9, inH: 6, inW: 16, outChannels: 4, kernel: 3, stride: 2, padding: 1 },
+      // Several samples per partial weight-gradient sum, the last split short (11 = 5 × 2 + 1 with 9 blocks of
+      // columns × channels), at stride 1 and 2; at stride 2 the input gradient also needs two blocks of 24 or 32 channels.
+      { batch: 11, inChannels: 32, inH: 8, inW: 8, outChannels: 40, kernel: 3, stride: 1, padding: 1 },
+      { batch: 11, inChannels: 32, inH: 8, inW: 8, outChannels: 40, kernel: 3, stride: 2, padding: 1 },
+      { batch: 5, inChannels: 24, inH: 8, inW: 8, outChannels: 20, kernel: 3, stride: 2, padding: 1 },
     ];
     await withSeed(`conv2d exact ${path}`, async (rng, seed) => {
       for (const s of cases) {
