@@ -7,7 +7,7 @@
 import { gpu, init, noGrad, scope, Tensor, SGD, softmaxCrossEntropy, type GpuRuntime } from '../src/browser.js';
 import { CifarResNet } from '../src/models/resnet.js';
 import type { Module } from '../src/nn/module.js';
-import { FilterPruner } from '../src/prune/sfp.js';
+import { FilterMasks, FilterPruner } from '../src/prune/sfp.js';
 import { buildCompactionPlan } from '../src/prune/plan.js';
 import {
   checkEquivalence,
@@ -196,6 +196,13 @@ let datasetName = '';
 let model: CifarResNet | null = null;
 let optimizer: SGD | null = null;
 let pruner: FilterPruner | null = null;
+/** The masks of a loaded training checkpoint (an SFP run's), until the page computes its own. */
+let checkpointMasks: FilterMasks | null = null;
+
+/** The model's masks: the page's last SFP masking, else those of the checkpoint it was loaded from. */
+function currentMasks(): FilterMasks | null {
+  return pruner?.masks ?? checkpointMasks;
+}
 let loader: DataLoader | null = null;
 const chart = new LossChart($('train-chart'));
 
@@ -239,6 +246,7 @@ function disposeModel(): void {
   model = null;
   optimizer = null;
   pruner = null;
+  checkpointMasks = null;
   disposeCompact();
   // Another model's shapes would not reuse the pooled buffers: give them back to the GPU.
   gpu().releasePooledMemory();
@@ -534,8 +542,8 @@ function showComparison(data: ImageDataset, dense: { labels: number[]; probs: Fl
  */
 async function compactPruned(options: Partial<CompactSettings> = {}): Promise<CompactSummary> {
   const m = model;
-  const masks = pruner?.masks;
-  if (!m || !masks) throw new Error('no SFP masks yet: apply the SFP masks (section above) first, then compact');
+  const masks = currentMasks();
+  if (!m || !masks) throw new Error('no SFP masks yet: apply the SFP masks (section above) or load a checkpoint that has masks, then compact');
   const settings = compactSettings(options);
   const data = await getDataset();
   setStatus('compacting: building the plan…');
@@ -652,10 +660,14 @@ $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
       throw error;
     }
     installModel(m);
+    // An SFP run's masks: compaction uses them (the page's own masking replaces them). Momentum is not loaded.
+    if (checkpoint.masks.size) checkpointMasks = new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }])));
     const meta = JSON.stringify(checkpoint.meta, null, 1);
     $('ckpt-info').textContent =
       `${file.name}: ResNet-${arch.depth} ${arch.widths.join('/')}, ${arch.classes} classes, ${checkpoint.model.size} tensors, ` +
-      `${checkpoint.optimizer.size} momentum buffers, ${checkpoint.masks.size} masks\nmeta: ${meta.length > 1500 ? meta.slice(0, 1500) + '…' : meta}`;
+      `${checkpoint.optimizer.size} momentum buffers (not loaded: training here starts with none), ${checkpoint.masks.size} masks` +
+      (checkpoint.masks.size ? ' (compaction uses them until SFP masks are applied here)' : '') +
+      `\nmeta: ${meta.length > 1500 ? meta.slice(0, 1500) + '…' : meta}`;
     if (arch.classes === 10) {
       const data = await getDataset();
       showPredictions(`Predictions of ${file.name}`, data, null, await predict(m, data, 8));
@@ -685,7 +697,7 @@ action('ckpt-save', async () => {
   const names = new Map(m.namedParameters().map(([n, t]) => [t, n]));
   const momentum = new Map<string, Tensor>();
   for (const [param, v] of optimizer?.velocity ?? []) momentum.set(names.get(param)!, v);
-  const masks = new Map([...(pruner?.masks?.layers ?? [])].map(([n, l]) => [n, l.mask]));
+  const masks = new Map([...(currentMasks()?.layers ?? [])].map(([n, l]) => [n, l.mask]));
   const host = await checkpointToHost({
     model: m.stateDict(),
     optimizer: momentum,

@@ -68,6 +68,7 @@ interface SfpWindow {
     forward(x: number[], shape: number[]): Promise<number[]>;
     forwardCompact(x: number[], shape: number[]): Promise<number[]>;
     memory(): { pooledBytes: number; stagingBuffers: number; liveBytes: number };
+    compact(options?: { images?: number; batch?: number; reps?: number }): Promise<CompactSummary>;
     lastCompact: CompactSummary | null;
   };
 }
@@ -219,7 +220,15 @@ describe('the web page in headless Chromium', () => {
       const logits = noGrad(() => model.forward(Tensor.fromArray(x, shape)));
       expected = new Float32Array(await logits.toArray());
       logits.dispose();
-      const host = await checkpointToHost({ model: model.stateDict(), meta: { source: 'test/browser/page.test.ts' } });
+      // An SFP run's checkpoint: masks at 25 % (2 of the stem's 8 filters), weights not zeroed (regrown since masking).
+      const pruner = new FilterPruner(model, { rate: 0.25 });
+      const masks = await pruner.computeMasks();
+      pruner.dispose();
+      const host = await checkpointToHost({
+        model: model.stateDict(),
+        masks: new Map([...masks.layers].map(([name, layer]) => [name, layer.mask])),
+        meta: { source: 'test/browser/page.test.ts' },
+      });
       bytes = encodeCheckpoint(host);
       broken = encodeCheckpoint({ ...host, model: new Map([...host.model].filter(([key]) => key !== 'fc.bias')) });
     } finally {
@@ -248,6 +257,12 @@ describe('the web page in headless Chromium', () => {
     // The good file again, chosen a second time through the same input (which is cleared after each choice).
     await page.setInputFiles('#ckpt-file', { name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) });
     await page.waitForFunction((n) => document.getElementById('status')!.textContent === `loaded ${n}`, name, { timeout: STEP_MS });
+    // Compaction uses the checkpoint's masks: the stem keeps 6 of 8 filters, and the compact model gives the masked logits.
+    const s = await within('window.sfp.compact', STEP_MS, page.evaluate(() => (window as SfpWindow).sfp!.compact({ images: 8, batch: 2, reps: 1 })));
+    expect(s.plan).toContain('conv1 out 8→6');
+    expect(s.regrown, 'the checkpoint\'s masked filters were not zero').toBeGreaterThan(0);
+    expect(s.equivalence.maxAbsDiff).toBeLessThanOrEqual(1e-5 * Math.max(1, s.equivalence.maxAbsLogit));
+    expect(s.params.compact).toBeLessThan(s.params.dense);
   });
 
   it('loads a compact model written in Node through the same input, and gives the logits Node gives', async () => {
