@@ -208,15 +208,23 @@ const chart = new LossChart($('train-chart'));
 
 async function getDataset(): Promise<ImageDataset> {
   if (dataset) return dataset;
-  const response = await fetch('./data/test_batch.bin');
-  if (response.ok) {
-    dataset = parseCifar10Batch(new Uint8Array(await response.arrayBuffer()), 'test_batch.bin');
-    datasetName = 'CIFAR-10 test_batch.bin (from the server)';
-  } else {
-    // No CIFAR-10 next to the server: the seeded synthetic set keeps the page usable.
-    dataset = syntheticCifar10(2000, 0);
-    datasetName = `synthetic CIFAR-like images (the server had no test_batch.bin: ${(await response.text()).slice(0, 200)})`;
+  // Only `npm run dev` and `npm run preview:web` serve the batch; another server answers 404, or (a host that
+  // answers every path with the page) 200 with HTML. Either way the seeded synthetic set keeps the page usable.
+  const response = await fetch('./data/test_batch.bin').catch(() => null);
+  const why = !response ? 'the request failed' : !response.ok ? `HTTP ${response.status}` : null;
+  if (response && !why) {
+    try {
+      dataset = parseCifar10Batch(new Uint8Array(await response.arrayBuffer()), 'test_batch.bin');
+      datasetName = 'CIFAR-10 test_batch.bin (from the server)';
+      return dataset;
+    } catch (error) {
+      dataset = syntheticCifar10(2000, 0);
+      datasetName = `synthetic CIFAR-like images (the server's data/test_batch.bin is not a CIFAR-10 batch: ${message(error)}); choose a CIFAR-10 batch file in the training section for real images`;
+      return dataset;
+    }
   }
+  dataset = syntheticCifar10(2000, 0);
+  datasetName = `synthetic CIFAR-like images (the server has no data/test_batch.bin: ${why}); choose a CIFAR-10 batch file in the training section for real images`;
   return dataset;
 }
 
@@ -790,6 +798,10 @@ async function start(): Promise<void> {
     });
     setStatus(`WebGPU ready in ${(performance.now() - t0).toFixed(0)} ms (${rt.stats().pipelines} pipelines so far, shaders compiled)`);
     window.sfp.ready = true;
+    // Said at once, not at the next click: nothing on the page works again without a reload.
+    void rt.device.lost.then((info) => {
+      if (info.reason !== 'destroyed') setStatus(`the GPU device was lost (${info.message || info.reason}): reload the page`, true);
+    });
   } catch (error) {
     window.sfp.error = message(error);
     setStatus(message(error), true);
