@@ -1,5 +1,6 @@
 // The CIFAR-10 binary reader: the real batches read back as the data README documents them, and broken inputs give
-// errors that name the file and say what is wrong. The real data is read in place (CIFAR10_DIR or the shared copy).
+// errors that name the file and say what is wrong. The real data is read in place, where the other tests find it
+// (test/support/data.ts).
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +10,7 @@ import {
   TEST_FILES, TRAIN_FILES, parseCifar10Batch, parseClassNames, resolveDataDir, sliceDataset, type ImageDataset,
 } from '../../src/data/cifar10.js';
 import { Cifar10NotFoundError, loadCifar10, loadDataSplits, missingCifar10Files } from '../../src/data/node-files.js';
-
-const REAL_DIR = process.env.CIFAR10_DIR ?? '/work/shared/data/cifar10';
+import { CIFAR10_TEST_DIR as REAL_DIR } from '../support/data.js';
 
 /** Pixel (y, x) of image i as [R, G, B]. */
 function rgb(d: ImageDataset, i: number, y: number, x: number): number[] {
