@@ -58,7 +58,13 @@ stage() {
   while ! finished "$out" "$epochs"; do
     local before resume=()
     before=$(recorded "$out")
-    [ -f "$out/checkpoint.safetensors" ] && resume=(--resume "$out/checkpoint.safetensors")
+    if [ -f "$out/checkpoint.safetensors" ]; then
+      resume=(--resume "$out/checkpoint.safetensors")
+    elif [ "$before" -gt 0 ]; then
+      # Epochs recorded but no checkpoint (moved or deleted): a fresh run would empty metrics.jsonl.
+      echo "sfp-vs-hard.sh: $out records epoch $before but has no checkpoint.safetensors: put it back (git checkout), or move the folder away to train it again" >&2
+      exit 1
+    fi
     echo "== $(date -u +%FT%TZ) train $* --epochs $epochs --out $out ${resume[*]}"
     npx tsx src/cli/main.ts train "$@" --epochs "$epochs" --out "$out" "${resume[@]}"
     local rc=$?

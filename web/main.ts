@@ -10,11 +10,13 @@ import type { Module } from '../src/nn/module.js';
 import { FilterMasks, FilterPruner } from '../src/prune/sfp.js';
 import { buildCompactionPlan } from '../src/prune/plan.js';
 import {
+  applyMasks,
   checkEquivalence,
   compactModel,
   decodeCompactModel,
   equivalenceProblem,
   isCompactModel,
+  masksAppliedLine,
   zeroMaskedFilters,
   type CompactResNet,
   type EquivalenceReport,
@@ -121,6 +123,13 @@ async function guarded<T>(name: string, run: () => Promise<T>): Promise<T | unde
     busy.delete(name);
     document.querySelectorAll<HTMLButtonElement | HTMLInputElement | HTMLSelectElement>('[data-ready]').forEach((b) => (b.disabled = false));
   }
+}
+
+/** An action for window.sfp: as a click runs it, but a refusal (busy) or a failure rejects, with the status line's words. */
+async function settled<T>(name: string, run: () => Promise<T>): Promise<T> {
+  const result = await guarded(name, run);
+  if (result === undefined) throw new Error(`${name} did not finish: ${status.textContent}`);
+  return result;
 }
 
 function row(table: HTMLElement, cells: (string | number)[], header = false): void {
@@ -565,7 +574,7 @@ async function compactPruned(options: Partial<CompactSettings> = {}): Promise<Co
   };
   disposeCompact();
   window.sfp.lastCompact = null;
-  const maskMap = new Map([...masks.layers].map(([name, layer]) => [name, layer.mask]));
+  const maskMap = masks.byName();
   const regrown = await zeroMaskedFilters(m, maskMap);
   const plan = await buildCompactionPlan(m, maskMap);
   const printed = plan.toString();
@@ -668,13 +677,15 @@ $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
       throw error;
     }
     installModel(m);
-    // An SFP run's masks: compaction uses them (the page's own masking replaces them). Momentum is not loaded.
-    if (checkpoint.masks.size) checkpointMasks = new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }])));
+    // An SFP run's masks, applied as Node's eval, export and compact apply them; the page's compaction uses them
+    // until its own masking replaces them. Momentum is not loaded.
+    const applied = await applyMasks(m, checkpoint.masks);
+    if (checkpoint.masks.size) checkpointMasks = FilterMasks.fromByName(checkpoint.masks);
     const meta = JSON.stringify(checkpoint.meta, null, 1);
     $('ckpt-info').textContent =
       `${file.name}: ResNet-${arch.depth} ${arch.widths.join('/')}, ${arch.classes} classes, ${checkpoint.model.size} tensors, ` +
       `${checkpoint.optimizer.size} momentum buffers (not loaded: training here starts with none), ${checkpoint.masks.size} masks` +
-      (checkpoint.masks.size ? ' (compaction uses them until SFP masks are applied here)' : '') +
+      (applied ? ` (compaction uses them until SFP masks are applied here)\n${masksAppliedLine(applied)}` : '') +
       `\nmeta: ${meta.length > 1500 ? meta.slice(0, 1500) + '…' : meta}`;
     if (arch.classes === 10) {
       const data = await getDataset();
@@ -705,7 +716,7 @@ action('ckpt-save', async () => {
   const names = new Map(m.namedParameters().map(([n, t]) => [t, n]));
   const momentum = new Map<string, Tensor>();
   for (const [param, v] of optimizer?.velocity ?? []) momentum.set(names.get(param)!, v);
-  const masks = new Map([...(currentMasks()?.layers ?? [])].map(([n, l]) => [n, l.mask]));
+  const masks = currentMasks()?.byName() ?? new Map<string, Uint32Array>();
   const host = await checkpointToHost({
     model: m.stateDict(),
     optimizer: momentum,
@@ -747,20 +758,12 @@ window.sfp = {
   error: null,
   adapter: null,
   lastCompact: null,
-  checks: async () => {
-    const report = await guarded('checks', selfCheck);
-    if (!report) throw new Error(`the checks did not finish: ${status.textContent}`);
-    return report;
-  },
-  train: async (steps = 3, batch = 16) => (await guarded('train', () => train(steps, batch))) ?? [],
-  prune: async () => (await guarded('prune', applySfp)) ?? { pruned: 0, total: 0, changed: 0 },
-  compact: async (options) => {
-    const summary = await guarded('compact', () => compactPruned(options));
-    if (!summary) throw new Error('the page is busy: compaction did not run');
-    return summary;
-  },
-  forward: async (x, shape) =>
-    (await guarded('forward', async () => {
+  checks: () => settled('checks', selfCheck),
+  train: (steps = 3, batch = 16) => settled('train', () => train(steps, batch)),
+  prune: () => settled('prune', applySfp),
+  compact: (options) => settled('compact', () => compactPruned(options)),
+  forward: (x, shape) =>
+    settled('forward', async () => {
       if (!model) throw new Error('no model: train, prune or load a checkpoint first');
       const m = model;
       m.eval();
@@ -769,20 +772,20 @@ window.sfp = {
       const values = Array.from(await logits.toArray());
       logits.dispose();
       return values;
-    })) ?? [],
+    }),
   memory: () => {
     const { pooledBytes, stagingBuffers, liveBytes } = gpu().stats();
     return { pooledBytes, stagingBuffers, liveBytes };
   },
-  forwardCompact: async (x, shape) =>
-    (await guarded('forward', async () => {
+  forwardCompact: (x, shape) =>
+    settled('forward', async () => {
       const m = loadedCompact;
       if (!m) throw new Error('no compact model: load one through the checkpoint input first');
       const logits = scope(() => noGrad(() => m.forward(Tensor.fromArray(x, shape)).keep()));
       const values = Array.from(await logits.toArray());
       logits.dispose();
       return values;
-    })) ?? [],
+    }),
 };
 
 async function start(): Promise<void> {

@@ -1,6 +1,7 @@
 /** `eval`: the test-set accuracy and loss of a training checkpoint's model or of a compact model. */
 import { parseArgs } from './args.js';
-import { loadModelFile, masksAppliedLine } from '../io/checkpoint-files.js';
+import { loadModelFile } from '../io/checkpoint-files.js';
+import { masksAppliedLine } from '../prune/compact.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { SGD } from '../optim/sgd.js';
 import { Trainer, type EvalResult } from '../train/trainer.js';
@@ -26,7 +27,7 @@ export async function evaluateFile(
   let trainer: Trainer | null = null;
   try {
     const masks = file.kind === 'checkpoint' && masksAppliedLine(file.masks);
-    if (masks) sink.line(masks);
+    if (masks) sink.line(`${masks}; --unmasked keeps the weights as stored`);
     const splits = typeof data === 'function' ? await data() : data;
     const test = new LoaderSource(splits.test, { batchSize, train: false });
     trainer = new Trainer(model, new SGD([], { lr: 0 }), test, test, { epochs: 1, schedule: new LrSchedule({ kind: 'constant', lr: 1, epochs: 1 }) }, null, sink);

@@ -4,7 +4,8 @@
  */
 import { writeFileAtomic } from '../io/files.js';
 import { ArgsError, parseArgs, type Args } from './args.js';
-import { loadModelFile, masksAppliedLine, outputReplacesProblem } from '../io/checkpoint-files.js';
+import { loadModelFile, outputReplacesProblem } from '../io/checkpoint-files.js';
+import { masksAppliedLine } from '../prune/compact.js';
 import { exportCifarResNet, exportCompactResNet, ONNX_OPSET } from '../io/onnx.js';
 
 /** The checks of export's flags that need no GPU (the CLI runs them before starting it). */
@@ -18,7 +19,7 @@ export async function runExport(argv: readonly string[]): Promise<void> {
   await checkExportArgs(args);
   const file = await loadModelFile(args.checkpoint, { unmasked: args.unmasked });
   const masks = file.kind === 'checkpoint' && masksAppliedLine(file.masks);
-  if (masks) console.log(masks);
+  if (masks) console.log(`${masks}; --unmasked keeps the weights as stored`);
   const onnx = file.kind === 'compact' ? await exportCompactResNet(file.model) : await exportCifarResNet(file.model.eval());
   const inputSize = file.kind === 'compact' ? file.model.inputSize : [32, 32];
   await writeFileAtomic(args.out, onnx);

@@ -78,7 +78,7 @@ export function restore(checkpoint: LoadedCheckpoint, model: CifarResNet, optimi
   optimizer.loadVelocity(model.namedParameters(), checkpoint.optimizer);
   optimizer.stepCount = Number(checkpoint.meta.optimizerSteps ?? 0);
   if (pruner && checkpoint.masks.size) {
-    pruner.restore(new FilterMasks(new Map([...checkpoint.masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }]))));
+    pruner.restore(FilterMasks.fromByName(checkpoint.masks));
   }
   const { epoch, step, loader, config: _c, optimizerSteps: _o, ...extra } = checkpoint.meta as Record<string, unknown>;
   try {

@@ -6,7 +6,7 @@
 import { open } from 'node:fs/promises';
 import { outputFileProblem, readFileChecked, sameFile, writeFileAtomic } from './files.js';
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
-import { compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, zeroMaskedFilters, type CompactResNet } from '../prune/compact.js';
+import { applyMasks, compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, type CompactResNet, type MasksApplied } from '../prune/compact.js';
 import { CifarResNet } from '../models/resnet.js';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from './safetensors.js';
 
@@ -98,15 +98,6 @@ export function refuseCompactModel(checkpoint: LoadedCheckpoint, source: string)
   }
 }
 
-/** What loading did with a training checkpoint's masks. */
-export interface MasksApplied {
-  convs: number;
-  /** Filters the masks prune. */
-  filters: number;
-  /** Weights in those filters that were not zero before (soft pruning lets them regrow between maskings). */
-  regrown: number;
-}
-
 /**
  * A model file's network: a training checkpoint's CIFAR ResNet (with its masks applied, as `compact` applies them,
  * unless `unmasked`), or a compact model written by `compact`.
@@ -125,21 +116,7 @@ export async function loadModelFile(path: string, options: { unmasked?: boolean 
   }
   const model = cifarResNetOf(checkpoint, path);
   model.loadStateDict(checkpoint.model);
-  let masks: MasksApplied | null = null;
-  if (!options.unmasked && checkpoint.masks.size > 0) {
-    const regrown = await zeroMaskedFilters(model, checkpoint.masks);
-    const filters = [...checkpoint.masks.values()].reduce((n, mask) => n + mask.filter((keep) => !keep).length, 0);
-    masks = { convs: checkpoint.masks.size, filters, regrown };
-  }
+  const masks = options.unmasked ? null : await applyMasks(model, checkpoint.masks);
   return { kind: 'checkpoint', name: `ResNet-${model.depth}`, model, masks };
 }
 
-/** A line on the masks `loadModelFile` applied, or null when there were none. */
-export function masksAppliedLine(masks: MasksApplied | null): string | null {
-  if (!masks) return null;
-  return (
-    `masks applied: ${masks.filters} filters of ${masks.convs} convs zeroed, as compact zeroes them` +
-    (masks.regrown > 0 ? ` (${masks.regrown} of their weights were not zero: soft pruning's regrowth since the last masking)` : '') +
-    '; --unmasked keeps the weights as stored'
-  );
-}

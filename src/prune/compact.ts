@@ -260,6 +260,35 @@ export async function zeroMaskedFilters(model: CifarResNet, masks: ReadonlyMap<s
   return nonZero;
 }
 
+/** What applyMasks did with a training checkpoint's masks. */
+export interface MasksApplied {
+  convs: number;
+  /** Filters the masks prune. */
+  filters: number;
+  /** Weights in those filters that were not zero before (soft pruning lets them regrow between maskings). */
+  regrown: number;
+}
+
+/**
+ * Zeroes the filters a training checkpoint's masks prune, as compaction does, so that the model evaluated,
+ * exported or shown is the one compaction keeps; null when the checkpoint has no masks.
+ */
+export async function applyMasks(model: CifarResNet, masks: ReadonlyMap<string, Uint32Array>): Promise<MasksApplied | null> {
+  if (masks.size === 0) return null;
+  const regrown = await zeroMaskedFilters(model, masks);
+  const filters = [...masks.values()].reduce((n, mask) => n + mask.filter((keep) => !keep).length, 0);
+  return { convs: masks.size, filters, regrown };
+}
+
+/** A line on the masks applyMasks applied, or null when there were none. */
+export function masksAppliedLine(masks: MasksApplied | null): string | null {
+  if (!masks) return null;
+  return (
+    `masks applied: ${masks.filters} filters of ${masks.convs} convs zeroed, as compact zeroes them` +
+    (masks.regrown > 0 ? ` (${masks.regrown} of their weights were not zero: soft pruning's regrowth since the last masking)` : '')
+  );
+}
+
 /** A batch of images (and optionally labels) on the host. */
 export interface HostImages {
   x: Float32Array;
@@ -377,8 +406,13 @@ export function compactModelOf(checkpoint: LoadedCheckpoint, source = 'compact m
   if (checkpoint.meta.format !== COMPACT_FORMAT) throw new Error(`${source}: not a compact model (format ${JSON.stringify(checkpoint.meta.format)})`);
   const inputSize = checkpoint.meta.inputSize as [number, number];
   const model = new CompactResNet(CompactionPlan.fromJSON(checkpoint.meta.plan), { inputSize });
-  checkJoinsMatchPlan(model, checkpoint, source);
-  model.loadStateDict(checkpoint.model);
+  try {
+    checkJoinsMatchPlan(model, checkpoint, source);
+    model.loadStateDict(checkpoint.model);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
   return model;
 }
 

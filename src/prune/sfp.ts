@@ -49,6 +49,11 @@ export interface LayerMask {
 export class FilterMasks {
   constructor(readonly layers: Map<string, LayerMask>) {}
 
+  /** Masks as a checkpoint stores them (conv name → mask), without the thresholds they were chosen at. */
+  static fromByName(masks: ReadonlyMap<string, Uint32Array>): FilterMasks {
+    return new FilterMasks(new Map([...masks].map(([name, mask]) => [name, { name, mask, threshold: NaN }])));
+  }
+
   get(name: string): Uint32Array | undefined {
     return this.layers.get(name)?.mask;
   }

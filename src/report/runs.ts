@@ -176,11 +176,12 @@ function describeConfig(config: Record<string, unknown>): string {
   return `${modelOf(config).title}, ${epochs} epochs, ${schedule} schedule, peak lr ${lr}, batch ${batchSize}, pruning: ${pruningOf(config)}`;
 }
 
-/** A run's report body (report.md puts a title above it; a README block is the body alone). `chartHref`: the chart as seen from the Markdown file. */
 /** Whether the run stopped before its last epoch (its records end before config.epochs). */
 function isUnfinished(run: RunResults): boolean {
   return run.records[run.records.length - 1].epoch < Number(run.config.epochs);
 }
+
+/** A run's report body (report.md puts a title above it; a README block is the body alone). `chartHref`: the chart as seen from the Markdown file. */
 
 export function runMarkdown(run: RunResults, chartHref: string): string {
   const s = summariseRun(run.records);

@@ -23,7 +23,9 @@ checkpoint="$out/checkpoint.safetensors"
 done_epochs=$(node -e "$READ_EPOCH" "$checkpoint")
 echo "{\\"epoch\\":$((done_epochs + 1)),\\"testAccuracy\\":0.5}" >> "$out/metrics.jsonl"
 if [ "$STUB_MODE" = die-before-last-save ] && [ $((done_epochs + 1)) -ge "$epochs" ] && [ ! -e "$out/died" ]; then
+  # Stopped before the end-of-epoch save: the checkpoint left is a mid-epoch one (train saves every 50 steps).
   touch "$out/died"
+  node -e "$WRITE_EPOCH" "$checkpoint" "$done_epochs" 1
   exit 1
 fi
 node -e "$WRITE_EPOCH" "$checkpoint" $((done_epochs + 1))
@@ -34,7 +36,7 @@ node -e "$WRITE_EPOCH" "$checkpoint" $((done_epochs + 1))
 const READ_EPOCH = `const fs = require('fs');
 try { const b = fs.readFileSync(process.argv[1]); console.log(JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString()).__metadata__.epoch); }
 catch { console.log(0); }`;
-const WRITE_EPOCH = `const header = Buffer.from(JSON.stringify({ __metadata__: { epoch: process.argv[2], step: '0' } }));
+const WRITE_EPOCH = `const header = Buffer.from(JSON.stringify({ __metadata__: { epoch: process.argv[2], step: process.argv[3] ?? '0' } }));
 const size = Buffer.alloc(8);
 size.writeBigUInt64LE(BigInt(header.length));
 require('fs').writeFileSync(process.argv[1], Buffer.concat([size, header]));`;
@@ -90,8 +92,24 @@ describe('scripts/sfp-vs-hard.sh', () => {
     const resume = ' --resume results/resnet20-onecycle2/checkpoint.safetensors';
     // Epoch 2 is recorded by the second call, which stops before saving: a third call trains it again from the epoch-1 checkpoint.
     expect((await calls()).slice(0, 3)).toEqual([baseline, baseline + resume, baseline + resume]);
-    // Each fine-tune stops once the same way; each stop recorded an epoch, so none counts as a failure towards the limit.
+    // Each fine-tune stops once the same way, and is tried again.
     expect((await calls()).map((c) => c.split(' ')[2])).toEqual(['train', 'train', 'train', 'train', 'train', 'train', 'train', 'report', 'report']);
+  });
+
+  it('goes on through any number of stops that each record an epoch', async () => {
+    // Four baseline epochs: three stops in a row, each after an epoch, then the fourth finishes the stage.
+    expect(runScript(['resnet20', '0.3', '4', '1']).status).toBe(0);
+    expect((await calls()).filter((c) => c.includes('--out results/resnet20-onecycle4'))).toHaveLength(4);
+  });
+
+  it('stops, leaving the records alone, where epochs are recorded but the checkpoint is gone', async () => {
+    await mkdir(join(root, 'results/resnet20-onecycle2'), { recursive: true });
+    await writeFile(join(root, 'results/resnet20-onecycle2/metrics.jsonl'), '{"epoch":1,"testAccuracy":0.5}\n');
+    const result = runScript(['resnet20', '0.3', '2', '1']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('results/resnet20-onecycle2 records epoch 1 but has no checkpoint.safetensors');
+    expect(await calls()).toEqual([]);
+    expect(await readFile(join(root, 'results/resnet20-onecycle2/metrics.jsonl'), 'utf8')).toBe('{"epoch":1,"testAccuracy":0.5}\n');
   });
 
   it('stops at once when train refuses its arguments, and after three failed tries otherwise', async () => {
