@@ -17,13 +17,25 @@ import { downloadCifar10 } from '../data/download.js';
  * and the files they name) runs before the adapter is sought, so a mistake is reported without starting the GPU,
  * and on a machine without one; what it settles (train: the checkpoint it resumes) is handed to `run`.
  */
-const COMMANDS: Record<CommandName, { help: string; gpu: boolean; check?(argv: string[]): Promise<unknown>; run(argv: string[], checked?: unknown): Promise<unknown> }> = {
-  train: {
+interface Command<Checked = unknown> {
+  help: string;
+  gpu: boolean;
+  check?: (argv: string[]) => Promise<Checked>;
+  run: (argv: string[], checked?: Checked) => Promise<unknown>;
+}
+
+/** A command whose `run` takes what its own `check` returns: typed together here, kept side by side in COMMANDS. */
+function command<Checked>(spec: Command<Checked>): Command {
+  return spec as unknown as Command;
+}
+
+const COMMANDS: Record<CommandName, Command> = {
+  train: command({
     help: 'train a CIFAR ResNet, optionally with Soft Filter Pruning (--sfp-rate) or hard pruning',
     gpu: true,
     check: (argv) => checkTrainArgs(parseArgs('train', argv)),
     run: runTrain,
-  },
+  }),
   eval: {
     help: "the CIFAR-10 test accuracy and loss of a training checkpoint or a compact model",
     gpu: true,
