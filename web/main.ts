@@ -5,7 +5,7 @@
  * checkpoints in and out, and the kernel self-check that test/browser/page.test.ts drives through window.sfp.
  */
 import { gpu, init, noGrad, scope, Tensor, SGD, softmaxCrossEntropy, type GpuRuntime } from '../src/browser.js';
-import { CifarResNet } from '../src/models/resnet.js';
+import { CifarResNet, cifarResNetShapeOf } from '../src/models/resnet.js';
 import type { Module } from '../src/nn/module.js';
 import { FilterMasks, FilterPruner } from '../src/prune/sfp.js';
 import { buildCompactionPlan } from '../src/prune/plan.js';
@@ -27,7 +27,6 @@ import { DataLoader, normalizeImages } from '../src/data/loader.js';
 import { CIFAR10_CLASSES, IMAGE_BYTES, parseCifar10Batch, type ImageDataset } from '../src/data/cifar10.js';
 import { syntheticCifar10 } from '../src/data/synthetic.js';
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint } from '../src/io/checkpoint.js';
-import type { HostTensor } from '../src/io/safetensors.js';
 import { LossChart } from './chart.js';
 import { runBenchmarks } from './bench.js';
 import { runChecks, type ChecksReport } from './checks.js';
@@ -220,20 +219,20 @@ async function getDataset(): Promise<ImageDataset> {
   // Only `npm run dev` and `npm run preview:web` serve the batch; another server answers 404, or (a host that
   // answers every path with the page) 200 with HTML. Either way the seeded synthetic set keeps the page usable.
   const response = await fetch('./data/test_batch.bin').catch(() => null);
-  const why = !response ? 'the request failed' : !response.ok ? `HTTP ${response.status}` : null;
-  if (response && !why) {
+  let why: string;
+  if (!response) why = 'the server has no data/test_batch.bin: the request failed';
+  else if (!response.ok) why = `the server has no data/test_batch.bin: HTTP ${response.status}`;
+  else {
     try {
       dataset = parseCifar10Batch(new Uint8Array(await response.arrayBuffer()), 'test_batch.bin');
       datasetName = 'CIFAR-10 test_batch.bin (from the server)';
       return dataset;
     } catch (error) {
-      dataset = syntheticCifar10(2000, 0);
-      datasetName = `synthetic CIFAR-like images (the server's data/test_batch.bin is not a CIFAR-10 batch: ${message(error)}); choose a CIFAR-10 batch file in the training section for real images`;
-      return dataset;
+      why = `the server's data/test_batch.bin is not a CIFAR-10 batch: ${message(error)}`;
     }
   }
   dataset = syntheticCifar10(2000, 0);
-  datasetName = `synthetic CIFAR-like images (the server has no data/test_batch.bin: ${why}); choose a CIFAR-10 batch file in the training section for real images`;
+  datasetName = `synthetic CIFAR-like images (${why}); choose a CIFAR-10 batch file in the training section for real images`;
   return dataset;
 }
 
@@ -644,17 +643,6 @@ action('compact-run', async () => void (await compactPruned()));
 // ---------------------------------------------------------------- checkpoints
 
 /** depth, widths and classes of a CIFAR ResNet from its state dict's names and shapes. */
-function architectureOf(state: ReadonlyMap<string, HostTensor>): { depth: number; widths: number[]; classes: number } {
-  const shape = (name: string) => {
-    const t = state.get(name);
-    if (!t) throw new Error(`the checkpoint has no '${name}': not a CIFAR ResNet state dict (keys: ${[...state.keys()].slice(0, 8).join(', ')}…)`);
-    return t.shape;
-  };
-  const blocks = new Set([...state.keys()].filter((k) => k.startsWith('layer1.')).map((k) => k.split('.')[1])).size;
-  const widths = [1, 2, 3].map((s) => shape(`layer${s}.0.conv1.weight`)[0]);
-  return { depth: 6 * blocks + 2, widths, classes: shape('fc.weight')[0] };
-}
-
 $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
   const input = event.target as HTMLInputElement;
   const file = input.files?.[0];
@@ -667,7 +655,7 @@ $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
       await showCompactModel(file.name, decodeCompactModel(bytes, file.name), checkpoint.meta);
       return;
     }
-    const arch = architectureOf(checkpoint.model);
+    const arch = cifarResNetShapeOf(checkpoint.model, file.name);
     // Loaded before it replaces the page's model, so a file that fails to load leaves that model as it was.
     const m = new CifarResNet(arch.depth, arch.classes, 0, arch.widths);
     try {

@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import { outputFileProblem, readFileChecked, sameFile, writeFileAtomic } from './files.js';
 import { checkpointToHost, decodeCheckpoint, encodeCheckpoint, type CheckpointState, type LoadedCheckpoint } from './checkpoint.js';
 import { applyMasks, compactModelOf, decodeCompactModel, encodeCompactModel, isCompactModel, type CompactResNet, type MasksApplied } from '../prune/compact.js';
-import { CifarResNet } from '../models/resnet.js';
+import { CifarResNet, cifarResNetShapeOf } from '../models/resnet.js';
 import { decodeSafetensorsMetadata, safetensorsHeaderLength } from './safetensors.js';
 
 export async function saveCheckpoint(path: string, state: CheckpointState): Promise<void> {
@@ -81,14 +81,7 @@ export function cifarResNetOf(checkpoint: LoadedCheckpoint, source: string): Cif
 /** The depth, classes and stage widths of the CIFAR ResNet whose tensors a checkpoint holds (host only, no model built). */
 export function cifarShapeOf(checkpoint: LoadedCheckpoint, source: string): { depth: number; classes: number; widths: number[] } {
   refuseCompactModel(checkpoint, source);
-  const shape = (name: string) => {
-    const t = checkpoint.model.get(name);
-    if (!t) throw new Error(`${source}: no tensor "${name}"; is this a CIFAR ResNet checkpoint?`);
-    return t.shape;
-  };
-  const blocks = new Set([...checkpoint.model.keys()].flatMap((k) => /^layer1\.(\d+)\.conv1\.weight$/.exec(k)?.[1] ?? []));
-  const widths = [shape('conv1.weight')[0], shape('layer2.0.conv1.weight')[0], shape('layer3.0.conv1.weight')[0]];
-  return { depth: 6 * blocks.size + 2, classes: shape('fc.weight')[0], widths };
+  return cifarResNetShapeOf(checkpoint.model, source);
 }
 
 /** Throws when `checkpoint` is a compact model where a training checkpoint (the full network, its masks) is needed. */

@@ -115,6 +115,21 @@ export function cifarResNet(name: CifarResNetName, seed = 0, numClasses = 10): C
   return new CifarResNet(CIFAR_DEPTHS[name], numClasses, seed);
 }
 
+/**
+ * The depth, stage widths and classes of a CIFAR ResNet's state dict (a checkpoint's model tensors), so the
+ * network can be rebuilt before its weights load. `source` names the file in errors.
+ */
+export function cifarResNetShapeOf(state: ReadonlyMap<string, { shape: readonly number[] }>, source: string): { depth: number; classes: number; widths: number[] } {
+  const shape = (name: string) => {
+    const t = state.get(name);
+    if (!t) throw new Error(`${source}: no tensor "${name}"; is this a CIFAR ResNet checkpoint? (its first tensors: ${[...state.keys()].slice(0, 6).join(', ') || 'none'})`);
+    return t.shape;
+  };
+  const blocks = new Set([...state.keys()].flatMap((k) => /^layer1\.(\d+)\.conv1\.weight$/.exec(k)?.[1] ?? []));
+  const widths = [shape('conv1.weight')[0], shape('layer2.0.conv1.weight')[0], shape('layer3.0.conv1.weight')[0]];
+  return { depth: 6 * blocks.size + 2, classes: shape('fc.weight')[0], widths };
+}
+
 /** A 1×1 projection shortcut with its BN (torchvision's `downsample.0` / `downsample.1`). */
 export class Projection extends Module {
   readonly conv: Conv2d;

@@ -8,7 +8,7 @@
 // 2.8e-6, layer3.2.conv2.weight 5.6e-6, fc.weight 7.5e-7). The tolerances below (1e-5 and 1e-4 of the scale)
 // leave about 10× headroom for float32 summation order, not for a different answer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CifarResNet } from '../../src/models/resnet.js';
+import { CifarResNet, cifarResNetShapeOf } from '../../src/models/resnet.js';
 import { Tensor, scopeAsync } from '../../src/tensor/tensor.js';
 import { addRelu } from '../../src/ops/elementwise.js';
 import { shortcutA } from '../../src/ops/shortcut.js';
@@ -165,5 +165,16 @@ describe('BasicBlock.join', () => {
       expect([...b]).toEqual([...a]);
     });
     for (const t of [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)]) t.dispose();
+  });
+});
+
+describe('cifarResNetShapeOf', () => {
+  it('reads depth, stage widths and classes back from the state-dict shapes alone (ResNet-32 at 8/24/40, 7 classes)', () => {
+    const model = new CifarResNet(32, 7, 0, [8, 24, 40]);
+    const shapes = new Map([...model.stateDict()].map(([name, t]) => [name, { shape: t.shape }]));
+    expect(cifarResNetShapeOf(shapes, 'm.safetensors')).toEqual({ depth: 32, classes: 7, widths: [8, 24, 40] });
+    disposeModel(model);
+    shapes.delete('fc.weight');
+    expect(() => cifarResNetShapeOf(shapes, 'm.safetensors')).toThrow('m.safetensors: no tensor "fc.weight"; is this a CIFAR ResNet checkpoint? (its first tensors: conv1.weight');
   });
 });
