@@ -24,6 +24,8 @@ struct Dims {
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(7) var<storage, read_write> wt: array<f32>;
+@group(0) @binding(8) var<storage, read> w_quads: array<vec4f>;
+@group(0) @binding(9) var<storage, read_write> wt4: array<vec4f>;
 
 override WG: u32 = 64u;
 override KH: u32 = 3u;
@@ -260,4 +262,39 @@ fn pack_3x3(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
     source = pair * 9u + ky * 3u + min(kx, 2u);
   }
   wt[i] = select(w[source], 0.0, kx == 3u);
+}
+
+// pack_3x3 four filters at a time, where out_channels · in_channels is a multiple of 4: the 36 weights of
+// four consecutive (co, ci) pairs of w are 9 vec4s, and each pair's packed weights 3 vec4s, so an
+// invocation makes 9 loads and 12 stores where pack_3x3 makes 48 of each (on lavapipe a storage access
+// costs the same at any width, and packing took a third of a batch-1 forward).
+@compute @workgroup_size(WG)
+fn pack_3x3_quads(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let quad = gid.x + gid.y * nwg.x * WG;
+  if (quad * 4u >= dims.out_channels * dims.in_channels) { return; }
+  var f: array<f32, 36>;
+  for (var j = 0u; j < 9u; j++) {
+    let v = w_quads[quad * 9u + j];
+    f[4u * j] = v.x;
+    f[4u * j + 1u] = v.y;
+    f[4u * j + 2u] = v.z;
+    f[4u * j + 3u] = v.w;
+  }
+  for (var p = 0u; p < 4u; p++) {
+    let source = quad * 4u + p;
+    let t = 9u * p;
+    if (FLIP) {
+      let co = source / dims.in_channels;
+      let ci = source % dims.in_channels;
+      let dest = 3u * (ci * dims.out_channels + co);
+      wt4[dest] = vec4f(f[t + 8u], f[t + 7u], f[t + 6u], 0.0);
+      wt4[dest + 1u] = vec4f(f[t + 5u], f[t + 4u], f[t + 3u], 0.0);
+      wt4[dest + 2u] = vec4f(f[t + 2u], f[t + 1u], f[t], 0.0);
+    } else {
+      let dest = 3u * source;
+      wt4[dest] = vec4f(f[t], f[t + 1u], f[t + 2u], 0.0);
+      wt4[dest + 1u] = vec4f(f[t + 3u], f[t + 4u], f[t + 5u], 0.0);
+      wt4[dest + 2u] = vec4f(f[t + 6u], f[t + 7u], f[t + 8u], 0.0);
+    }
+  }
 }

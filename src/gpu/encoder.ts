@@ -53,6 +53,13 @@ export interface GpuStats extends PoolStats {
   /** Mappable buffers kept for readbacks (released by releasePooledMemory). */
   stagingBytes: number;
   stagingBuffers: number;
+  /** Values the runtime holds that were made from a buffer's contents (gpu().derived): packed conv weights. */
+  derivedValues: number;
+}
+
+/** What gpu().derived holds: anything that gives its GPU memory back on dispose (a kept Tensor). */
+export interface DerivedValue {
+  dispose(): void;
 }
 
 export class GpuRuntime {
@@ -83,6 +90,10 @@ export class GpuRuntime {
   private readonly bindGroups = new Map<Kernel, Map<string, GPUBindGroup>>();
   private bindGroupCount = 0;
   private profiling: ProfileState | null = null;
+  /** Each buffer's last write, numbered in recording order (see derived). */
+  private readonly lastWrite = new WeakMap<GPUBuffer, number>();
+  private writes = 0;
+  private readonly derivedValues = new Map<GPUBuffer, Map<string, { stamp: number; value: DerivedValue }>>();
 
   private constructor(private readonly acquired: AcquiredDevice, private readonly platform: Platform) {
     this.device = acquired.device;
@@ -188,6 +199,7 @@ export class GpuRuntime {
       if (slot.kind === 'uniform') continue;
       const buffer = buffers[slot.name];
       if (!buffer) throw new Error(`${kernel.label}: no buffer given for binding '${slot.name}'`);
+      if (slot.kind === 'read_write') this.wrote(buffer);
       bound.push(buffer);
     }
     const [x, y = 1, z = 1] = workgroups;
@@ -231,10 +243,52 @@ export class GpuRuntime {
   }
 
   /**
+   * What `make` computes from the contents of `source` (a conv's packed weights), made once and reused until
+   * `source` is written again: by a dispatch that binds it read_write, an upload, a copy or a clear, all
+   * seen here in recording order, so a reused value is never stale. The runtime owns the value (callers do
+   * not dispose it; make it kept so no scope does): it goes when `source` is released to the pool, when it
+   * is remade, and at releasePooledMemory.
+   */
+  derived<T extends DerivedValue>(source: GPUBuffer, key: string, make: () => T): T {
+    const stamp = this.lastWrite.get(source) ?? 0;
+    let byKey = this.derivedValues.get(source);
+    const held = byKey?.get(key);
+    if (held?.stamp === stamp) return held.value as T;
+    if (held) {
+      byKey!.delete(key);
+      held.value.dispose();
+    }
+    const value = make();
+    if (!byKey) this.derivedValues.set(source, (byKey = new Map()));
+    byKey.set(key, { stamp, value });
+    return value;
+  }
+
+  /** Returns a buffer to the pool (a tensor's storage, when its last view is disposed), with what was derived from it. */
+  releaseBuffer(buffer: GPUBuffer): void {
+    this.dropDerived(buffer);
+    this.pool.release(buffer);
+  }
+
+  private dropDerived(source: GPUBuffer): void {
+    const byKey = this.derivedValues.get(source);
+    if (!byKey) return;
+    this.derivedValues.delete(source);
+    for (const { value } of byKey.values()) value.dispose();
+  }
+
+  /** Counts a write of `buffer` (see derived). */
+  private wrote(buffer: GPUBuffer): void {
+    this.lastWrite.set(buffer, ++this.writes);
+  }
+
+  /**
    * Gives the pooled (released, unused) buffers back to the device, after submitting the recorded work: between
-   * jobs of different shapes (the models of a benchmark), where the next one would not reuse them.
+   * jobs of different shapes (the models of a benchmark), where the next one would not reuse them. Values held by
+   * `derived` go first, so their buffers are given back too.
    */
   releasePooledMemory(): void {
+    for (const source of [...this.derivedValues.keys()]) this.dropDerived(source);
     this.flush();
     this.forgetBindGroups();
     this.pool.trim();
@@ -371,6 +425,7 @@ export class GpuRuntime {
    * run before dispatches already recorded that still read the buffer's previous (pooled) contents.
    */
   upload(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    this.wrote(buffer);
     this.flush();
     this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
@@ -409,11 +464,13 @@ export class GpuRuntime {
   /** Copies between buffers in the recorded stream (ends the open compute pass). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (bytes === 0) return;
+    this.wrote(dst);
     this.closePass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
   /** Zero-fills a buffer range in the recorded stream. */
   clear(buffer: GPUBuffer, byteOffset = 0, bytes?: number): void {
+    this.wrote(buffer);
     this.closePass().clearBuffer(buffer, byteOffset, bytes);
   }
 
@@ -426,7 +483,9 @@ export class GpuRuntime {
 
   stats(): GpuStats {
     const { pooledBytes: stagingBytes, pooledBuffers: stagingBuffers } = this.staging.stats();
-    return { ...this.pool.stats(), ...this.counters, pipelines: this.kernels.size, stagingBytes, stagingBuffers };
+    let derivedValues = 0;
+    for (const byKey of this.derivedValues.values()) derivedValues += byKey.size;
+    return { ...this.pool.stats(), ...this.counters, pipelines: this.kernels.size, stagingBytes, stagingBuffers, derivedValues };
   }
 
   destroy(): void {

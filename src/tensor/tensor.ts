@@ -129,7 +129,7 @@ export class Tensor {
     this.storage = null;
     this.node = null;
     if (--storage.refs === 0 && storage.buffer) {
-      gpu().pool.release(storage.buffer);
+      gpu().releaseBuffer(storage.buffer);
       storage.buffer = null;
     }
   }

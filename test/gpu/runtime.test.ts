@@ -8,7 +8,7 @@ import { KERNEL_FAMILIES, SUBGROUP_FAMILIES, parseShader, type KernelFamily } fr
 import type { KernelSpec } from '../../src/gpu/pipelines.js';
 import type { Platform } from '../../src/platform/platform.js';
 import { nodePlatform } from '../../src/platform/node.js';
-import { add, addRelu, addScalar, broadcastTo, div, exp, fill, log, mul, neg, relu, scale, sub } from '../../src/ops/elementwise.js';
+import { accumulate_, add, addRelu, addScalar, broadcastTo, div, exp, fill, log, mul, neg, relu, scale, sub } from '../../src/ops/elementwise.js';
 import { max, mean, sum } from '../../src/ops/reduce.js';
 import { matmul, matmulNaive, setMatmulKernelPath } from '../../src/ops/matmul.js';
 import { argmax, correctCount, softmaxCrossEntropy } from '../../src/ops/loss.js';
@@ -297,5 +297,44 @@ describe('device acquisition', () => {
       loadShader: async (family) => (family === 'reduce' ? 'fn broken( {' : real.loadShader(family)),
     };
     await expect(GpuRuntime.create(platform)).rejects.toThrow(/reduce\.wgsl does not compile:\n {2}line \d+:\d+ /);
+  });
+});
+
+describe('gpu().derived: values made from a buffer, reused until it is written', () => {
+  it('reuses the value while its source is unwritten, and remakes it after a dispatch writes it, an upload, a copy or a clear; a released source or releasePooledMemory drops it', () => {
+    const rt = gpu();
+    const source = Tensor.fromArray(Float32Array.of(1, 2, 3, 4), [4]).keep();
+    const other = Tensor.fromArray(Float32Array.of(5, 6, 7, 8), [4]).keep();
+    let made = 0;
+    const derive = () => rt.derived(source.buffer, 'twice', () => (made++, scale(source, 2).keep()));
+    const first = derive();
+    expect(derive()).toBe(first);
+    expect(made).toBe(1);
+    expect(rt.stats().derivedValues).toBe(1);
+    // Reading the source (add reads it, writes a new tensor) is not a write.
+    scope(() => void add(source, other));
+    expect(derive()).toBe(first);
+    const writes: [string, () => void][] = [
+      ['a dispatch that binds it read_write', () => accumulate_(source, other)],
+      ['an upload', () => rt.upload(source.buffer, Float32Array.of(9))],
+      ['a copy into it', () => rt.copy(other.buffer, 0, source.buffer, 0, 16)],
+      ['a clear', () => rt.clear(source.buffer)],
+    ];
+    for (const [how, write] of writes) {
+      const before = derive();
+      write();
+      const after = derive();
+      expect(after, how).not.toBe(before);
+      expect(before.released, `${how}: the stale value is given back`).toBe(true);
+      expect(derive(), how).toBe(after);
+    }
+    expect(made).toBe(1 + writes.length);
+    rt.releasePooledMemory();
+    expect(rt.stats().derivedValues).toBe(0);
+    const again = derive();
+    source.dispose();
+    expect(again.released).toBe(true);
+    expect(rt.stats().derivedValues).toBe(0);
+    other.dispose();
   });
 });

@@ -134,7 +134,7 @@ describe('initialisation (the SFP code’s models/resnet.py)', () => {
 });
 
 describe('convBatchNorm', () => {
-  it('runs one fused pass in evaluation mode without gradients, the two modules otherwise, with the same values', async () => {
+  it('runs one fused pass in evaluation mode without gradients, the two modules otherwise, with the same values; the packed weights are reused until the weights are written', async () => {
     const rng = new Rng(7);
     const conv = new Conv2d(5, 11, 3, { padding: 1 }, rng);
     const bn = new BatchNorm2d(11, { relu: true });
@@ -156,7 +156,18 @@ describe('convBatchNorm', () => {
     const [a, b, c] = (await readAll([fused, separate, withGrad])) as Float32Array[];
     assertEqual(a, b, { label: 'fused vs two passes' });
     assertEqual(c, b, { label: 'with gradients vs two passes' });
-    for (const t of [fused, separate, withGrad, x]) t.dispose();
+    // Again: the packed weights are reused (one pass), until the weights are written; then they are packed anew.
+    const [reused, reusedCount] = dispatches(() => noGrad(() => convBatchNorm(conv, bn, x)));
+    expect(reusedCount).toBe(conv2dUsesSubgroups() ? 1 : separateCount);
+    gpu().upload(conv.weight.buffer, Float32Array.from({ length: conv.weight.size }, () => rng.normal()));
+    const [repacked, repackedCount] = dispatches(() => noGrad(() => convBatchNorm(conv, bn, x)));
+    const [separateAfter] = dispatches(() => noGrad(() => bn.forward(conv.forward(x))));
+    expect(repackedCount).toBe(fusedCount);
+    const [d, e, f] = (await readAll([reused, repacked, separateAfter])) as Float32Array[];
+    assertEqual(d, b, { label: 'reused packing vs two passes' });
+    assertEqual(e, f, { label: 'after new weights: fused vs two passes' });
+    expect(e).not.toEqual(d);
+    for (const t of [fused, separate, withGrad, reused, repacked, separateAfter, x]) t.dispose();
     disposeModel(conv);
     disposeModel(bn);
   });

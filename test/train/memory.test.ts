@@ -18,6 +18,8 @@ import { FilterPruner } from '../../src/prune/sfp.js';
 import { buildCompactionPlan } from '../../src/prune/plan.js';
 import { compactModel, zeroMaskedFilters } from '../../src/prune/compact.js';
 import { recalibrateBatchNorm } from '../../src/train/recalibrate.js';
+import { gpu } from '../../src/gpu/encoder.js';
+import { conv2dUsesSubgroups } from '../../src/ops/conv2d.js';
 
 const BATCH = 4;
 const IMAGE = [3, 8, 8] as const;
@@ -81,7 +83,7 @@ describe('memory over training and evaluation of a CIFAR ResNet-20', () => {
     expect(model.bn1.numBatchesTracked).toBe(50);
   });
 
-  it('evaluation (noGrad, eval mode) leaks nothing, allocates nothing after its first batch, and leaves the running statistics alone', async () => {
+  it('evaluation (noGrad, eval mode) keeps only its packed weights from its first batch, allocates nothing after it, and leaves the running statistics alone', async () => {
     model.eval();
     const evalSum = zeros([]).keep();
     const evaluate = (batch: HostBatch) =>
@@ -94,7 +96,14 @@ describe('memory over training and evaluation of a CIFAR ResNet-20', () => {
     const running = () => readAll([model.bn1.runningMean, model.stages[2].blocks[2].bn2.runningVar]);
     const before = await running();
     const tracked = model.bn1.numBatchesTracked;
-    await assertNoLeak('first evaluation batch', () => evaluate(data[0]));
+    // The first batch packs the weights of each conv that runs fused with its BN, once: the runtime holds them
+    // for the next batches (gpu().derived). Nothing else stays.
+    const first = memorySnapshot();
+    const derivedBefore = gpu().stats().derivedValues;
+    evaluate(data[0]);
+    const packed = gpu().stats().derivedValues - derivedBefore;
+    expect(memorySnapshot().liveBuffers - first.liveBuffers).toBe(packed);
+    if (conv2dUsesSubgroups()) expect(packed).toBeGreaterThan(0);
     const warm = memorySnapshot();
     await assertNoLeak('evaluation', () => data.forEach(evaluate));
     expect(memorySnapshot()).toEqual(warm);
