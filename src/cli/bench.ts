@@ -11,12 +11,13 @@ import { parseArgs, wasGiven, ArgsError, type Args, type CommandName } from './a
 import { terminalSink } from './terminal.js';
 import { gpu } from '../gpu/encoder.js';
 import { CIFAR_DEPTHS, CifarResNet, type ImageNetResNetName } from '../models/resnet.js';
-import { cifarResNetOf, loadCheckpoint, loadCompactModel } from '../io/checkpoint-files.js';
+import { cifarResNetOf, readModelFile, type HostModelFile } from '../io/checkpoint-files.js';
 import { outputFolderProblem } from '../io/files.js';
 import { benchPair, cifarPair, compactPair, imageNetPair, randomCifarPair, type BenchPair } from '../bench/models.js';
 import { METHOD, type MachineInfo, type MeasureOptions, type ModelResult, type SpeedupReport } from '../bench/speedup.js';
 import { reportJson, reportMarkdown, reportSvg } from '../bench/report.js';
 import type { ProgressSink } from '../train/progress.js';
+import { compactModelOf } from '../prune/compact.js';
 
 export interface ReportFiles {
   json: string;
@@ -115,21 +116,21 @@ export async function benchPairs(pairs: (() => Promise<BenchPair>)[], options: M
 }
 
 /** The CIFAR pair the flags describe: a checkpoint (training: compacted here; compact model: a dense model of its shape), or a random model and mask. */
-async function cifarPairFromArgs(args: Args<'bench'>, sink: ProgressSink): Promise<BenchPair> {
-  if (!args.checkpoint) return randomCifarPair(CIFAR_DEPTHS[args.model], args.sfpRate, args.seed);
-  const checkpoint = await loadCheckpoint(args.checkpoint);
-  if (checkpoint.meta.format !== undefined) {
-    const compact = await loadCompactModel(args.checkpoint);
+async function cifarPairFromArgs(args: Args<'bench'>, file: HostModelFile | null, sink: ProgressSink): Promise<BenchPair> {
+  if (!file) return randomCifarPair(CIFAR_DEPTHS[args.model], args.sfpRate, args.seed);
+  const { checkpoint } = file;
+  if (file.kind === 'compact model') {
+    const compact = compactModelOf(checkpoint, file.path);
     const plan = compact.plan;
     const dense = new CifarResNet(plan.depth, plan.head.numClasses, args.seed, plan.widths);
-    return cifarPair(`resnet${plan.depth}`, `compact model ${args.checkpoint}`, dense, compact, [
+    return cifarPair(`resnet${plan.depth}`, `compact model ${file.path}`, dense, compact, [
       'the file holds only the compact model: the dense model has its shape and random weights (timing does not depend on the values)',
     ]);
   }
-  const model = cifarResNetOf(checkpoint, args.checkpoint);
+  const model = cifarResNetOf(checkpoint, file.path);
   model.loadStateDict(checkpoint.model);
-  if (checkpoint.masks.size === 0) sink.line(`${args.checkpoint} has no masks: the compact model equals the dense one`);
-  const { pair } = await compactPair(`resnet${model.depth}`, `training checkpoint ${args.checkpoint} (${checkpoint.masks.size} masks)`, model, checkpoint.masks, [
+  if (checkpoint.masks.size === 0) sink.line(`${file.path} has no masks: the compact model equals the dense one`);
+  const { pair } = await compactPair(`resnet${model.depth}`, `training checkpoint ${file.path} (${checkpoint.masks.size} masks)`, model, checkpoint.masks, [
     'compacted here without the equivalence check (run `compact` for it)',
   ]);
   return pair;
@@ -141,8 +142,8 @@ export function evenRepeats(command: CommandName, flag: string, repeats: number)
   return repeats;
 }
 
-/** The checks of bench's flags that need no GPU (the CLI runs them before starting it). */
-export async function checkBenchArgs(args: Args<'bench'>): Promise<void> {
+/** The checks of bench's flags and --checkpoint that need no GPU (the CLI runs them before starting it); the file is read here, once. */
+export async function checkBenchArgs(args: Args<'bench'>): Promise<HostModelFile | null> {
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`bench: --out ${outProblem}`);
   evenRepeats('bench', 'repeats', args.repeats);
@@ -153,14 +154,15 @@ export async function checkBenchArgs(args: Args<'bench'>): Promise<void> {
   if (args.checkpoint && !args.imagenet && wasGiven(args, 'sfpRate')) {
     throw new ArgsError(`bench: --sfp-rate ${args.sfpRate} has no effect here: a --checkpoint brings its own masks (the rate sets the --imagenet models' masks)`);
   }
+  return args.checkpoint ? readModelFile(args.checkpoint) : null;
 }
 
-export async function runBench(argv: readonly string[]): Promise<ReportFiles> {
+export async function runBench(argv: readonly string[], checked?: HostModelFile | null): Promise<ReportFiles> {
   const args = parseArgs('bench', argv);
-  await checkBenchArgs(args);
+  const file = checked !== undefined ? checked : await checkBenchArgs(args);
   const sink = terminalSink();
   const cifar: MeasureOptions = { batchSizes: args.batchSizes, repeats: args.repeats, targetMs: args.targetMs, seed: args.seed };
-  const pairs: (() => Promise<BenchPair>)[] = [() => cifarPairFromArgs(args, sink)];
+  const pairs: (() => Promise<BenchPair>)[] = [() => cifarPairFromArgs(args, file, sink)];
   const options = [cifar];
   if (args.imagenet) {
     const batchSizes = args.imagenetBatchSizes;

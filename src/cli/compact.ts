@@ -8,7 +8,7 @@ import { ArgsError, parseArgs, type Args } from './args.js';
 import type { ProgressSink } from '../train/progress.js';
 import { terminalSink } from './terminal.js';
 import type { CifarResNet } from '../models/resnet.js';
-import { cifarResNetOf, loadCheckpoint, outputReplacesProblem, saveCompactModel } from '../io/checkpoint-files.js';
+import { cifarResNetOf, outputReplacesProblem, readModelFile, saveCompactModel, type HostModelFile } from '../io/checkpoint-files.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { LoaderSource } from '../train/sources.js';
 import { buildCompactionPlan, type CompactionPlan } from '../prune/plan.js';
@@ -24,21 +24,24 @@ export interface CompactRun {
   data: DataSplits;
 }
 
-export async function runCompact(argv: readonly string[]): Promise<EquivalenceReport> {
-  return (await compactCheckpoint(parseArgs('compact', argv))).report;
+export async function runCompact(argv: readonly string[], checked?: HostModelFile): Promise<EquivalenceReport> {
+  return (await compactCheckpoint(parseArgs('compact', argv), { checked })).report;
 }
 
-/** The checks of compact's flags that need no GPU (the CLI runs them before starting it). */
-export async function checkCompactArgs(args: Args<'compact'>): Promise<void> {
+/** The checks of compact's flags and file that need no GPU (the CLI runs them before starting it); the checkpoint is read here, once. */
+export async function checkCompactArgs(args: Args<'compact'>): Promise<HostModelFile> {
   const outProblem = await outputReplacesProblem(args.out, args.checkpoint, ['training checkpoint']);
   if (outProblem) throw new ArgsError(`compact: --out ${args.out}: ${outProblem}`);
+  return readModelFile(args.checkpoint, { kinds: ['training checkpoint'] });
 }
 
-/** The `compact` command on parsed flags; `data` may be given already loaded. */
-export async function compactCheckpoint(args: Args<'compact'>, options: { sink?: ProgressSink; data?: DataSplits } = {}): Promise<CompactRun> {
+/** The `compact` command on parsed flags; `data` may be given already loaded, and `checked` what checkCompactArgs returned. */
+export async function compactCheckpoint(
+  args: Args<'compact'>,
+  options: { sink?: ProgressSink; data?: DataSplits; checked?: HostModelFile } = {},
+): Promise<CompactRun> {
   const sink = options.sink ?? terminalSink();
-  await checkCompactArgs(args);
-  const checkpoint = await loadCheckpoint(args.checkpoint);
+  const { checkpoint } = options.checked ?? (await checkCompactArgs(args));
   const model = cifarResNetOf(checkpoint, args.checkpoint);
   model.loadStateDict(checkpoint.model);
   model.eval();

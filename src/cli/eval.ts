@@ -1,6 +1,6 @@
 /** `eval`: the test-set accuracy and loss of a training checkpoint's model or of a compact model. */
-import { parseArgs } from './args.js';
-import { loadModelFile } from '../io/checkpoint-files.js';
+import { parseArgs, type Args } from './args.js';
+import { loadModelFile, readModelFile, type HostModelFile } from '../io/checkpoint-files.js';
 import { masksAppliedLine } from '../prune/compact.js';
 import { loadDataSplits, type DataSplits } from '../data/node-files.js';
 import { SGD } from '../optim/sgd.js';
@@ -16,13 +16,14 @@ import { consoleSink, type ProgressSink } from '../train/progress.js';
  * whose outputs are not finite (a diverged run) is an error, not a score.
  */
 export async function evaluateFile(
-  path: string,
+  source: string | HostModelFile,
   data: DataSplits | (() => Promise<DataSplits>),
   batchSize: number,
   sink: ProgressSink = consoleSink,
   options: { unmasked?: boolean } = {},
 ): Promise<EvalResult & { name: string; data: DataSplits }> {
-  const file = await loadModelFile(path, options);
+  const path = typeof source === 'string' ? source : source.path;
+  const file = await loadModelFile(source, options);
   const { model, name } = file;
   let trainer: Trainer | null = null;
   try {
@@ -45,9 +46,14 @@ export async function evaluateFile(
   }
 }
 
-export async function runEval(argv: readonly string[]): Promise<EvalResult> {
+/** Reads eval's file before the GPU starts (the CLI hands it to runEval). */
+export function checkEvalArgs(args: Args<'eval'>): Promise<HostModelFile> {
+  return readModelFile(args.checkpoint, { unmasked: args.unmasked });
+}
+
+export async function runEval(argv: readonly string[], checked?: HostModelFile): Promise<EvalResult> {
   const args = parseArgs('eval', argv);
-  const result = await evaluateFile(args.checkpoint, async () => {
+  const result = await evaluateFile(checked ?? (await checkEvalArgs(args)), async () => {
     const splits = await loadDataSplits({ data: args.data });
     console.log(splits.description);
     return splits;

@@ -4,20 +4,20 @@
  */
 import { writeFileAtomic } from '../io/files.js';
 import { ArgsError, parseArgs, type Args } from './args.js';
-import { loadModelFile, outputReplacesProblem } from '../io/checkpoint-files.js';
+import { loadModelFile, outputReplacesProblem, readModelFile, type HostModelFile } from '../io/checkpoint-files.js';
 import { masksAppliedLine } from '../prune/compact.js';
 import { exportCifarResNet, exportCompactResNet, ONNX_OPSET } from '../io/onnx.js';
 
-/** The checks of export's flags that need no GPU (the CLI runs them before starting it). */
-export async function checkExportArgs(args: Args<'export'>): Promise<void> {
+/** The checks of export's flags and file that need no GPU (the CLI runs them before starting it); the file is read here, once. */
+export async function checkExportArgs(args: Args<'export'>): Promise<HostModelFile> {
   const problem = await outputReplacesProblem(args.out, args.checkpoint, ['training checkpoint', 'compact model']);
   if (problem) throw new ArgsError(`export: --out ${args.out}: ${problem}`);
+  return readModelFile(args.checkpoint, { unmasked: args.unmasked });
 }
 
-export async function runExport(argv: readonly string[]): Promise<void> {
+export async function runExport(argv: readonly string[], checked?: HostModelFile): Promise<void> {
   const args = parseArgs('export', argv);
-  await checkExportArgs(args);
-  const file = await loadModelFile(args.checkpoint, { unmasked: args.unmasked });
+  const file = await loadModelFile(checked ?? (await checkExportArgs(args)), { unmasked: args.unmasked });
   const masks = file.kind === 'checkpoint' && masksAppliedLine(file.masks);
   if (masks) console.log(`${masks}; --unmasked keeps the weights as stored`);
   const onnx = file.kind === 'compact' ? await exportCompactResNet(file.model) : await exportCifarResNet(file.model.eval());

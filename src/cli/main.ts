@@ -2,7 +2,7 @@
 import { runDemo } from './demo.js';
 import { checkTrainArgs, runTrain } from './train.js';
 import { runCompact } from './compact.js';
-import { runEval } from './eval.js';
+import { checkEvalArgs, runEval } from './eval.js';
 import { runExport } from './export.js';
 import { checkBenchArgs, runBench } from './bench.js';
 import { checkPipelineArgs, runPipeline } from './pipeline.js';
@@ -36,17 +36,18 @@ const COMMANDS: Record<CommandName, Command> = {
     check: (argv) => checkTrainArgs(parseArgs('train', argv)),
     run: runTrain,
   }),
-  eval: {
+  eval: command({
     help: "the CIFAR-10 test accuracy and loss of a training checkpoint or a compact model",
     gpu: true,
+    check: (argv) => checkEvalArgs(parseArgs('eval', argv)),
     run: runEval,
-  },
-  export: {
+  }),
+  export: command({
     help: 'write a checkpoint or a compact model as an ONNX model',
     gpu: true,
     check: (argv) => checkExportArgs(parseArgs('export', argv)),
     run: runExport,
-  },
+  }),
   data: {
     help: 'download CIFAR-10 into data/cifar-10-batches-bin',
     gpu: false,
@@ -56,18 +57,18 @@ const COMMANDS: Record<CommandName, Command> = {
       console.log(`CIFAR-10 is in ${result.dir}`);
     },
   },
-  compact: {
+  compact: command({
     help: 'remove the zeroed filters of a pruned checkpoint; writes the smaller dense model once its logits match',
     gpu: true,
     check: (argv) => checkCompactArgs(parseArgs('compact', argv)),
     run: runCompact,
-  },
-  bench: {
+  }),
+  bench: command({
     help: 'time a model and its compact version per layer and end to end: real vs theoretical speedup (JSON, Markdown, SVG)',
     gpu: true,
     check: (argv) => checkBenchArgs(parseArgs('bench', argv)),
     run: runBench,
-  },
+  }),
   pipeline: {
     help: 'short SFP training, compaction with the equivalence check, speedup table and chart (npm start)',
     gpu: true,

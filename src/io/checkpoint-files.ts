@@ -99,14 +99,35 @@ export type ModelFile =
   | { kind: 'checkpoint'; name: string; model: CifarResNet; masks: MasksApplied | null }
   | { kind: 'compact'; name: string; model: CompactResNet };
 
-/** The network a file holds, with its weights and BN statistics, whichever of the two kinds the file is. */
-export async function loadModelFile(path: string, options: { unmasked?: boolean } = {}): Promise<ModelFile> {
-  const bytes = await readFileChecked(path, 'checkpoint');
-  const checkpoint = decodeCheckpoint(bytes, path);
+/**
+ * A model file read and decoded on the host: the commands read theirs before they start the GPU, so a missing
+ * file, one that is not safetensors or not a CIFAR ResNet is reported first.
+ */
+export interface HostModelFile {
+  path: string;
+  kind: ModelFileKind;
+  checkpoint: LoadedCheckpoint;
+}
+
+/** Reads a training checkpoint or a compact model (`kinds` limits which) without the GPU; see HostModelFile. */
+export async function readModelFile(
+  path: string,
+  options: { unmasked?: boolean; kinds?: readonly ModelFileKind[] } = {},
+): Promise<HostModelFile> {
+  const checkpoint = await loadCheckpoint(path);
   if (isCompactModel(checkpoint.meta)) {
+    if (options.kinds && !options.kinds.includes('compact model')) refuseCompactModel(checkpoint, path);
     if (options.unmasked) throw new Error(`--unmasked is for a training checkpoint; ${path} is a compact model, whose pruned filters are gone`);
-    return { kind: 'compact', name: 'compact model', model: compactModelOf(checkpoint, path) };
+    return { path, kind: 'compact model', checkpoint };
   }
+  cifarShapeOf(checkpoint, path);
+  return { path, kind: 'training checkpoint', checkpoint };
+}
+
+/** The network a file holds (a path, or the file already read), with its weights and BN statistics, whichever of the two kinds it is. */
+export async function loadModelFile(file: string | HostModelFile, options: { unmasked?: boolean } = {}): Promise<ModelFile> {
+  const { path, kind, checkpoint } = typeof file === 'string' ? await readModelFile(file, options) : file;
+  if (kind === 'compact model') return { kind: 'compact', name: 'compact model', model: compactModelOf(checkpoint, path) };
   const model = cifarResNetOf(checkpoint, path);
   model.loadStateDict(checkpoint.model);
   const masks = options.unmasked ? null : await applyMasks(model, checkpoint.masks);

@@ -47,8 +47,23 @@ describe('sfp-gpu without a GPU adapter', () => {
     }
   });
 
+  it('reads the model file of eval, export, compact and bench before the adapter is sought: a missing file or one that is no checkpoint is named', () => {
+    for (const [args, message] of [
+      [['eval', '--checkpoint', '/tmp/sfp-no-such-file.safetensors'], 'checkpoint not found: /tmp/sfp-no-such-file.safetensors'],
+      [['export', '--checkpoint', 'package.json', '--out', '/tmp/sfp-never-written.onnx'], 'package.json: not a valid safetensors file'],
+      [['compact', '--checkpoint', 'package.json', '--out', '/tmp/sfp-never-written.safetensors'], 'package.json: not a valid safetensors file'],
+      [['bench', '--checkpoint', '/tmp/sfp-no-such-file.safetensors', '--out', '/tmp/sfp-never-written'], 'checkpoint not found: /tmp/sfp-no-such-file.safetensors'],
+    ] as const) {
+      const { status, stderr } = withoutAdapter([...args]);
+      expect(status, `${args.join(' ')}: ${stderr}`).toBe(1);
+      expect(stderr).toMatch(/^error: /);
+      expect(stderr).toContain(message);
+      expect(stderr).not.toContain('no WebGPU adapter');
+    }
+  });
+
   it('refuses a GPU command with the install instructions', () => {
-    const { status, stderr } = withoutAdapter(['eval', '--checkpoint', 'c.safetensors']);
+    const { status, stderr } = withoutAdapter(['demo']);
     expect(status).toBe(1);
     expect(stderr).toContain('error: no WebGPU adapter');
     expect(stderr).toContain('bash scripts/setup-system.sh');
@@ -64,7 +79,7 @@ describe('sfp-gpu where the native WebGPU module cannot load', () => {
       const result = run(args);
       expect(result.status, `${args.join(' ')}: ${result.stderr}`).toBe(0);
     }
-    const gpuCommand = run(['eval', '--checkpoint', 'c.safetensors']);
+    const gpuCommand = run(['demo']);
     expect(gpuCommand.status).toBe(1);
     expect(gpuCommand.stderr).toContain('error: the WebGPU module (npm package webgpu) did not load: the webgpu module cannot load here;');
     expect(gpuCommand.stderr).toContain('reinstall it with npm ci');

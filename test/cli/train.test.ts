@@ -277,10 +277,13 @@ describe('compact and export never write over what they read or over a training 
   it('--out naming the --checkpoint, or another training checkpoint, is refused and both files stay as they were', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sfp-compact-over-'));
     dirs.push(out);
-    // A training checkpoint as far as the refusal looks: its position in the metadata.
+    // A training checkpoint as far as the refusal looks (its position in the metadata) and as the commands' checks
+    // read it before the GPU (the tensors that give a CIFAR ResNet's shape).
     const run = { checkpoint: join(out, 'checkpoint.safetensors') };
     const config = configOf(parseArgs('train', ['--sfp-rate', '0.3']));
-    await saveCheckpoint(run.checkpoint, { model: new Map(), meta: { epoch: 1, step: 0, loader: { position: 0 }, config } });
+    const shapes: [string, number[]][] = [['conv1.weight', [4, 3, 3, 3]], ['layer1.0.conv1.weight', [4, 4, 3, 3]], ['layer2.0.conv1.weight', [8, 4, 3, 3]], ['layer3.0.conv1.weight', [8, 8, 3, 3]], ['fc.weight', [10, 8]]];
+    const model = new Map(shapes.map(([name, shape]) => [name, { dtype: 'f32' as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) }]));
+    await saveCheckpoint(run.checkpoint, { model, meta: { epoch: 1, step: 0, loader: { position: 0 }, config } });
     const bytes = await readFile(run.checkpoint);
     const other = join(out, 'another-run.safetensors');
     await writeFile(other, bytes);
@@ -299,11 +302,11 @@ describe('compact and export never write over what they read or over a training 
     expect(await readFile(other)).toEqual(bytes);
     // Any other file may be replaced, and compact may rewrite a compact model; export (ONNX) may not.
     await writeFile(join(out, 'model.onnx'), 'an older export');
-    await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', join(out, 'model.onnx')]))).resolves.toBeUndefined();
+    await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', join(out, 'model.onnx')]))).resolves.toMatchObject({ kind: 'training checkpoint' });
     const compactFile = join(out, 'compact.safetensors');
     await saveCheckpoint(compactFile, { model: new Map(), meta: { format: COMPACT_FORMAT } });
     const { checkCompactArgs } = await import('../../src/cli/compact.js');
-    await expect(checkCompactArgs(parseArgs('compact', ['--checkpoint', run.checkpoint, '--out', compactFile]))).resolves.toBeUndefined();
+    await expect(checkCompactArgs(parseArgs('compact', ['--checkpoint', run.checkpoint, '--out', compactFile]))).resolves.toMatchObject({ kind: 'training checkpoint' });
     await expect(checkExportArgs(parseArgs('export', ['--checkpoint', run.checkpoint, '--out', compactFile]))).rejects.toThrow(
       `export: --out ${compactFile}: it holds a compact model, which this would replace`,
     );
