@@ -10,7 +10,8 @@ import { PAPER_CHOICES } from '../report/paper.js';
 /** An interval as written in the help: `[0, 1)`, `(0, inf)`, `[1, 10]`. The type checker rejects anything else. */
 export type Range = `${'[' | '('}${number | '-inf'}, ${number | 'inf'}${']' | ')'}`;
 
-const program = 'sfp-gpu';
+/** How the README runs the command line (the package installs no `sfp-gpu` binary). */
+const program = 'npx tsx src/cli/main.ts';
 // Plain decimal or exponent notation only: Number() would also accept '', ' ', '0x10' and 'Infinity'.
 const decimal = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -36,8 +37,11 @@ export type FlagSpec =
         increasing?: boolean;
         /** Every item a whole number (batch sizes). */
         integers?: boolean;
-        /** An empty list is an error rather than "none" (an empty shell variable would otherwise change the run). */
-        nonEmpty?: boolean;
+        /**
+         * An empty list is an error rather than "none" (an empty shell variable would otherwise change the run);
+         * a string says what to give instead.
+         */
+        nonEmpty?: true | string;
       })
   // Repeatable: every occurrence is collected in order, and none gives [].
   | (Common & { type: 'strings'; default?: never; placeholder?: string });
@@ -141,6 +145,7 @@ export const commands = {
         default: [60, 120, 160],
         range: '[0, inf)',
         increasing: true,
+        nonEmpty: 'for a rate that never changes, give --gamma 1',
         help: 'multistep: epochs at which the rate is multiplied by --gamma',
         onlyWith: { flag: 'schedule', values: ['multistep'] },
       },
@@ -486,7 +491,7 @@ function parseValue(name: string, flag: FlagSpec, text: string): { value: unknow
       return percent ? `${bad} (a fraction: ${value / 100} for ${value} %)` : bad;
     }
     case 'numbers': {
-      if (text.trim() === '') return flag.nonEmpty ? `${bad} (an empty list means nothing here)` : { value: [] };
+      if (text.trim() === '') return flag.nonEmpty ? `${bad} (${flag.nonEmpty === true ? 'an empty list means nothing here' : flag.nonEmpty})` : { value: [] };
       const items = text.split(',').map((item) => item.trim());
       const list: number[] = [];
       for (const [i, item] of items.entries()) {

@@ -54,7 +54,8 @@ export function checkEvalArgs(args: Args<'eval'>): Promise<HostModelFile> {
 export async function runEval(argv: readonly string[], checked?: HostModelFile): Promise<EvalResult> {
   const args = parseArgs('eval', argv);
   const result = await evaluateFile(checked ?? (await checkEvalArgs(args)), async () => {
-    const splits = await loadDataSplits({ data: args.data });
+    // A score on the synthetic images would read like an accuracy: eval needs the real test set.
+    const splits = await loadDataSplits({ data: args.data, allowSynthetic: false });
     console.log(splits.description);
     return splits;
   }, args.batchSize, consoleSink, { unmasked: args.unmasked });

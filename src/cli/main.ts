@@ -88,7 +88,7 @@ const COMMANDS: Record<CommandName, Command> = {
 };
 
 function usage(): string {
-  return 'usage: sfp-gpu <command> [flags]\n\ncommands:\n' + Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`).join('\n');
+  return 'usage: npx tsx src/cli/main.ts <command> [flags]\n\ncommands:\n' + Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.help}`).join('\n');
 }
 
 let gpuHost: typeof import('../node.js') | null = null;

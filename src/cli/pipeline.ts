@@ -4,11 +4,11 @@
  * masked one. It calls the same functions
  * as the `train`, `compact` and `bench` commands and prints where each result went.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs, ArgsError, type Args } from './args.js';
 import { terminalSink } from './terminal.js';
-import { trainModel } from './train.js';
+import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE, exists, trainModel } from './train.js';
 import { compactCheckpoint } from './compact.js';
 import { benchPairs, evenRepeats, writeReport, type ReportFiles } from './bench.js';
 import { loadDataSplits } from '../data/node-files.js';
@@ -28,12 +28,25 @@ export interface PipelineResult {
   seconds: number;
 }
 
+/** Marks a folder as a pipeline's (written before its training), so the next pipeline run may replace it. */
+const PIPELINE_FILE = 'pipeline.json';
+
 /** The checks of the pipeline's flags that need no GPU (the CLI runs them before starting it; the benchmark's before the training). */
 export async function checkPipelineArgs(args: Args<'pipeline'>): Promise<void> {
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`pipeline: --out ${outProblem}`);
   evenRepeats('pipeline', 'repeats', args.repeats);
+  // Each pipeline run replaces what an earlier one left in its folder, and only that: a train/ run of anything else stays.
+  const trainDir = join(args.out, 'train');
+  const found = [];
+  for (const name of [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE]) if (await exists(join(trainDir, name))) found.push(name);
+  if (found.length && !(await exists(join(args.out, PIPELINE_FILE)))) {
+    throw new ArgsError(
+      `pipeline: ${trainDir} holds a run (${found.join(', ')}) that no pipeline made (no ${join(args.out, PIPELINE_FILE)}), and a pipeline run would replace it: give another --out`,
+    );
+  }
 }
+
 
 export async function runPipeline(argv: readonly string[]): Promise<PipelineResult> {
   const args = parseArgs('pipeline', argv);
@@ -43,6 +56,9 @@ export async function runPipeline(argv: readonly string[]): Promise<PipelineResu
   const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
   const data = await loadDataSplits({ data: args.data });
   if (data.kind === 'synthetic') sink.line('pipeline: CIFAR-10 was not found, so every step below runs on the synthetic set (accuracies mean little; timings do not depend on it)');
+
+  await mkdir(args.out, { recursive: true });
+  await writeFile(join(args.out, PIPELINE_FILE), JSON.stringify({ command: 'pipeline', argv, startedAt: new Date().toISOString() }, null, 1) + '\n');
 
   // 1. SFP training, with the train command's own flag table (so its checks and defaults apply).
   const trainDir = join(args.out, 'train');

@@ -64,7 +64,7 @@ const href = (from: string, to: string) => relative(dirname(resolve(from)), reso
 /** The files `report` writes (path → text) and the comparison table, computed without writing anything. */
 export async function buildReport(args: Args<'report'>): Promise<{ files: Map<string, string>; compare?: string; masks?: string }> {
   if (args.run.length === 0 && args.bench.length === 0 && !args.compare && !args.masks) {
-    throw new ArgsError("report: give --run <dir> or --bench <dir> (repeatable), --compare name=dir,... or --masks name=dir,...; run 'sfp-gpu report --help' for the flags");
+    throw new ArgsError("report: give --run <dir> or --bench <dir> (repeatable), --compare name=dir,... or --masks name=dir,...; run 'npx tsx src/cli/main.ts report --help' for the flags");
   }
   if (args.bench.length && !args.readme) throw new ArgsError('report: --bench fills README blocks, so it needs --readme');
   if (args.paper && !args.compare) throw new ArgsError('report: --paper goes with --compare');

@@ -1,5 +1,5 @@
 /** `train`: a CIFAR ResNet on CIFAR-10 (or the synthetic fallback), optionally with SFP or hard pruning. */
-import { mkdir, appendFile, writeFile, access, readFile } from 'node:fs/promises';
+import { mkdir, appendFile, writeFile, access, readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ArgsError, argvOf, commands, flagName, parseArgs, shellCommand, wasGiven, type Args } from './args.js';
 import { cifarResNet, type CifarResNet } from '../models/resnet.js';
@@ -155,6 +155,7 @@ export function pruningRate(args: Args<'train'>): number | number[] | null {
   const needsRate = (['hardPrune', 'skipStem', 'skipLast', 'coupled', 'asymptotic'] as const).filter((k) => args[k]).map((k) => `--${flagName(k)}`);
   if (args.bnRecalibrate > 0) needsRate.push('--bn-recalibrate');
   if (args.pruneEverySteps > 0) needsRate.push('--prune-every-steps');
+  for (const key of ['criterion', 'pruneEvery'] as const) if (wasGiven(args, key)) needsRate.push(`--${flagName(key)}`);
   if (needsRate.length > 0) {
     throw new ArgsError(`train: ${needsRate.join(', ')} ${needsRate.length === 1 ? 'needs' : 'need'} --sfp-rate or --stage-rates (a dense run prunes nothing)`);
   }
@@ -307,6 +308,14 @@ export async function checkTrainArgs(flags: Args<'train'>, options: Pick<TrainOp
     // A fresh run would empty metrics.jsonl at once and replace the checkpoint at its first save.
     throw new ArgsError(`train: ${args.out} already holds a run (${previous}): continue it with --resume ${previous}, or give another --out (or delete that folder to start over)`);
   }
+  if (!args.resume && !options.replaceRun) {
+    // A run stopped before its first checkpoint, or one whose checkpoint was never kept: its records would be emptied.
+    const records = [];
+    for (const name of [METRICS_FILE, RUN_FILE]) if (await nonEmptyFile(join(args.out, name))) records.push(join(args.out, name));
+    if (records.length) {
+      throw new ArgsError(`train: ${args.out} holds another run's records (${records.join(', ')}) and no checkpoint to resume; give another --out (or delete those files to start over there)`);
+    }
+  }
   if (args.resume && (await exists(previous)) && !(await sameFile(previous, args.resume))) {
     // The resumed run would replace that checkpoint at its first save and append to its metrics.
     throw new ArgsError(
@@ -398,4 +407,8 @@ export async function runTrain(argv: readonly string[], checked?: CheckedTrainAr
 
 export async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
+}
+
+async function nonEmptyFile(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isFile() && s.size > 0, () => false);
 }

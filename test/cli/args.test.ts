@@ -55,7 +55,7 @@ describe('parseArgs', () => {
       resume: 'runs/a/ckpt.safetensors',
       gamma: 0.1,
     });
-    expect(parseArgs('train', ['--milestones='])).toMatchObject({ milestones: [] });
+    expect(() => parseArgs('train', ['--milestones='])).toThrow('for a rate that never changes, give --gamma 1');
     expect(parseArgs('train', ['--hard-prune=false'])).toMatchObject({ hardPrune: false });
   });
 
@@ -93,7 +93,7 @@ describe('parseArgs', () => {
     // A rate in percent, a switch given a value, a flag of another schedule.
     expect(errorOf('train', ['--sfp-rate', '30'])).toBe("train: --sfp-rate must be a number in [0, 1), got '30' (a fraction: 0.3 for 30 %)");
     expect(errorOf('train', ['--nesterov', 'false'])).toBe(
-      "train: unexpected argument 'false' (--nesterov is a switch: write --nesterov or --no-nesterov). Run 'sfp-gpu train --help' for the flags.",
+      "train: unexpected argument 'false' (--nesterov is a switch: write --nesterov or --no-nesterov). Run 'npx tsx src/cli/main.ts train --help' for the flags.",
     );
     expect(errorOf('train', ['--schedule', 'onecycle', '--milestones', '10,20'])).toBe(
       'train: --milestones applies only with --schedule multistep, and --schedule is onecycle; leave it out',
@@ -128,16 +128,16 @@ describe('parseArgs', () => {
     expect(errorOf('train', ['--no-epochs'])).toBe(
       'train: --no-epochs: only boolean flags take a --no- form, and --epochs is an integer in [1, inf)',
     );
-    expect(errorOf('train', ['resnet20'])).toBe("train: unexpected argument 'resnet20'. Run 'sfp-gpu train --help' for the flags.");
+    expect(errorOf('train', ['resnet20'])).toBe("train: unexpected argument 'resnet20'. Run 'npx tsx src/cli/main.ts train --help' for the flags.");
     expect(errorOf('train', ['-lr', '1'])).toContain("unexpected argument '-lr' (flags start with two dashes: --lr)");
-    expect(errorOf('eval', [])).toBe("eval: missing required --checkpoint (a non-empty string). Run 'sfp-gpu eval --help' for the flags.");
+    expect(errorOf('eval', [])).toBe("eval: missing required --checkpoint (a non-empty string). Run 'npx tsx src/cli/main.ts eval --help' for the flags.");
   });
 });
 
 describe('help', () => {
   it('is generated from the table: every flag, its values, range and default', () => {
     const text = helpText('train');
-    expect(text.startsWith('Usage: sfp-gpu train [flags]\n')).toBe(true);
+    expect(text.startsWith('Usage: npx tsx src/cli/main.ts train [flags]\n')).toBe(true);
     for (const name of Object.keys(commands.train.flags)) expect(text).toMatch(new RegExp(`  --(\\[no-\\])?${name} `));
     expect(text).toMatch(/--model resnet20\|resnet32\|resnet56\|resnet110 +CIFAR ResNet depth.*\(default: resnet20\)/);
     expect(text).toMatch(/--sfp-rate <number> +fraction of filters .*\(in \[0, 1\); default: 0\)/);
@@ -168,7 +168,7 @@ describe('help', () => {
 
   it('exists for every command, whose defaults all parse', () => {
     for (const command of Object.keys(commands) as CommandName[]) {
-      expect(helpText(command)).toContain(`Usage: sfp-gpu ${command} [flags]`);
+      expect(helpText(command)).toContain(`Usage: npx tsx src/cli/main.ts ${command} [flags]`);
       const required = Object.entries(commands[command].flags).filter(([, flag]) => 'required' in flag && flag.required);
       const argv = required.flatMap(([name]) => [`--${name}`, 'x']);
       expect(() => parseArgs(command, argv)).not.toThrow();
@@ -202,5 +202,7 @@ describe('bench and pipeline repeats', () => {
     expect(parseArgs('bench', ['--imagenet', '--imagenet-batch-sizes', '2,4']).imagenetBatchSizes).toEqual([2, 4]);
     expect(() => parseArgs('bench', ['--batch-sizes', '1,1.5'])).toThrow("bench: --batch-sizes must be a comma-separated list of increasing integers in [1, inf), got '1,1.5' (item 2: '1.5')");
     expect(() => parseArgs('pipeline', ['--batch-sizes', ''])).toThrow('an empty list means nothing here');
+    // An empty shell variable would otherwise keep the rate constant for all 200 epochs.
+    expect(() => parseArgs('train', ['--milestones', ''])).toThrow("train: --milestones must be a comma-separated list of increasing numbers in [0, inf), got '' (for a rate that never changes, give --gamma 1)");
   });
 });

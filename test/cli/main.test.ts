@@ -17,7 +17,7 @@ describe('sfp-gpu without a GPU adapter', () => {
   it('prints the help of a GPU command', () => {
     const { status, stdout } = withoutAdapter(['train', '--help']);
     expect(status).toBe(0);
-    expect(stdout).toContain('Usage: sfp-gpu train [flags]');
+    expect(stdout).toContain('Usage: npx tsx src/cli/main.ts train [flags]');
   });
 
   it('names an unknown flag of a GPU command as such', () => {

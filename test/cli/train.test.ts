@@ -1,7 +1,7 @@
 // train's guards for finished work: a fresh run into a folder that holds a run's checkpoint is refused
 // before anything is read or written, since it would empty metrics.jsonl and replace the checkpoint; a
 // resume with other settings is refused, naming each flag that differs.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -32,6 +32,34 @@ describe('train into a folder that holds a run', () => {
     await expect(trainModel(args, { sink: silent, data })).rejects.toThrow(`continue it with --resume ${checkpoint}, or give another --out`);
     expect(await readFile(checkpoint, 'utf8')).toBe('weights of a long run');
     expect(await readFile(join(out, 'metrics.jsonl'), 'utf8')).toBe('{"epoch":1}\n');
+  });
+
+  it('is refused where the run left records but no checkpoint (stopped before its first save), and the records stay', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-train-records-'));
+    dirs.push(out);
+    await writeFile(join(out, 'metrics.jsonl'), '{"epoch":1}\n');
+    await writeFile(join(out, 'run.json'), '{"command":"an earlier run"}\n');
+    const args = parseArgs('train', ['--epochs', '1', '--batch-size', '8', '--max-steps', '1', '--out', out]);
+    await expect(checkTrainArgs(args)).rejects.toThrow(`holds another run's records (${join(out, 'metrics.jsonl')}, ${join(out, 'run.json')}) and no checkpoint to resume`);
+    expect(await readFile(join(out, 'metrics.jsonl'), 'utf8')).toBe('{"epoch":1}\n');
+    expect(await readFile(join(out, 'run.json'), 'utf8')).toBe('{"command":"an earlier run"}\n');
+    // Empty records (a run that wrote nothing yet) are no run to keep.
+    await writeFile(join(out, 'metrics.jsonl'), '');
+    await writeFile(join(out, 'run.json'), '');
+    await expect(checkTrainArgs(args)).resolves.toMatchObject({ resumed: null });
+  });
+
+  it('by a pipeline is refused unless a pipeline made that folder (its pipeline.json)', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'sfp-pipeline-out-'));
+    dirs.push(out);
+    const { checkPipelineArgs } = await import('../../src/cli/pipeline.js');
+    const args = parseArgs('pipeline', ['--out', out]);
+    await expect(checkPipelineArgs(args)).resolves.toBeUndefined();
+    await mkdir(join(out, 'train'));
+    await writeFile(join(out, 'train', 'checkpoint.safetensors'), 'weights of a long run');
+    await expect(checkPipelineArgs(args)).rejects.toThrow(`pipeline: ${join(out, 'train')} holds a run (checkpoint.safetensors) that no pipeline made`);
+    await writeFile(join(out, 'pipeline.json'), '{}');
+    await expect(checkPipelineArgs(args)).resolves.toBeUndefined();
   });
 });
 

@@ -193,6 +193,9 @@ describe('recalibrateBatchNorm', () => {
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--stage-rates', '0.1,0.2,0.3'])).toThrow(/not both/);
     expect(() => pruningRate(parseArgs('train', ['--stage-rates', '0.2,0.3']))).toThrow('train: --stage-rates needs one rate per stage of resnet20 (3), got 2');
     expect(() => prunerArgs(['--prune-every-steps', '50'])).toThrow(/--sfp-rate or --stage-rates/);
+    // Asked for, yet a dense run would ignore them.
+    expect(() => prunerArgs(['--criterion', 'fpgm', '--prune-every', '3'])).toThrow('train: --criterion, --prune-every need --sfp-rate or --stage-rates');
+    expect(() => prunerArgs(['--criterion', 'l2'])).toThrow('train: --criterion needs --sfp-rate or --stage-rates');
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--hard-prune', '--prune-every-steps', '50'])).toThrow(/hard pruning keeps its first masks/);
     expect(() => prunerArgs(['--sfp-rate', '0.3', '--hard-prune', '--asymptotic'])).toThrow(/hard pruning keeps the masks it chose before training/);
   });
