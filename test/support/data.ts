@@ -8,4 +8,4 @@ import { fileURLToPath } from 'node:url';
 const beside = fileURLToPath(new URL('../../../shared/data/cifar10', import.meta.url));
 const downloaded = fileURLToPath(new URL('../../data/cifar-10-batches-bin', import.meta.url));
 
-export const CIFAR10_TEST_DIR = process.env.CIFAR10_DIR ?? [beside, downloaded].find((dir) => existsSync(dir)) ?? '/work/shared/data/cifar10';
+export const CIFAR10_TEST_DIR = process.env.CIFAR10_DIR || ([beside, downloaded].find((dir) => existsSync(dir)) ?? '/work/shared/data/cifar10');
