@@ -2,19 +2,19 @@
  * Before `npm test`: the tests read the real CIFAR-10 (test/support/data.ts says where). On a machine that has
  * it in none of those places (no $CIFAR10_DIR, no ../shared/data/cifar10), it is downloaded into
  * ./data/cifar-10-batches-bin, as `npx tsx src/cli/main.ts data` does, so the README's test command works on a
- * fresh machine. A $CIFAR10_DIR that is set is the user's choice and is left to the tests to read.
+ * fresh machine (and completed where an interrupted download left part of it). A $CIFAR10_DIR that is set is
+ * the user's choice and is left to the tests to read.
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import { downloadCifar10 } from '../src/data/download.js';
-import { CIFAR10_TEST_DIR } from '../test/support/data.js';
+import { beside, downloaded } from '../test/support/data.js';
 
-if (!process.env.CIFAR10_DIR && !existsSync(CIFAR10_TEST_DIR)) {
-  const root = fileURLToPath(new URL('../data', import.meta.url));
-  console.log(`the tests read the real CIFAR-10 and this machine has none where they look: downloading it into ${root}`);
+if (!process.env.CIFAR10_DIR && !existsSync(beside)) {
+  // Also when data/ holds an incomplete copy (an interrupted download): a complete one is left as it is.
   try {
-    const result = await downloadCifar10(root, { log: (line) => console.log(line) });
-    console.log(`CIFAR-10 is in ${result.dir}`);
+    const result = await downloadCifar10(dirname(downloaded), { log: (line) => console.log(line) });
+    if (result.source !== 'existing') console.log(`the tests read the real CIFAR-10: it is now in ${result.dir}`);
   } catch (error) {
     console.error(
       `error: ${error instanceof Error ? error.message : String(error)}\n` +

@@ -642,7 +642,6 @@ action('compact-run', async () => void (await compactPruned()));
 
 // ---------------------------------------------------------------- checkpoints
 
-/** depth, widths and classes of a CIFAR ResNet from its state dict's names and shapes. */
 $<HTMLInputElement>('ckpt-file').addEventListener('change', (event) => {
   const input = event.target as HTMLInputElement;
   const file = input.files?.[0];

@@ -4,11 +4,11 @@
  * masked one. It calls the same functions
  * as the `train`, `compact` and `bench` commands and prints where each result went.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs, ArgsError, type Args } from './args.js';
 import { terminalSink } from './terminal.js';
-import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE, exists, trainModel } from './train.js';
+import { trainModel } from './train.js';
 import { compactCheckpoint } from './compact.js';
 import { benchPairs, evenRepeats, writeReport, type ReportFiles } from './bench.js';
 import { loadDataSplits } from '../data/node-files.js';
@@ -28,7 +28,7 @@ export interface PipelineResult {
   seconds: number;
 }
 
-/** Marks a folder as a pipeline's (written before its training), so the next pipeline run may replace it. */
+/** Marks a folder as a pipeline's (written before its training), so the next pipeline run may replace what is in it. */
 const PIPELINE_FILE = 'pipeline.json';
 
 /** The checks of the pipeline's flags that need no GPU (the CLI runs them before starting it; the benchmark's before the training). */
@@ -36,17 +36,16 @@ export async function checkPipelineArgs(args: Args<'pipeline'>): Promise<void> {
   const outProblem = await outputFolderProblem(args.out);
   if (outProblem) throw new ArgsError(`pipeline: --out ${outProblem}`);
   evenRepeats('pipeline', 'repeats', args.repeats);
-  // Each pipeline run replaces what an earlier one left in its folder, and only that: a train/ run of anything else stays.
-  const trainDir = join(args.out, 'train');
-  const found = [];
-  for (const name of [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE]) if (await exists(join(trainDir, name))) found.push(name);
-  if (found.length && !(await exists(join(args.out, PIPELINE_FILE)))) {
+  // Each pipeline run replaces what an earlier one left in its folder, and only that: files of anything else stay.
+  const entries = await readdir(args.out).catch(() => [] as string[]);
+  if (entries.length && !entries.includes(PIPELINE_FILE)) {
+    const shown = entries.slice(0, 4).join(', ') + (entries.length > 4 ? ', …' : '');
     throw new ArgsError(
-      `pipeline: ${trainDir} holds a run (${found.join(', ')}) that no pipeline made (no ${join(args.out, PIPELINE_FILE)}), and a pipeline run would replace it: give another --out`,
+      `pipeline: --out ${args.out} holds files no pipeline wrote (${shown}; no ${PIPELINE_FILE}), which a pipeline run would replace: ` +
+        'give another --out (a new or empty folder), or delete that one',
     );
   }
 }
-
 
 export async function runPipeline(argv: readonly string[]): Promise<PipelineResult> {
   const args = parseArgs('pipeline', argv);

@@ -308,13 +308,10 @@ export async function checkTrainArgs(flags: Args<'train'>, options: Pick<TrainOp
     // A fresh run would empty metrics.jsonl at once and replace the checkpoint at its first save.
     throw new ArgsError(`train: ${args.out} already holds a run (${previous}): continue it with --resume ${previous}, or give another --out (or delete that folder to start over)`);
   }
-  if (!args.resume && !options.replaceRun) {
-    // A run stopped before its first checkpoint, or one whose checkpoint was never kept: its records would be emptied.
-    const records = [];
-    for (const name of [METRICS_FILE, RUN_FILE]) if (await nonEmptyFile(join(args.out, name))) records.push(join(args.out, name));
-    if (records.length) {
-      throw new ArgsError(`train: ${args.out} holds another run's records (${records.join(', ')}) and no checkpoint to resume; give another --out (or delete those files to start over there)`);
-    }
+  const metrics = join(args.out, METRICS_FILE);
+  if (!args.resume && !options.replaceRun && (await nonEmptyFile(metrics))) {
+    // Epochs recorded by a run whose checkpoint is gone (or was never kept): a fresh run would empty the file.
+    throw new ArgsError(`train: ${args.out} holds another run's epochs (${metrics}) and no checkpoint to resume; give another --out (or delete that file to start over there)`);
   }
   if (args.resume && (await exists(previous)) && !(await sameFile(previous, args.resume))) {
     // The resumed run would replace that checkpoint at its first save and append to its metrics.

@@ -127,6 +127,7 @@ export async function readModelFile(
 /** The network a file holds (a path, or the file already read), with its weights and BN statistics, whichever of the two kinds it is. */
 export async function loadModelFile(file: string | HostModelFile, options: { unmasked?: boolean } = {}): Promise<ModelFile> {
   const { path, kind, checkpoint } = typeof file === 'string' ? await readModelFile(file, options) : file;
+  if (kind === 'compact model' && options.unmasked) throw new Error(`--unmasked is for a training checkpoint; ${path} is a compact model, whose pruned filters are gone`);
   if (kind === 'compact model') return { kind: 'compact', name: 'compact model', model: compactModelOf(checkpoint, path) };
   const model = cifarResNetOf(checkpoint, path);
   model.loadStateDict(checkpoint.model);

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPipeline } from '../../src/cli/pipeline.js';
+import { checkPipelineArgs, runPipeline } from '../../src/cli/pipeline.js';
+import { parseArgs } from '../../src/cli/args.js';
 import { loadCompactModel } from '../../src/io/checkpoint-files.js';
 import { hostLogits, onnxLogits } from '../support/onnx.js';
 import { Rng } from '../../src/tensor/random.js';
@@ -37,6 +38,9 @@ describe('pipeline', () => {
     expect(report.models.map((m) => [m.name, m.timingOnly, m.batches.map((b) => b.batch)])).toEqual([['resnet20', false, [1]]]);
     expect(report.models[0].notes.join(' ')).toMatch(/equivalence on 64 .* test images/);
     expect(JSON.parse(await readFile(result.plan, 'utf8')).kind).toBe('cifar-resnet');
+    // The folder is marked as a pipeline's, so the next pipeline run may replace it.
+    expect(JSON.parse(await readFile(join(out, 'pipeline.json'), 'utf8')).command).toBe('pipeline');
+    await expect(checkPipelineArgs(parseArgs('pipeline', ['--out', out]))).resolves.toBeUndefined();
     const rng = new Rng(3);
     const images = Float32Array.from({ length: 2 * 3 * 32 * 32 }, () => rng.normal());
     const theirs = (await onnxLogits(result.onnx, images, [2, 3, 32, 32])).data;

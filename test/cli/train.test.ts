@@ -34,30 +34,29 @@ describe('train into a folder that holds a run', () => {
     expect(await readFile(join(out, 'metrics.jsonl'), 'utf8')).toBe('{"epoch":1}\n');
   });
 
-  it('is refused where the run left records but no checkpoint (stopped before its first save), and the records stay', async () => {
+  it('is refused where a run recorded epochs but left no checkpoint, and the records stay; a run that recorded none may start again there', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sfp-train-records-'));
     dirs.push(out);
     await writeFile(join(out, 'metrics.jsonl'), '{"epoch":1}\n');
     await writeFile(join(out, 'run.json'), '{"command":"an earlier run"}\n');
     const args = parseArgs('train', ['--epochs', '1', '--batch-size', '8', '--max-steps', '1', '--out', out]);
-    await expect(checkTrainArgs(args)).rejects.toThrow(`holds another run's records (${join(out, 'metrics.jsonl')}, ${join(out, 'run.json')}) and no checkpoint to resume`);
+    await expect(checkTrainArgs(args)).rejects.toThrow(`holds another run's epochs (${join(out, 'metrics.jsonl')}) and no checkpoint to resume`);
     expect(await readFile(join(out, 'metrics.jsonl'), 'utf8')).toBe('{"epoch":1}\n');
-    expect(await readFile(join(out, 'run.json'), 'utf8')).toBe('{"command":"an earlier run"}\n');
-    // Empty records (a run that wrote nothing yet) are no run to keep.
+    // A run that failed before its first epoch's record (its run.json written, its metrics empty) is no run to keep.
     await writeFile(join(out, 'metrics.jsonl'), '');
-    await writeFile(join(out, 'run.json'), '');
     await expect(checkTrainArgs(args)).resolves.toMatchObject({ resumed: null });
   });
 
-  it('by a pipeline is refused unless a pipeline made that folder (its pipeline.json)', async () => {
+  it('by a pipeline is refused unless the folder is new, empty or a pipeline made it (its pipeline.json)', async () => {
     const out = await mkdtemp(join(tmpdir(), 'sfp-pipeline-out-'));
     dirs.push(out);
     const { checkPipelineArgs } = await import('../../src/cli/pipeline.js');
+    await expect(checkPipelineArgs(parseArgs('pipeline', ['--out', join(out, 'new')]))).resolves.toBeUndefined();
     const args = parseArgs('pipeline', ['--out', out]);
     await expect(checkPipelineArgs(args)).resolves.toBeUndefined();
     await mkdir(join(out, 'train'));
     await writeFile(join(out, 'train', 'checkpoint.safetensors'), 'weights of a long run');
-    await expect(checkPipelineArgs(args)).rejects.toThrow(`pipeline: ${join(out, 'train')} holds a run (checkpoint.safetensors) that no pipeline made`);
+    await expect(checkPipelineArgs(args)).rejects.toThrow(`pipeline: --out ${out} holds files no pipeline wrote (train; no pipeline.json)`);
     await writeFile(join(out, 'pipeline.json'), '{}');
     await expect(checkPipelineArgs(args)).resolves.toBeUndefined();
   });
