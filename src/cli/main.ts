@@ -11,6 +11,7 @@ import { checkExportArgs } from './export.js';
 import { runReport } from './report.js';
 import { ArgsError, HelpRequested, closest, parseArgs, type CommandName } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
+import { checkDataSplits } from '../data/node-files.js';
 
 /**
  * Each command: its one-line help, whether it needs the GPU, and its body. A GPU command's `check` (its flags,
@@ -29,17 +30,28 @@ function command<Checked>(spec: Command<Checked>): Command {
   return spec as unknown as Command;
 }
 
+/** A command's own checks, then its --data folder (whose batches the run reads later): all before the GPU starts. */
+async function withDataChecked<A extends { data?: string }, Checked>(
+  args: A,
+  check: (args: A) => Promise<Checked>,
+  options: { allowSynthetic?: boolean } = {},
+): Promise<Checked> {
+  const checked = await check(args);
+  await checkDataSplits({ data: args.data, ...options });
+  return checked;
+}
+
 const COMMANDS: Record<CommandName, Command> = {
   train: command({
     help: 'train a CIFAR ResNet, optionally with Soft Filter Pruning (--sfp-rate) or hard pruning',
     gpu: true,
-    check: (argv) => checkTrainArgs(parseArgs('train', argv)),
+    check: (argv) => withDataChecked(parseArgs('train', argv), checkTrainArgs),
     run: runTrain,
   }),
   eval: command({
     help: "the CIFAR-10 test accuracy and loss of a training checkpoint or a compact model",
     gpu: true,
-    check: (argv) => checkEvalArgs(parseArgs('eval', argv)),
+    check: (argv) => withDataChecked(parseArgs('eval', argv), checkEvalArgs, { allowSynthetic: false }),
     run: runEval,
   }),
   export: command({
@@ -60,7 +72,7 @@ const COMMANDS: Record<CommandName, Command> = {
   compact: command({
     help: 'remove the zeroed filters of a pruned checkpoint; writes the smaller dense model once its logits match',
     gpu: true,
-    check: (argv) => checkCompactArgs(parseArgs('compact', argv)),
+    check: (argv) => withDataChecked(parseArgs('compact', argv), checkCompactArgs),
     run: runCompact,
   }),
   bench: command({
@@ -72,7 +84,7 @@ const COMMANDS: Record<CommandName, Command> = {
   pipeline: {
     help: 'short SFP training, compaction with the equivalence check, speedup table and chart (npm start)',
     gpu: true,
-    check: (argv) => checkPipelineArgs(parseArgs('pipeline', argv)),
+    check: (argv) => withDataChecked(parseArgs('pipeline', argv), checkPipelineArgs),
     run: runPipeline,
   },
   report: {

@@ -88,18 +88,28 @@ export interface LoadDataOptions {
   synthetic?: { seed?: number; trainCount?: number; testCount?: number };
 }
 
-/** Loads train and test from the resolved folder (flag, then CIFAR10_DIR, then the default), or falls back. */
-export async function loadDataSplits(options: LoadDataOptions = {}): Promise<DataSplits> {
+/**
+ * Where loadDataSplits will read, and whether it will fall back to the synthetic set, checked without reading a
+ * batch: the commands call it before they start the GPU, so a wrong --data is reported first.
+ */
+export async function checkDataSplits(options: LoadDataOptions = {}): Promise<{ absolute: string; source: DataDirSource; synthetic: boolean }> {
   const { dir, source } = resolveDataDir({ data: options.data, env: options.env ?? process.env });
   const absolute = resolve(source === 'default' && options.defaultDir ? options.defaultDir : dir);
   const missing = await missingCifar10Files(absolute);
-  if (missing.length > 0) {
-    const all = missing.length === TRAIN_FILES.length + TEST_FILES.length;
-    if (source !== 'default' || options.allowSynthetic === false || !all) {
-      const inside = join(absolute, BATCHES_FOLDER);
-      const complete = all && (await missingCifar10Files(inside)).length === 0;
-      throw new Cifar10NotFoundError(absolute, missing, source, complete ? inside : undefined);
-    }
+  if (missing.length === 0) return { absolute, source, synthetic: false };
+  const all = missing.length === TRAIN_FILES.length + TEST_FILES.length;
+  if (source !== 'default' || options.allowSynthetic === false || !all) {
+    const inside = join(absolute, BATCHES_FOLDER);
+    const complete = all && (await missingCifar10Files(inside)).length === 0;
+    throw new Cifar10NotFoundError(absolute, missing, source, complete ? inside : undefined);
+  }
+  return { absolute, source, synthetic: true };
+}
+
+/** Loads train and test from the resolved folder (flag, then CIFAR10_DIR, then the default), or falls back. */
+export async function loadDataSplits(options: LoadDataOptions = {}): Promise<DataSplits> {
+  const { absolute, source, synthetic } = await checkDataSplits(options);
+  if (synthetic) {
     const seed = options.synthetic?.seed ?? 0;
     const trainCount = options.synthetic?.trainCount ?? 10_000;
     const testCount = options.synthetic?.testCount ?? 2_000;

@@ -47,12 +47,15 @@ describe('sfp-gpu without a GPU adapter', () => {
     }
   });
 
-  it('reads the model file of eval, export, compact and bench before the adapter is sought: a missing file or one that is no checkpoint is named', () => {
+  it('reads the model file of eval, export, compact and bench, and the --data folder, before the adapter is sought: a missing file or one that is no checkpoint is named', () => {
     for (const [args, message] of [
       [['eval', '--checkpoint', '/tmp/sfp-no-such-file.safetensors'], 'checkpoint not found: /tmp/sfp-no-such-file.safetensors'],
       [['export', '--checkpoint', 'package.json', '--out', '/tmp/sfp-never-written.onnx'], 'package.json: not a valid safetensors file'],
       [['compact', '--checkpoint', 'package.json', '--out', '/tmp/sfp-never-written.safetensors'], 'package.json: not a valid safetensors file'],
       [['bench', '--checkpoint', '/tmp/sfp-no-such-file.safetensors', '--out', '/tmp/sfp-never-written'], 'checkpoint not found: /tmp/sfp-no-such-file.safetensors'],
+      // A --data folder without the batches, named before the GPU too.
+      [['train', '--data', '/tmp/sfp-no-such-data', '--epochs', '1', '--out', '/tmp/sfp-never-written'], 'CIFAR-10 not found in /tmp/sfp-no-such-data (from --data)'],
+      [['pipeline', '--data', '/tmp/sfp-no-such-data', '--out', '/tmp/sfp-never-written'], 'CIFAR-10 not found in /tmp/sfp-no-such-data (from --data)'],
     ] as const) {
       const { status, stderr } = withoutAdapter([...args]);
       expect(status, `${args.join(' ')}: ${stderr}`).toBe(1);
