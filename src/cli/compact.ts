@@ -65,7 +65,7 @@ export async function compactCheckpoint(
       `FLOPs ${fullFlops.toExponential(3)} → ${flops.toExponential(3)} (−${(100 * (1 - flops / fullFlops)).toFixed(1)} %)`,
   );
 
-  const data = options.data ?? (await loadDataSplits({ data: args.data }));
+  const data = options.data ?? (await loadDataSplits({ data: args.data, testOnly: true }));
   sink.line(data.description);
   const limit = args.checkImages > 0 ? args.checkImages : Infinity;
   const test = new LoaderSource(data.test, { batchSize: args.batchSize, train: false });

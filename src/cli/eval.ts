@@ -55,7 +55,7 @@ export async function runEval(argv: readonly string[], checked?: HostModelFile):
   const args = parseArgs('eval', argv);
   const result = await evaluateFile(checked ?? (await checkEvalArgs(args)), async () => {
     // A score on the synthetic images would read like an accuracy: eval needs the real test set.
-    const splits = await loadDataSplits({ data: args.data, allowSynthetic: false });
+    const splits = await loadDataSplits({ data: args.data, allowSynthetic: false, testOnly: true });
     console.log(splits.description);
     return splits;
   }, args.batchSize, consoleSink, { unmasked: args.unmasked });

@@ -11,7 +11,7 @@ import { checkExportArgs } from './export.js';
 import { runReport } from './report.js';
 import { ArgsError, HelpRequested, closest, parseArgs, type CommandName } from './args.js';
 import { downloadCifar10 } from '../data/download.js';
-import { checkDataSplits } from '../data/node-files.js';
+import { checkDataSplits, type LoadDataOptions } from '../data/node-files.js';
 
 /**
  * Each command: its one-line help, whether it needs the GPU, and its body. A GPU command's `check` (its flags,
@@ -34,7 +34,7 @@ function command<Checked>(spec: Command<Checked>): Command {
 async function withDataChecked<A extends { data?: string }, Checked>(
   args: A,
   check: (args: A) => Promise<Checked>,
-  options: { allowSynthetic?: boolean } = {},
+  options: Pick<LoadDataOptions, 'allowSynthetic' | 'testOnly'> = {},
 ): Promise<Checked> {
   const checked = await check(args);
   await checkDataSplits({ data: args.data, ...options });
@@ -51,7 +51,7 @@ const COMMANDS: Record<CommandName, Command> = {
   eval: command({
     help: "the CIFAR-10 test accuracy and loss of a training checkpoint or a compact model",
     gpu: true,
-    check: (argv) => withDataChecked(parseArgs('eval', argv), checkEvalArgs, { allowSynthetic: false }),
+    check: (argv) => withDataChecked(parseArgs('eval', argv), checkEvalArgs, { allowSynthetic: false, testOnly: true }),
     run: runEval,
   }),
   export: command({
@@ -72,7 +72,7 @@ const COMMANDS: Record<CommandName, Command> = {
   compact: command({
     help: 'remove the zeroed filters of a pruned checkpoint; writes the smaller dense model once its logits match',
     gpu: true,
-    check: (argv) => withDataChecked(parseArgs('compact', argv), checkCompactArgs),
+    check: (argv) => withDataChecked(parseArgs('compact', argv), checkCompactArgs, { testOnly: true }),
     run: runCompact,
   }),
   bench: command({

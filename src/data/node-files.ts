@@ -86,6 +86,8 @@ export interface LoadDataOptions {
   defaultDir?: string;
   /** Seed and sizes of the synthetic fallback. */
   synthetic?: { seed?: number; trainCount?: number; testCount?: number };
+  /** Read only the test split (eval and compact use no training image): `train` is empty, its batch files need not be there. */
+  testOnly?: boolean;
 }
 
 /**
@@ -95,12 +97,13 @@ export interface LoadDataOptions {
 export async function checkDataSplits(options: LoadDataOptions = {}): Promise<{ absolute: string; source: DataDirSource; synthetic: boolean }> {
   const { dir, source } = resolveDataDir({ data: options.data, env: options.env ?? process.env });
   const absolute = resolve(source === 'default' && options.defaultDir ? options.defaultDir : dir);
-  const missing = await missingCifar10Files(absolute);
+  const splits: Split[] = options.testOnly ? ['test'] : ['train', 'test'];
+  const missing = await missingCifar10Files(absolute, splits);
   if (missing.length === 0) return { absolute, source, synthetic: false };
-  const all = missing.length === TRAIN_FILES.length + TEST_FILES.length;
+  const all = missing.length === splits.reduce((n, split) => n + (split === 'train' ? TRAIN_FILES : TEST_FILES).length, 0);
   if (source !== 'default' || options.allowSynthetic === false || !all) {
     const inside = join(absolute, BATCHES_FOLDER);
-    const complete = all && (await missingCifar10Files(inside)).length === 0;
+    const complete = all && (await missingCifar10Files(inside, splits)).length === 0;
     throw new Cifar10NotFoundError(absolute, missing, source, complete ? inside : undefined);
   }
   return { absolute, source, synthetic: true };
@@ -123,8 +126,12 @@ export async function loadDataSplits(options: LoadDataOptions = {}): Promise<Dat
         `(${trainCount} train, ${testCount} test, seed ${seed}). ${howToGetCifar10()}`,
     };
   }
-  const train = await loadCifar10(absolute, 'train', source, OFFICIAL_BATCH_RECORDS);
+  const train = options.testOnly ? null : await loadCifar10(absolute, 'train', source, OFFICIAL_BATCH_RECORDS);
   const test = await loadCifar10(absolute, 'test', source, OFFICIAL_BATCH_RECORDS);
+  if (!train) {
+    const none = { images: new Uint8Array(0), labels: new Uint8Array(0), count: 0, classNames: test.classNames };
+    return { train: none, test, kind: 'cifar10', dir: absolute, description: `CIFAR-10 from ${describeDataDir(absolute, source)}: ${test.count} test images` };
+  }
   return {
     train, test, kind: 'cifar10', dir: absolute,
     description: `CIFAR-10 from ${describeDataDir(absolute, source)}: ${train.count} train, ${test.count} test images`,

@@ -1,7 +1,7 @@
 // The CIFAR-10 binary reader: the real batches read back as the data README documents them, and broken inputs give
 // errors that name the file and say what is wrong. The real data is read in place, where the other tests find it
 // (test/support/data.ts).
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -68,6 +68,19 @@ describe('real CIFAR-10 batches', () => {
     expect(splits.kind).toBe('cifar10');
     expect(splits.train.count).toBe(50_000);
     expect(splits.description).toContain('from --data');
+  });
+
+  test('testOnly (eval, compact) needs and reads only test_batch.bin; without it the training batches are missing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cifar-test-only-'));
+    try {
+      await symlink(join(REAL_DIR, 'test_batch.bin'), join(dir, 'test_batch.bin'));
+      const splits = await loadDataSplits({ data: dir, env: {}, testOnly: true });
+      expect([splits.kind, splits.test.count, splits.train.count]).toEqual(['cifar10', 10_000, 0]);
+      expect(splits.description).toContain(': 10000 test images');
+      await expect(loadDataSplits({ data: dir, env: {} })).rejects.toThrow(/missing data_batch_1\.bin, .*data_batch_5\.bin\./);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
