@@ -32,7 +32,7 @@ export async function runCompact(argv: readonly string[], checked?: HostModelFil
 export async function checkCompactArgs(args: Args<'compact'>): Promise<HostModelFile> {
   const outProblem = await outputReplacesProblem(args.out, args.checkpoint, ['training checkpoint']);
   if (outProblem) throw new ArgsError(`compact: --out ${args.out}: ${outProblem}`);
-  return readModelFile(args.checkpoint, { kinds: ['training checkpoint'] });
+  return readModelFile(args.checkpoint, { checkpointOnly: true });
 }
 
 /** The `compact` command on parsed flags; `data` may be given already loaded, and `checked` what checkCompactArgs returned. */

@@ -100,7 +100,7 @@ export async function checkDataSplits(options: LoadDataOptions = {}): Promise<{ 
   const splits: Split[] = options.testOnly ? ['test'] : ['train', 'test'];
   const missing = await missingCifar10Files(absolute, splits);
   if (missing.length === 0) return { absolute, source, synthetic: false };
-  const all = missing.length === splits.reduce((n, split) => n + (split === 'train' ? TRAIN_FILES : TEST_FILES).length, 0);
+  const all = missing.length === (options.testOnly ? 0 : TRAIN_FILES.length) + TEST_FILES.length;
   if (source !== 'default' || options.allowSynthetic === false || !all) {
     const inside = join(absolute, BATCHES_FOLDER);
     const complete = all && (await missingCifar10Files(inside, splits)).length === 0;

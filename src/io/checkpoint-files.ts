@@ -109,25 +109,28 @@ export interface HostModelFile {
   checkpoint: LoadedCheckpoint;
 }
 
-/** Reads a training checkpoint or a compact model (`kinds` limits which) without the GPU; see HostModelFile. */
-export async function readModelFile(
-  path: string,
-  options: { unmasked?: boolean; kinds?: readonly ModelFileKind[] } = {},
-): Promise<HostModelFile> {
+/** Reads a training checkpoint or a compact model (`checkpointOnly`: refuses the latter) without the GPU; see HostModelFile. */
+export async function readModelFile(path: string, options: { unmasked?: boolean; checkpointOnly?: boolean } = {}): Promise<HostModelFile> {
   const checkpoint = await loadCheckpoint(path);
-  if (isCompactModel(checkpoint.meta)) {
-    if (options.kinds && !options.kinds.includes('compact model')) refuseCompactModel(checkpoint, path);
-    if (options.unmasked) throw new Error(`--unmasked is for a training checkpoint; ${path} is a compact model, whose pruned filters are gone`);
-    return { path, kind: 'compact model', checkpoint };
+  if (options.checkpointOnly) refuseCompactModel(checkpoint, path);
+  const file: HostModelFile = { path, kind: isCompactModel(checkpoint.meta) ? 'compact model' : 'training checkpoint', checkpoint };
+  refuseUnmasked(file, options.unmasked);
+  if (file.kind === 'training checkpoint') cifarShapeOf(checkpoint, path);
+  return file;
+}
+
+/** --unmasked keeps a training checkpoint's pruned filters as stored; a compact model has none left. */
+function refuseUnmasked(file: HostModelFile, unmasked = false): void {
+  if (unmasked && file.kind === 'compact model') {
+    throw new Error(`--unmasked is for a training checkpoint; ${file.path} is a compact model, whose pruned filters are gone`);
   }
-  cifarShapeOf(checkpoint, path);
-  return { path, kind: 'training checkpoint', checkpoint };
 }
 
 /** The network a file holds (a path, or the file already read), with its weights and BN statistics, whichever of the two kinds it is. */
 export async function loadModelFile(file: string | HostModelFile, options: { unmasked?: boolean } = {}): Promise<ModelFile> {
-  const { path, kind, checkpoint } = typeof file === 'string' ? await readModelFile(file, options) : file;
-  if (kind === 'compact model' && options.unmasked) throw new Error(`--unmasked is for a training checkpoint; ${path} is a compact model, whose pruned filters are gone`);
+  const host = typeof file === 'string' ? await readModelFile(file) : file;
+  refuseUnmasked(host, options.unmasked);
+  const { path, kind, checkpoint } = host;
   if (kind === 'compact model') return { kind: 'compact', name: 'compact model', model: compactModelOf(checkpoint, path) };
   const model = cifarResNetOf(checkpoint, path);
   model.loadStateDict(checkpoint.model);

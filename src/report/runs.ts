@@ -182,7 +182,6 @@ function isUnfinished(run: RunResults): boolean {
 }
 
 /** A run's report body (report.md puts a title above it; a README block is the body alone). `chartHref`: the chart as seen from the Markdown file. */
-
 export function runMarkdown(run: RunResults, chartHref: string): string {
   const s = summariseRun(run.records);
   const unfinished = isUnfinished(run);
